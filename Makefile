@@ -1,0 +1,43 @@
+# The commands a person types. `.ci/run` calls the same ones.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+BENCH  ?=
+PYTEST_ARGS ?=
+
+.PHONY: up test lint fmt bench bench-quick clean
+
+# (re)install when pyproject.toml changes; creates .venv when missing
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+## run the whole pipeline here: embedded PostgreSQL and Redis unless VSMMON_*_URL are set
+up: $(STAMP)
+	$(VENV)/bin/vsmmon up
+
+## unit tests (no services) and integration tests (real PostgreSQL, Redis, Celery workers)
+test: $(STAMP)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy vsmmon workers beat_schedule.py
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## benchmarks: `make bench`, or one of them: `make bench BENCH=p3_ingest`
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH)
+
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick $(BENCH)
+
+clean:
+	rm -rf $(VENV) .vsmmon .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,17 @@
+"""The beat schedule as plain data: which task runs how often.
+
+`every` names the setting that holds the period, so operators tune intervals through
+VSMMON_COLLECT_INTERVAL_S / VSMMON_HEALTH_INTERVAL_S without touching this file.
+`expires_after_period` drops a run still queued when the next one is due: a backlog of stale
+collections would only measure the past.
+"""
+
+from workers import names
+
+SCHEDULE = {
+    "collect-metrics": {
+        "task": names.COLLECT_RUN,
+        "every": "collect_interval_s",
+        "expires_after_period": True,
+    },
+}

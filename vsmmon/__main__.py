@@ -1,0 +1,7 @@
+"""`python -m vsmmon` is the `vsmmon` command."""
+
+import sys
+
+from vsmmon.cli import main
+
+sys.exit(main())

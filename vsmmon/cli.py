@@ -1,0 +1,170 @@
+"""The `vsmmon` command line.
+
+This is the composition root: `worker` and `beat` import the Celery app from `workers/` inside the
+command, so importing this module (and the rest of `vsmmon/`) never imports Celery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from vsmmon import __version__, queues, runfile
+from vsmmon.codec import summary_to_dict
+from vsmmon.config import Settings, load_settings
+from vsmmon.errors import ConfigError, VsmmonError
+from vsmmon.redact import redact_url
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vsmmon", description="VSM monitoring pipeline for Celery fleets")
+    parser.add_argument("--version", action="version", version=f"vsmmon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("up", help="run everything here (embedded PostgreSQL and Redis when no URL is set)")
+
+    status = sub.add_parser("status", help="the latest persisted collection")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    db = sub.add_parser("db", help="database migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_up = db_sub.add_parser("upgrade", help="apply migrations (default: to head)")
+    db_up.add_argument("revision", nargs="?", default="head")
+    db_down = db_sub.add_parser("downgrade", help="revert migrations to REVISION (`base`: all)")
+    db_down.add_argument("revision")
+    db_sub.add_parser("current", help="the database's revision and the code's head")
+
+    worker = sub.add_parser("worker", help="a Celery worker of the pipeline")
+    worker.add_argument("--role", choices=sorted(queues.ROLES), default="all", help="which queues to consume")
+    worker.add_argument("--concurrency", type=int, default=None, help="pool size (default: settings)")
+    worker.add_argument("--hostname", default=None, help="worker name (default: vsmmon-ROLE@HOST)")
+
+    sub.add_parser("beat", help="the scheduler (run exactly one)")
+    sub.add_parser("serve", help="the HTTP service: API, health endpoints")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(COMMANDS[args.command](args, settings) or 0)
+    except ConfigError as e:
+        print(f"vsmmon: configuration error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except VsmmonError as e:
+        print(f"vsmmon: {redact_url(str(e))}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from vsmmon.up import up
+
+    return up(settings)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from vsmmon.storage.postgres import store_for
+
+    settings = runfile.resolve(settings)
+    with store_for(settings.sqlalchemy_url()) as store:
+        latest = store.latest_collection()
+    if latest is None:
+        print("no collection stored yet" if not args.json else json.dumps({"latest": None}))
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"latest": summary_to_dict(latest)}))
+        return 0
+    age_s = (datetime.now(UTC) - latest.started_at).total_seconds()
+    print(f"database          {redact_url(settings.sqlalchemy_url())}")
+    print(f"latest collection {latest.id}")
+    print(f"  when            {latest.started_at.isoformat(timespec='seconds')} ({age_s:.0f} s ago)")
+    print(f"  agents          {latest.agent_count}")
+    print(f"  samples         {latest.sample_count}")
+    print(f"  duration        {latest.duration_ms:.0f} ms")
+    if latest.unreachable:
+        print(f"  unreachable     {', '.join(latest.unreachable)}")
+    print(f"  aggregated      {'yes' if latest.aggregated_at else 'not yet'}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from vsmmon import migrations
+
+    url = runfile.resolve(settings).sqlalchemy_url()
+    if args.db_command == "upgrade":
+        migrations.upgrade(url, args.revision)
+        print(f"database at {migrations.current(url)[0] or 'base'}")
+    elif args.db_command == "downgrade":
+        migrations.downgrade(url, args.revision)
+        print(f"database at {migrations.current(url)[0] or 'base'}")
+    else:
+        current, head = migrations.current(url)
+        state = "up to date" if current == head else f"behind head {head}"
+        print(f"{current or 'base'} ({state})")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.app import create_app
+
+    app = create_app(settings)
+    hostname = args.hostname or f"vsmmon-{args.role}@{socket.gethostname()}"
+    app.worker_main(
+        [
+            "worker",
+            f"--hostname={hostname}",
+            f"--queues={','.join(queues.ROLES[args.role])}",
+            f"--concurrency={args.concurrency or settings.worker_concurrency}",
+            f"--loglevel={settings.log_level}",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.app import create_app
+
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    app.Beat(
+        schedule=str(data_dir / "celerybeat-schedule"), loglevel=settings.log_level, max_interval=5
+    ).run()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from vsmmon.web import create_app
+
+    uvicorn.run(
+        create_app(runfile.resolve(settings)),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "status": cmd_status,
+    "db": cmd_db,
+    "worker": cmd_worker,
+    "beat": cmd_beat,
+    "serve": cmd_serve,
+}

@@ -1,0 +1,79 @@
+"""JSON form of domain values, for the Redis staging buffer and the API. JSON only: no pickle anywhere."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from vsmmon.errors import InvalidInput
+from vsmmon.models import AgentKind, AgentReport, Collection, CollectionSummary, utc
+
+
+def collection_to_json(collection: Collection) -> str:
+    """Serialise a collection for staging."""
+    return json.dumps(
+        {
+            "id": str(collection.id),
+            "started_at": collection.started_at.isoformat(),
+            "duration_ms": collection.duration_ms,
+            "unreachable": list(collection.unreachable),
+            "reports": [
+                {
+                    "agent_id": r.agent_id,
+                    "kind": r.kind.value,
+                    "host": r.host,
+                    "version": r.version,
+                    "metrics": dict(r.metrics),
+                    "errors": dict(r.errors),
+                }
+                for r in collection.reports
+            ],
+        },
+        separators=(",", ":"),
+        allow_nan=False,
+    )
+
+
+def collection_from_json(text: str | bytes) -> Collection:
+    """Read a staged collection back.
+
+    Raises:
+        InvalidInput: the text is not a collection in the form `collection_to_json` writes.
+    """
+    try:
+        raw = json.loads(text)
+        return Collection(
+            id=UUID(raw["id"]),
+            started_at=utc(datetime.fromisoformat(raw["started_at"])),
+            duration_ms=float(raw["duration_ms"]),
+            unreachable=tuple(str(u) for u in raw["unreachable"]),
+            reports=tuple(
+                AgentReport(
+                    agent_id=str(r["agent_id"]),
+                    kind=AgentKind(r["kind"]),
+                    host=str(r["host"]),
+                    version=str(r["version"]),
+                    metrics={str(k): float(v) for k, v in r["metrics"].items()},
+                    errors={str(k): str(v) for k, v in r["errors"].items()},
+                )
+                for r in raw["reports"]
+            ),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InvalidInput("collection", f"not a staged collection: {e!r}") from e
+
+
+def summary_to_dict(summary: CollectionSummary) -> dict[str, Any]:
+    """The API and `vsmmon status --json` form of a collection summary."""
+    return {
+        "id": str(summary.id),
+        "started_at": summary.started_at.isoformat(),
+        "duration_ms": round(summary.duration_ms, 3),
+        "agent_count": summary.agent_count,
+        "sample_count": summary.sample_count,
+        "unreachable": list(summary.unreachable),
+        "persisted_at": summary.persisted_at.isoformat(),
+        "aggregated_at": summary.aggregated_at.isoformat() if summary.aggregated_at else None,
+    }

@@ -1,0 +1,78 @@
+"""Collection stage: turn what the host probe and the workers answered into one `Collection`.
+
+Pure: the Celery task does the broadcast and hands the replies here with the clock reading.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from vsmmon.models import AgentKind, AgentReport, Collection, utc
+
+MAX_METRICS_PER_AGENT = 500
+MAX_NAME_LENGTH = 120
+
+
+def collect(
+    *,
+    collection_id: UUID,
+    now: datetime,
+    duration_ms: float,
+    host_reports: Iterable[AgentReport],
+    worker_replies: Mapping[str, Any],
+    expected_workers: Iterable[str] = (),
+) -> Collection:
+    """Build the collection of one cycle.
+
+    `worker_replies` maps a worker's hostname to its `vsm_metrics` reply; a worker in
+    `expected_workers` that did not answer is listed as unreachable.
+    """
+    reports = list(host_reports)
+    reports.extend(parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items()))
+    unreachable = tuple(sorted(set(expected_workers) - set(worker_replies)))
+    return Collection(collection_id, utc(now), duration_ms, tuple(reports), unreachable)
+
+
+def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
+    """Read one worker's `vsm_metrics` reply; a malformed part becomes an error entry, not an exception."""
+    if not isinstance(reply, Mapping):
+        return AgentReport(hostname, AgentKind.CELERY_WORKER, "", errors={"reply": _describe(reply)})
+    errors = {str(k)[:MAX_NAME_LENGTH]: str(v)[:500] for k, v in dict(reply.get("errors") or {}).items()}
+    metrics, problems = clean_metrics(reply.get("metrics"))
+    errors.update(problems)
+    return AgentReport(
+        agent_id=hostname,
+        kind=AgentKind.CELERY_WORKER,
+        host=str(reply.get("host", ""))[:MAX_NAME_LENGTH],
+        metrics=metrics,
+        version=str(reply.get("version", ""))[:MAX_NAME_LENGTH],
+        errors=errors,
+    )
+
+
+def clean_metrics(raw: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """Keep the finite numeric metrics of `raw`; say why each other entry was dropped."""
+    if not isinstance(raw, Mapping):
+        return {}, {"metrics": _describe(raw)}
+    metrics: dict[str, float] = {}
+    problems: dict[str, str] = {}
+    for name, value in raw.items():
+        key = str(name)[:MAX_NAME_LENGTH]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems[f"metric:{key}"] = f"expected a number, got {type(value).__name__}"
+        elif not math.isfinite(value):
+            problems[f"metric:{key}"] = f"expected a finite number, got {value}"
+        elif len(metrics) >= MAX_METRICS_PER_AGENT:
+            problems["metrics"] = f"more than {MAX_METRICS_PER_AGENT} metrics; the rest were dropped"
+            break
+        else:
+            metrics[key] = float(value)
+    return metrics, problems
+
+
+def _describe(value: Any) -> str:
+    return f"expected an object, got {type(value).__name__}"

@@ -1,0 +1,144 @@
+"""Settings: one frozen object loaded from `VSMMON_*` variables and passed explicitly.
+
+Nothing here runs at import time; `load_settings()` reads the environment when it is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vsmmon.errors import ConfigError
+
+ENV_PREFIX = "VSMMON_"
+_URL_SCHEMES = {
+    "broker_url": ("redis", "rediss", "amqp", "amqps", "pyamqp"),
+    "redis_url": ("redis", "rediss", "unix"),
+    "database_url": ("postgresql", "postgresql+psycopg"),
+}
+
+
+class Settings(BaseSettings):
+    """Everything vsmmon can be told, with the defaults a laptop needs."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    broker_url: str | None = Field(default=None, description="Celery broker (redis:// or amqp://)")
+    database_url: str | None = Field(default=None, description="PostgreSQL, postgresql+psycopg://")
+    redis_url: str | None = Field(
+        default=None, description="Redis for staging and pub/sub; defaults to BROKER_URL when that is Redis"
+    )
+    api_token: SecretStr | None = Field(default=None, description="bearer token every write must carry")
+    data_dir: Path = Field(default=Path(".vsmmon"), description="embedded servers' data and run files")
+    http_host: str = Field(default="127.0.0.1", description="HTTP service address")
+    http_port: int = Field(default=8000, ge=1, le=65535, description="HTTP service port")
+    collect_interval_s: float = Field(default=5.0, gt=0, le=3600, description="metric collection period")
+    health_interval_s: float = Field(default=30.0, gt=0, le=3600, description="health check period")
+    collect_timeout_s: float = Field(
+        default=1.5, gt=0, le=3, description="how long a cycle waits for replies"
+    )
+    worker_concurrency: int = Field(default=2, ge=1, le=256, description="pool size of `vsmmon up`'s worker")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("broker_url", "database_url", "redis_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None, info: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        schemes = _URL_SCHEMES[info.field_name]
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in schemes:
+            raise ValueError(f"expected a URL starting with one of {', '.join(s + '://' for s in schemes)}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _redis_needed_beside_amqp(self) -> Settings:
+        if self.broker_url and not self.broker_url.startswith("redis") and self.redis_url is None:
+            raise ValueError(
+                "REDIS_URL: required when BROKER_URL is not Redis (staging and pub/sub use Redis)"
+            )
+        return self
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        """Redis used for staging and pub/sub: REDIS_URL, else the broker when it is Redis."""
+        return self.redis_url or self.broker_url
+
+    @property
+    def embedded(self) -> bool:
+        """True when neither broker nor database is configured: `vsmmon up` starts its own."""
+        return self.broker_url is None and self.database_url is None
+
+    def sqlalchemy_url(self) -> str:
+        """DATABASE_URL with the psycopg 3 driver named, as SQLAlchemy needs it.
+
+        Raises:
+            ConfigError: no DATABASE_URL is set.
+        """
+        url = self.require("database_url")
+        if url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    def require(self, name: str) -> str:
+        """The value of an optional URL setting that this command cannot do without.
+
+        Raises:
+            ConfigError: the setting is not set.
+        """
+        value = self.effective_redis_url if name == "redis_url" else getattr(self, name)
+        if not value:
+            raise ConfigError(
+                ENV_PREFIX + name.upper(), "not set (start `vsmmon up` for the embedded servers, or set it)"
+            )
+        return str(value)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from `environ` (default: the process environment) plus explicit overrides.
+
+    Raises:
+        ConfigError: a value is missing or malformed; the message names the variable.
+    """
+    try:
+        if environ is None:
+            return Settings(**overrides)
+        values = {k[len(ENV_PREFIX) :].lower(): v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+        values.update(overrides)
+        return _from_mapping(values)
+    except ValidationError as e:
+        raise _config_error(e) from e
+
+
+def _from_mapping(values: Mapping[str, Any]) -> Settings:
+    # Settings() would also read os.environ; validating a plain mapping keeps tests hermetic.
+    return Settings.model_validate(dict(values))
+
+
+def _config_error(error: ValidationError) -> ConfigError:
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if not loc and ": " in message:  # model-level check names its variable itself
+        name, message = message.split(": ", 1)
+        loc = [name.lower()]
+    variable = ENV_PREFIX + (loc[0].upper() if loc else "?")
+    given = first.get("input")
+    suffix = (
+        f", got {given!r}" if isinstance(given, str | int | float) and not isinstance(given, bool) else ""
+    )
+    if first.get("type") == "extra_forbidden":
+        return ConfigError(variable, "unknown setting")
+    return ConfigError(variable, f"{message}{suffix}")

@@ -1,0 +1,51 @@
+"""Schema migrations through Alembic, for `vsmmon db …`, `vsmmon up` and the tests."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+
+from alembic import command
+from vsmmon.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic's configuration for `url`, from the project's `alembic.ini`.
+
+    Raises:
+        ConfigError: the Alembic scripts are not beside the package (a wheel without the source tree).
+    """
+    ini = ROOT / "alembic.ini"
+    if not ini.exists():
+        raise ConfigError("alembic.ini", f"not found at {ini}; run vsmmon from its source tree or image")
+    config = Config(str(ini), stdout=io.StringIO())
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to `revision`."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Revert migrations down to `revision` (`base` removes every table)."""
+    command.downgrade(alembic_config(url), revision)
+
+
+def current(url: str) -> tuple[str | None, str]:
+    """The database's revision and the newest one the code knows."""
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head() or ""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision(), head
+    finally:
+        engine.dispose()

@@ -1,0 +1,140 @@
+"""Domain values: frozen dataclasses and string enums, free of any I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from uuid import UUID
+
+ROLLUP_WINDOWS_S: tuple[int, ...] = (300, 3600, 86400)
+"""The trend windows of the seed design: 5 min, 1 h, 24 h."""
+
+
+class AgentKind(StrEnum):
+    """What reports: a Celery worker of the fleet, the host it runs on, or a pushed agent type."""
+
+    CELERY_WORKER = "celery_worker"
+    HOST = "host"
+    LLM_WORKER = "llm_worker"
+    WORKER = "worker"
+    SENSOR = "sensor"
+    API = "api"
+
+
+def utc(value: datetime) -> datetime:
+    """Return `value` as a tz-aware UTC datetime; a naive one is refused."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} (vsmmon uses tz-aware UTC everywhere)")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading of one metric of one agent."""
+
+    ts: datetime
+    agent_id: str
+    metric: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReport:
+    """What one agent said in one collection: its metrics, or why it could not say anything."""
+
+    agent_id: str
+    kind: AgentKind
+    host: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    version: str = ""
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [name for name, value in self.metrics.items() if not math.isfinite(value)]
+        if bad:
+            raise ValueError(f"agent {self.agent_id!r}: non-finite values for {', '.join(sorted(bad))}")
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """One collection cycle: who answered with what, who did not, how long it took."""
+
+    id: UUID
+    started_at: datetime
+    duration_ms: float
+    reports: tuple[AgentReport, ...]
+    unreachable: tuple[str, ...] = ()
+
+    @property
+    def agent_count(self) -> int:
+        return len(self.reports)
+
+    @property
+    def sample_count(self) -> int:
+        return sum(len(r.metrics) for r in self.reports)
+
+    def samples(self) -> Iterator[Sample]:
+        """Every metric of every report as a `Sample` stamped with the cycle's start."""
+        for report in self.reports:
+            for metric, value in report.metrics.items():
+                yield Sample(self.started_at, report.agent_id, metric, value)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSummary:
+    """A persisted collection as `vsmmon status` and the API show it."""
+
+    id: UUID
+    started_at: datetime
+    duration_ms: float
+    agent_count: int
+    sample_count: int
+    unreachable: tuple[str, ...]
+    persisted_at: datetime
+    aggregated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """Summary of one metric of one agent over one window (count, min, max, sum, last)."""
+
+    agent_id: str
+    metric: str
+    window_s: int
+    window_start: datetime
+    count: int
+    min: float
+    max: float
+    sum: float
+    last: float
+    last_ts: datetime
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count
+
+    def merge(self, other: Rollup) -> Rollup:
+        """Combine two rollups of the same key; the order of merging does not matter."""
+        if (self.agent_id, self.metric, self.window_s, self.window_start) != (
+            other.agent_id,
+            other.metric,
+            other.window_s,
+            other.window_start,
+        ):
+            raise ValueError("cannot merge rollups of different keys")
+        newer = other if other.last_ts >= self.last_ts else self
+        return Rollup(
+            self.agent_id,
+            self.metric,
+            self.window_s,
+            self.window_start,
+            self.count + other.count,
+            min(self.min, other.min),
+            max(self.max, other.max),
+            self.sum + other.sum,
+            newer.last,
+            newer.last_ts,
+        )

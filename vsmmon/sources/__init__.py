@@ -1,0 +1,1 @@
+"""Metric sources: psutil probes of hosts and processes, broker queue probes."""

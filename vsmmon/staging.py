@@ -1,0 +1,135 @@
+"""The staging buffer: collected data waits in Redis, keyed by collection id, until it is stored.
+
+Tasks pass only the id along the chain (Flower shows them readably); a persist task that runs
+while PostgreSQL is down leaves the data here and retries. The same Redis keeps the fleet's
+presence (which workers answered when), so the collector knows how many replies to expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+import redis
+
+from vsmmon.codec import collection_from_json, collection_to_json
+from vsmmon.errors import BufferUnavailable, NotFound
+from vsmmon.models import Collection
+
+PREFIX = "vsm:"
+T = TypeVar("T")
+
+
+class Staging(Protocol):
+    """Short-lived shared state of the pipeline."""
+
+    def put(self, collection: Collection) -> None:
+        """Keep a collection until `delete`, at most the buffer horizon."""
+        ...
+
+    def get(self, collection_id: UUID) -> Collection:
+        """A staged collection.
+
+        Raises:
+            NotFound: it is not staged (never was, stored and dropped, or expired).
+        """
+        ...
+
+    def delete(self, collection_id: UUID) -> None:
+        """Drop a collection once it is stored and aggregated."""
+        ...
+
+    def mark_seen(self, workers: Iterable[str], now: datetime) -> None:
+        """Record that these workers answered at `now`."""
+        ...
+
+    def workers_seen_since(self, since: datetime) -> set[str]:
+        """Workers that answered at or after `since`."""
+        ...
+
+    def claim_discovery(self, every_s: float) -> bool:
+        """True for at most one caller per `every_s`: that cycle asks every worker, with no `limit`."""
+        ...
+
+
+class RedisStaging:
+    """`Staging` on Redis; every call is one round trip."""
+
+    def __init__(self, client: redis.Redis, *, horizon_s: int = 900) -> None:
+        self.client = client
+        self.horizon_s = horizon_s
+
+    @classmethod
+    def from_url(cls, url: str, *, horizon_s: int = 900) -> RedisStaging:
+        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), horizon_s=horizon_s)
+
+    def put(self, collection: Collection) -> None:
+        key = f"{PREFIX}staged:{collection.id}"
+        self._call(lambda: self.client.set(key, collection_to_json(collection), ex=self.horizon_s))
+
+    def get(self, collection_id: UUID) -> Collection:
+        raw = self._call(lambda: self.client.get(f"{PREFIX}staged:{collection_id}"))
+        if raw is None:
+            raise NotFound(f"collection {collection_id} is not staged (expired or already stored)")
+        return collection_from_json(raw)
+
+    def delete(self, collection_id: UUID) -> None:
+        self._call(lambda: self.client.delete(f"{PREFIX}staged:{collection_id}"))
+
+    def mark_seen(self, workers: Iterable[str], now: datetime) -> None:
+        mapping: dict[str | bytes, float] = {name: now.timestamp() for name in workers}
+        if mapping:
+            self._call(lambda: self.client.hset(f"{PREFIX}workers", mapping=mapping))  # type: ignore[arg-type]
+
+    def workers_seen_since(self, since: datetime) -> set[str]:
+        seen = self._call(lambda: self.client.hgetall(f"{PREFIX}workers"))
+        cutoff = since.timestamp()
+        return {_text(name) for name, ts in seen.items() if float(ts) >= cutoff}
+
+    def claim_discovery(self, every_s: float) -> bool:
+        px = max(1, int(every_s * 1000))
+        return bool(self._call(lambda: self.client.set(f"{PREFIX}discovery", b"1", nx=True, px=px)))
+
+    def _call(self, op: Callable[[], T]) -> T:
+        try:
+            return op()
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"Redis unavailable: {e}") from e
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass
+class MemoryStaging:
+    """`Staging` in a dict, for unit tests."""
+
+    staged: dict[UUID, str] = field(default_factory=dict)
+    seen: dict[str, datetime] = field(default_factory=dict)
+    discovery_claimed: bool = False
+
+    def put(self, collection: Collection) -> None:
+        self.staged[collection.id] = collection_to_json(collection)
+
+    def get(self, collection_id: UUID) -> Collection:
+        try:
+            return collection_from_json(self.staged[collection_id])
+        except KeyError:
+            raise NotFound(f"collection {collection_id} is not staged") from None
+
+    def delete(self, collection_id: UUID) -> None:
+        self.staged.pop(collection_id, None)
+
+    def mark_seen(self, workers: Iterable[str], now: datetime) -> None:
+        self.seen.update(dict.fromkeys(workers, now))
+
+    def workers_seen_since(self, since: datetime) -> set[str]:
+        return {name for name, at in self.seen.items() if at >= since}
+
+    def claim_discovery(self, every_s: float) -> bool:
+        claimed, self.discovery_claimed = not self.discovery_claimed, True
+        return claimed

@@ -1,0 +1,74 @@
+"""SQLAlchemy tables. The schema itself is created by Alembic migrations (`alembic/versions`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+TS = DateTime(timezone=True)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("host", Text, nullable=False, server_default=""),
+    Column("version", Text, nullable=False, server_default=""),
+    Column("first_seen", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    Column("status", Text, nullable=False, server_default="online"),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("started_at", TS, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("agent_count", Integer, nullable=False),
+    Column("sample_count", Integer, nullable=False),
+    Column("unreachable", JSONB, nullable=False),
+    Column("persisted_at", TS, nullable=False),
+    Column("aggregated_at", TS, nullable=True),
+    Index("ix_collections_started_at", "started_at"),
+)
+
+# Range-partitioned by `ts` (hourly partitions plus a default one, see the baseline migration):
+# retention drops whole partitions instead of deleting rows.
+metric_samples = Table(
+    "metric_samples",
+    metadata,
+    Column("ts", TS, nullable=False),
+    Column("collection_id", UUID(as_uuid=True), nullable=False),
+    Column("agent_id", Text, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("value", Float, nullable=False),
+    postgresql_partition_by="RANGE (ts)",
+)
+
+metric_rollups = Table(
+    "metric_rollups",
+    metadata,
+    Column("agent_id", Text, primary_key=True),
+    Column("metric", Text, primary_key=True),
+    Column("window_s", Integer, primary_key=True),
+    Column("window_start", TS, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("min", Float, nullable=False),
+    Column("max", Float, nullable=False),
+    Column("sum", Float, nullable=False),
+    Column("last", Float, nullable=False),
+    Column("last_ts", TS, nullable=False),
+)

@@ -1,0 +1,30 @@
+"""`vsmmon.aggregate.collection`: fold one stored collection into its 5 min / 1 h / 24 h rollups."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from celery import Celery
+
+from vsmmon.aggregator import aggregate
+from vsmmon.errors import NotFound, TransientError
+from workers import names
+from workers.context import VsmTask
+
+
+def register(app: Celery) -> None:
+    @app.task(
+        name=names.AGGREGATE_COLLECTION, base=VsmTask, bind=True,
+        autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=None,
+    )  # fmt: skip
+    def collection(self: VsmTask, collection_id: str) -> dict[str, Any]:
+        ctx, cid = self.ctx, UUID(collection_id)
+        try:
+            staged = ctx.staging.get(cid)
+        except NotFound:
+            return {"collection_id": collection_id, "merged": False}  # aggregated and dropped before
+        rollups = aggregate(staged.samples())
+        merged = ctx.store.apply_rollups(cid, rollups, ctx.clock())
+        ctx.staging.delete(cid)
+        return {"collection_id": collection_id, "merged": merged, "rollups": len(rollups)}

@@ -1,0 +1,80 @@
+"""The Celery app: JSON only, late acks, one queue per stage.
+
+`create_app(settings)` builds a configured app; `celery -A workers.app` (Flower, the celery CLI) gets
+one from the environment through the module attribute `app`, created on first access, not at import.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+import beat_schedule
+from vsmmon import queues
+from vsmmon.agent import install as install_plugin
+from vsmmon.config import Settings, load_settings
+from workers import names
+from workers.context import ContextFactory, PipelineApp, build_context
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings derived from vsmmon's."""
+    return {
+        "broker_url": settings.require("broker_url"),
+        "result_backend": settings.effective_redis_url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_queues": [Queue(q) for q in queues.ALL],
+        "task_default_queue": queues.ANALYSIS,
+        "task_routes": {pattern: {"queue": q} for pattern, q in names.ROUTES.items()},
+        "timezone": "UTC",
+        "enable_utc": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": schedule_from(beat_schedule.SCHEDULE, settings),
+        "result_expires": 3600,
+    }
+
+
+def schedule_from(entries: dict[str, dict[str, Any]], settings: Settings) -> dict[str, dict[str, Any]]:
+    """Resolve the plain-data schedule against the settings' intervals."""
+    resolved = {}
+    for key, entry in entries.items():
+        period_s = float(getattr(settings, entry["every"]))
+        options = {"expires": period_s} if entry.get("expires_after_period") else {}
+        resolved[key] = {"task": entry["task"], "schedule": timedelta(seconds=period_s), "options": options}
+    return resolved
+
+
+def create_app(
+    settings: Settings,
+    context_factory: ContextFactory = build_context,
+) -> PipelineApp:
+    """A configured app with the pipeline's tasks registered and the worker plugin installed."""
+    app = PipelineApp(settings, context_factory)
+    app.conf.update(celery_config(settings))
+    install_plugin(app)
+    from workers import aggregate, collect, persist
+
+    for module in (collect, persist, aggregate):
+        module.register(app)
+    return app
+
+
+def __getattr__(name: str) -> Celery:
+    # `celery -A workers.app …` and Flower look up `app`: build it from the environment only then.
+    if name in {"app", "celery"}:
+        built = create_app(load_settings())
+        globals()[name] = built
+        return built
+    raise AttributeError(name)

@@ -1,0 +1,72 @@
+"""Per-process resources of a worker: built lazily in the process that uses them, never across a fork."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery, Task
+
+from vsmmon.config import Settings
+from vsmmon.sources.host import HostProbe
+from vsmmon.staging import RedisStaging, Staging
+from vsmmon.storage.base import Store
+from vsmmon.storage.postgres import PostgresStore, create_engine
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class WorkerContext:
+    """What a task body needs: settings, the store, the staging buffer, probes, the clock."""
+
+    settings: Settings
+    store: Store
+    staging: Staging
+    host_probe: HostProbe
+    clock: Callable[[], datetime] = utcnow
+
+
+ContextFactory = Callable[[Settings], WorkerContext]
+
+
+def build_context(settings: Settings) -> WorkerContext:
+    return WorkerContext(
+        settings=settings,
+        store=PostgresStore(create_engine(settings.sqlalchemy_url(), pool_size=2)),
+        staging=RedisStaging.from_url(settings.require("redis_url")),
+        host_probe=HostProbe(),
+    )
+
+
+class PipelineApp(Celery):
+    """A Celery app that carries vsmmon's settings and builds each process's `WorkerContext`."""
+
+    def __init__(self, settings: Settings, context_factory: ContextFactory, **kwargs: Any) -> None:
+        super().__init__("vsmmon", set_as_current=False, **kwargs)
+        self.vsm_settings = settings
+        self._context_factory = context_factory
+        self._contexts: dict[int, WorkerContext] = {}
+
+    def context(self) -> WorkerContext:
+        """This process's context, built on first use after any fork."""
+        pid = os.getpid()
+        if pid not in self._contexts:
+            self._contexts.clear()  # inherited from a parent: its connections are not ours to use
+            self._contexts[pid] = self._context_factory(self.vsm_settings)
+        return self._contexts[pid]
+
+
+class VsmTask(Task[Any, Any]):
+    """Base of the pipeline's tasks: `self.ctx` is this process's `WorkerContext`."""
+
+    @property
+    def ctx(self) -> WorkerContext:
+        app = self.app
+        assert isinstance(app, PipelineApp)
+        return app.context()

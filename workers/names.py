@@ -1,0 +1,23 @@
+"""Task names: the one place they are spelled, shared by the app, the tasks and beat.
+
+Plain constants with no Celery import, so `beat_schedule.py` stays plain data and moving a function
+never breaks the schedule or a message already queued. Names read `vsmmon.<stage>.<verb>`.
+"""
+
+from vsmmon import queues
+
+COLLECT_RUN = "vsmmon.collect.run"
+PERSIST_COLLECTION = "vsmmon.persist.collection"
+AGGREGATE_COLLECTION = "vsmmon.aggregate.collection"
+
+ROUTES = {
+    "vsmmon.collect.*": queues.COLLECT,
+    "vsmmon.persist.*": queues.ANALYSIS,
+    "vsmmon.aggregate.*": queues.ANALYSIS,
+    "vsmmon.analysis.*": queues.ANALYSIS,
+    "vsmmon.health.*": queues.HEALTH,
+    "vsmmon.alerts.*": queues.ALERTS,
+    "vsmmon.s3.*": queues.S3_CONTROL,
+    "vsmmon.s5.*": queues.S5_POLICY,
+}
+"""Task-name patterns to queues: each stage has its own queue, so each can be scaled apart."""

@@ -1,0 +1,31 @@
+"""`vsmmon.persist.collection`: move one staged collection into PostgreSQL, once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from celery import Celery
+
+from vsmmon.errors import NotFound, TransientError
+from workers import names
+from workers.context import VsmTask
+
+log = logging.getLogger(__name__)
+
+
+def register(app: Celery) -> None:
+    @app.task(
+        name=names.PERSIST_COLLECTION, base=VsmTask, bind=True,
+        autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=None,
+    )  # fmt: skip
+    def collection(self: VsmTask, collection_id: str) -> dict[str, Any]:
+        ctx, cid = self.ctx, UUID(collection_id)
+        try:
+            staged = ctx.staging.get(cid)
+        except NotFound:
+            ctx.store.get_collection(cid)  # stored by an earlier run: nothing to do; else NotFound is raised
+            return {"collection_id": collection_id, "stored": False}
+        stored = ctx.store.save_collection(staged, ctx.clock())
+        return {"collection_id": collection_id, "stored": stored, "samples": staged.sample_count}
