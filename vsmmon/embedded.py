@@ -117,8 +117,9 @@ class EmbeddedPostgres:
     def _initdb(self) -> None:
         argv = [str(self.bin_dir / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
                 "-E", "UTF8", "--no-instructions"]  # fmt: skip
-        kwargs: dict[str, object] = {"user": self.run_as} if self.run_as else {}
-        result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+        # as another user, drop root's groups too: their group bits would apply instead of "others"
+        as_user = {"user": self.run_as, "group": self.run_as, "extra_groups": []} if self.run_as else {}
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, **as_user)  # type: ignore[call-overload]
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed ({result.returncode}): {result.stderr.strip()[-1500:]}")
 

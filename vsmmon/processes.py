@@ -21,6 +21,7 @@ _PR_SET_PDEATHSIG = 1
 def _child_setup(uid: int | None, gid: int | None) -> Callable[[], None]:
     def setup() -> None:
         if gid is not None:
+            os.setgroups([])  # root's groups would make group bits apply instead of "others"
             os.setgid(gid)
         if uid is not None:
             os.setuid(uid)

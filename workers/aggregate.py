@@ -15,7 +15,7 @@ from workers.context import VsmTask
 
 def register(app: Celery) -> None:
     @app.task(
-        name=names.AGGREGATE_COLLECTION, base=VsmTask, bind=True,
+        name=names.AGGREGATE_COLLECTION, base=VsmTask, bind=True, shared=False,
         autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=None,
     )  # fmt: skip
     def collection(self: VsmTask, collection_id: str) -> dict[str, Any]:

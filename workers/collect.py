@@ -26,7 +26,7 @@ def broadcast(app: Celery, command: str, *, timeout_s: float, limit: int | None)
 
 
 def register(app: Celery) -> None:
-    @app.task(name=names.COLLECT_RUN, base=VsmTask, bind=True, ignore_result=False)
+    @app.task(name=names.COLLECT_RUN, base=VsmTask, bind=True, shared=False, ignore_result=False)
     def run(self: VsmTask) -> dict[str, Any]:
         ctx, settings = self.ctx, self.ctx.settings
         now, started = ctx.clock(), time.monotonic()

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def register(app: Celery) -> None:
     @app.task(
-        name=names.PERSIST_COLLECTION, base=VsmTask, bind=True,
+        name=names.PERSIST_COLLECTION, base=VsmTask, bind=True, shared=False,
         autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=None,
     )  # fmt: skip
     def collection(self: VsmTask, collection_id: str) -> dict[str, Any]:

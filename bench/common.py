@@ -1,0 +1,103 @@
+"""What every measure shares: repetition statistics, targets, results and the alternating order."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """The repetitions of one figure: median, min and max of a sequence of measured values."""
+
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError("no repetition was measured")
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        return cls(tuple(values))
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def min(self) -> float:
+        return min(self.values)
+
+    @property
+    def max(self) -> float:
+        return max(self.values)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a measure must reach: a minimum ratio to its baseline and optionally a minimum figure."""
+
+    min_ratio: float
+    min_figure: float | None = None
+
+    def met(self, ratio: float, figure: float) -> bool:
+        return ratio >= self.min_ratio and (self.min_figure is None or figure >= self.min_figure)
+
+    def describe(self, unit: str, digits: int) -> str:
+        text = f"ratio >= {self.min_ratio:.2f}"
+        if self.min_figure is not None:
+            text += f" and >= {self.min_figure:,.{digits}f} {unit}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One measure's outcome: the measured figure against the baseline measured in the same run."""
+
+    id: str
+    what: str
+    unit: str
+    baseline_name: str
+    figure_name: str
+    baseline: Stats
+    figure: Stats
+    target: Target
+    digits: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ratio(self) -> float:
+        return self.figure.median / self.baseline.median
+
+    @property
+    def passed(self) -> bool:
+        return self.target.met(self.ratio, self.figure.median)
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.passed else "MISS"
+
+    @property
+    def repetitions(self) -> int:
+        return min(self.figure.n, self.baseline.n)
+
+    def amount(self, value: float) -> str:
+        """A figure of this measure with its unit, e.g. `612,345 samples/s`."""
+        return f"{value:,.{self.digits}f} {self.unit}"
+
+    def spread(self, stats: Stats) -> str:
+        """`median unit (min …, max …)` of one side."""
+        return f"{self.amount(stats.median)} (min {stats.min:,.{self.digits}f}, max {stats.max:,.{self.digits}f})"
+
+
+def alternating(repetitions: int) -> Iterator[tuple[int, bool]]:
+    """(repetition, is_measured_side) in ABBA order, so a linear drift weighs on both sides alike."""
+    for rep in range(repetitions):
+        first = rep % 2 == 0
+        yield rep, first
+        yield rep, not first

@@ -1,0 +1,105 @@
+"""`vsmmon up`, `status` and `db` as an operator runs them: real subprocesses, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.integration.conftest import poll
+from vsmmon.config import Settings
+from vsmmon.embedded import free_port
+
+STOP_DEADLINE_S = 10
+
+
+def environment(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VSMMON_")}
+    env.update({k: v for k, v in variables.items() if v})
+    return env
+
+
+def vsmmon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vsmmon", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def latest_collection(env: dict[str, str]) -> dict[str, object] | None:
+    result = vsmmon("status", "--json", env=env)
+    if result.returncode != 0:
+        return None
+    latest: dict[str, object] | None = json.loads(result.stdout)["latest"]
+    return latest
+
+
+def run_up_until_a_collection(env: dict[str, str], log: Path) -> tuple[list[psutil.Process], str]:
+    """Start `vsmmon up`, wait for /healthz and a persisted collection, SIGINT it; return its tree."""
+    port = env["VSMMON_HTTP_PORT"]
+    with log.open("w") as out:
+        up = subprocess.Popen([sys.executable, "-m", "vsmmon", "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        poll(lambda: healthy(f"http://127.0.0.1:{port}/healthz"), deadline_s=60, what="GET /healthz", every_s=0.2)
+        latest = poll(lambda: latest_collection(env), deadline_s=30, what="a persisted collection", every_s=0.5)
+        tree = [up_proc := psutil.Process(up.pid), *up_proc.children(recursive=True)]
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=STOP_DEADLINE_S) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+    _, alive = psutil.wait_procs(tree, timeout=1)
+    assert alive == [], f"left behind: {alive}\n{log.read_text()}"
+    assert isinstance(latest["sample_count"], int) and latest["sample_count"] > 0
+    return tree, log.read_text()
+
+
+@pytest.mark.slow
+def test_up_on_the_embedded_servers_collects_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    env = environment(VSMMON_DATA_DIR=str(tmp_path / "data"), VSMMON_HTTP_PORT=str(free_port()))
+    tree, output = run_up_until_a_collection(env, tmp_path / "up.log")
+    assert "embedded PostgreSQL: ok" in output and "embedded Redis: ok" in output
+    assert "vsmmon: stopped" in output
+    assert len(tree) >= 6  # supervisor, postgres, redis, worker (+ pool), beat, http
+    # a second `vsmmon up` finds the first one's data: the collection is still there
+    env["VSMMON_HTTP_PORT"] = str(free_port())
+    _, output2 = run_up_until_a_collection(env, tmp_path / "up2.log")
+    assert "embedded PostgreSQL: ok" in output2
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert not (tmp_path / "data" / "run.json").exists()
+
+
+@pytest.mark.slow
+def test_up_with_urls_set_uses_them_and_starts_no_server(
+    settings: Settings, clean_services: None, tmp_path: Path
+) -> None:
+    env = environment(
+        VSMMON_BROKER_URL=settings.require("broker_url"),
+        VSMMON_DATABASE_URL=settings.sqlalchemy_url(),
+        VSMMON_DATA_DIR=str(tmp_path / "data"),
+        VSMMON_HTTP_PORT=str(free_port()),
+    )
+    _, output = run_up_until_a_collection(env, tmp_path / "up.log")
+    assert "embedded" not in output
+    assert not (tmp_path / "data" / "postgres").exists()
+
+
+def test_status_and_db_commands_against_the_configured_database(settings: Settings, clean_services: None) -> None:
+    env = environment(VSMMON_DATABASE_URL=settings.sqlalchemy_url(), VSMMON_BROKER_URL=settings.require("broker_url"))
+    current = vsmmon("db", "current", env=env)
+    assert current.returncode == 0 and current.stdout.strip() == "0001 (up to date)"
+    empty = vsmmon("status", env=env)
+    assert empty.returncode == 1 and empty.stdout.strip() == "no collection stored yet"

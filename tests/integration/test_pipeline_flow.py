@@ -1,0 +1,117 @@
+"""The foundation slice on real services: collect → persist → aggregate with a real Celery worker."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Producer
+
+from tests.integration.conftest import poll
+from vsmmon.models import CollectionSummary
+from vsmmon.storage.postgres import PostgresStore
+from workers import names
+from workers.context import PipelineApp
+
+
+def aggregated_collections(store: PostgresStore, after: CollectionSummary | None = None) -> Any:
+    latest = store.latest_collection()
+    if latest is None or latest.aggregated_at is None or (after and latest.id == after.id):
+        return None
+    return latest
+
+
+def test_a_collection_of_the_workers_own_metrics_is_persisted_and_aggregated(
+    pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore
+) -> None:
+    pipeline_app.send_task(names.COLLECT_RUN)
+    latest = poll(lambda: aggregated_collections(store), deadline_s=30, what="an aggregated collection")
+
+    assert latest.agent_count == 2  # the host and the worker itself
+    assert latest.unreachable == ()
+    worker_name = running_worker.hostname
+    for metric in ("cpu_percent", "rss_bytes", "threads", "open_fds", "concurrency", "active"):
+        rollups = store.rollups(worker_name, metric, 300)
+        assert len(rollups) == 1, metric
+        assert rollups[0].count == 1
+    [rss] = store.rollups(worker_name, "rss_bytes", 300)
+    assert 10e6 < rss.last < 4e9  # a real Python process
+    host_metrics = {"cpu_percent", "memory_available_bytes", "load1", "disk_free_bytes"}
+    host_id = next(r.agent_id for r in _agents(store) if r.agent_id.startswith("host:"))
+    assert all(store.rollups(host_id, m, 3600) for m in host_metrics)
+
+
+def test_the_second_cycle_expects_the_worker_seen_in_the_first(
+    pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore
+) -> None:
+    pipeline_app.send_task(names.COLLECT_RUN)
+    first = poll(lambda: aggregated_collections(store), deadline_s=30, what="the first collection")
+    pipeline_app.send_task(names.COLLECT_RUN)
+    second = poll(lambda: aggregated_collections(store, first), deadline_s=30, what="the second collection")
+    assert second.started_at > first.started_at
+    assert second.agent_count == 2 and second.unreachable == ()
+    # the second cycle knew whom to expect, so it ended on the reply instead of the full timeout
+    assert second.duration_ms < 1000 * pipeline_app.vsm_settings.collect_timeout_s
+
+
+def test_a_pickled_message_is_refused_and_the_worker_keeps_serving(
+    pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    body = pickle.dumps(((), {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}))
+    with Connection(pipeline_app.conf.broker_url) as conn:
+        Producer(conn).publish(
+            body,
+            exchange="",  # the default exchange delivers straight to the queue named by the key
+            routing_key="vsm.collect",
+            content_type="application/x-python-serialize",
+            content_encoding="binary",
+            headers={"task": names.COLLECT_RUN, "id": "pickled-1", "lang": "py", "argsrepr": "()"},
+            declare=[],
+        )
+    poll(
+        lambda: any(
+            "Refusing to deserialize untrusted content of type pickle" in r.getMessage()
+            for r in caplog.records
+        ),
+        deadline_s=15,
+        what="the worker to log the refused pickle message",
+    )
+    assert store.latest_collection() is None  # the refused message ran nothing
+
+    client = redis.Redis.from_url(pipeline_app.vsm_settings.require("redis_url"))
+    assert client.llen("vsm.collect") == 0  # not left to be redelivered forever
+    client.close()
+
+    pipeline_app.send_task(names.COLLECT_RUN)  # and a JSON message is still served
+    latest = poll(lambda: aggregated_collections(store), deadline_s=30, what="a collection after the pickle")
+    assert latest.agent_count == 2
+
+
+def test_persist_and_aggregate_run_twice_store_once(
+    pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore
+) -> None:
+    pipeline_app.send_task(names.COLLECT_RUN)
+    latest = poll(lambda: aggregated_collections(store), deadline_s=30, what="an aggregated collection")
+    [before] = store.rollups(running_worker.hostname, "rss_bytes", 300)
+
+    cid = str(latest.id)
+    persist = pipeline_app.tasks[names.PERSIST_COLLECTION]
+    aggregate = pipeline_app.tasks[names.AGGREGATE_COLLECTION]
+    assert persist.apply(args=(cid,)).get() == {"collection_id": cid, "stored": False}
+    assert aggregate.apply(args=(cid,)).get() == {"collection_id": cid, "merged": False}
+    [after] = store.rollups(running_worker.hostname, "rss_bytes", 300)
+    assert after == before
+    assert store.get_collection(latest.id).sample_count == latest.sample_count
+
+
+def _agents(store: PostgresStore) -> list[Any]:
+    import sqlalchemy as sa
+
+    from vsmmon.storage.tables import agents
+
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.select(agents.c.id.label("agent_id"), agents.c.kind)))

@@ -1,0 +1,68 @@
+"""The `Store` contract, run against the in-memory store (unit) and PostgreSQL (integration)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from vsmmon.aggregator import aggregate
+from vsmmon.errors import NotFound
+from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.storage.base import Store
+
+T0 = datetime(2026, 11, 26, 12, 0, 3, tzinfo=UTC)
+
+
+def make_collection(started_at: datetime = T0, cpu: float = 12.5, agents: int = 2) -> Collection:
+    reports = tuple(
+        AgentReport(
+            f"celery@w{i}", AgentKind.CELERY_WORKER, "h1",
+            {"cpu_percent": cpu + i, "rss_bytes": 1e8 + i}, version="1.0",
+        )
+        for i in range(agents)
+    )  # fmt: skip
+    return Collection(uuid.uuid4(), started_at, 12.0, reports, unreachable=("celery@gone",))
+
+
+class StoreContract:
+    """Subclasses provide a `store` fixture holding an empty store."""
+
+    def test_saved_collection_is_the_latest_with_its_counts(self, store: Store) -> None:
+        older, newer = make_collection(T0), make_collection(T0 + timedelta(seconds=5))
+        assert store.save_collection(older, T0) is True
+        assert store.save_collection(newer, T0) is True
+        latest = store.latest_collection()
+        assert latest is not None
+        assert (latest.id, latest.agent_count, latest.sample_count) == (newer.id, 2, 4)
+        assert latest.unreachable == ("celery@gone",)
+        assert latest.aggregated_at is None
+
+    def test_saving_a_collection_twice_stores_it_once(self, store: Store) -> None:
+        collection = make_collection()
+        assert store.save_collection(collection, T0) is True
+        assert store.save_collection(collection, T0 + timedelta(seconds=1)) is False
+        assert store.get_collection(collection.id).persisted_at == T0
+
+    def test_unknown_collection_is_not_found(self, store: Store) -> None:
+        assert store.latest_collection() is None
+        with pytest.raises(NotFound):
+            store.get_collection(uuid.uuid4())
+        with pytest.raises(NotFound):
+            store.apply_rollups(uuid.uuid4(), [], T0)
+
+    def test_rollups_merge_across_collections_and_only_once_each(self, store: Store) -> None:
+        first = make_collection(T0, cpu=10.0, agents=1)
+        second = make_collection(T0 + timedelta(seconds=5), cpu=30.0, agents=1)
+        for c in (first, second):
+            store.save_collection(c, T0)
+            assert store.apply_rollups(c.id, aggregate(c.samples()), T0) is True
+        assert store.apply_rollups(second.id, aggregate(second.samples()), T0) is False  # a retry
+        [rollup] = store.rollups("celery@w0", "cpu_percent", 300)
+        assert (rollup.count, rollup.min, rollup.max, rollup.sum, rollup.last) == (2, 10.0, 30.0, 40.0, 30.0)
+        assert rollup.window_start == datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+        assert store.get_collection(second.id).aggregated_at == T0
+
+    def test_ping_answers(self, store: Store) -> None:
+        store.ping()

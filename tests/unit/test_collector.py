@@ -1,0 +1,83 @@
+import math
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from vsmmon.collector import MAX_METRICS_PER_AGENT, clean_metrics, collect, parse_worker_reply
+from vsmmon.models import AgentKind, AgentReport
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+HOST = AgentReport("host:h1", AgentKind.HOST, "h1", {"cpu_percent": 3.0})
+
+
+def reply(**metrics: object) -> dict[str, object]:
+    return {"host": "h1", "version": "0.1.0", "metrics": metrics, "errors": {}}
+
+
+def test_collection_holds_host_and_worker_reports_and_names_who_did_not_answer() -> None:
+    c = collect(
+        collection_id=uuid.uuid4(),
+        now=NOW,
+        duration_ms=40.0,
+        host_reports=[HOST],
+        worker_replies={
+            "celery@b": reply(cpu_percent=5.0),
+            "celery@a": reply(cpu_percent=7.0, rss_bytes=1e6),
+        },
+        expected_workers=["celery@a", "celery@b", "celery@c"],
+    )
+    assert [r.agent_id for r in c.reports] == ["host:h1", "celery@a", "celery@b"]
+    assert c.unreachable == ("celery@c",)
+    assert (c.agent_count, c.sample_count) == (3, 4)
+    assert {s.ts for s in c.samples()} == {NOW}
+    assert c.reports[1].kind is AgentKind.CELERY_WORKER and c.reports[1].version == "0.1.0"
+
+
+def test_now_must_be_tz_aware_and_is_kept_in_utc() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        collect(collection_id=uuid.uuid4(), now=datetime(2026, 1, 1), duration_ms=0, host_reports=[],
+                worker_replies={})  # fmt: skip
+    plus_two = datetime(2026, 1, 1, 14, tzinfo=timezone(timedelta(hours=2)))
+    c = collect(collection_id=uuid.uuid4(), now=plus_two, duration_ms=0, host_reports=[], worker_replies={})
+    assert c.started_at == datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", [None, "text", 42, ["a"]])
+def test_a_reply_that_is_not_an_object_becomes_an_error_not_an_exception(bad: object) -> None:
+    report = parse_worker_reply("celery@x", bad)
+    assert report.metrics == {}
+    assert report.errors["reply"].startswith("expected an object, got")
+
+
+def test_non_numeric_and_non_finite_metrics_are_dropped_with_a_reason() -> None:
+    metrics, problems = clean_metrics(
+        {"ok": 1, "f": 2.5, "nan": math.nan, "inf": math.inf, "s": "7", "b": True, "n": None}
+    )
+    assert metrics == {"ok": 1.0, "f": 2.5}
+    assert problems == {
+        "metric:nan": "expected a finite number, got nan",
+        "metric:inf": "expected a finite number, got inf",
+        "metric:s": "expected a number, got str",
+        "metric:b": "expected a number, got bool",
+        "metric:n": "expected a number, got NoneType",
+    }
+
+
+def test_worker_errors_are_carried_into_the_report() -> None:
+    raw = reply(cpu_percent=1.0)
+    raw["errors"] = {"psutil": "AccessDenied"}
+    report = parse_worker_reply("celery@x", raw)
+    assert report.errors == {"psutil": "AccessDenied"}
+    assert report.metrics == {"cpu_percent": 1.0}
+
+
+def test_too_many_metrics_are_cut_and_said() -> None:
+    metrics, problems = clean_metrics({f"m{i}": i for i in range(MAX_METRICS_PER_AGENT + 10)})
+    assert len(metrics) == MAX_METRICS_PER_AGENT
+    assert "metrics" in problems
+
+
+def test_a_report_refuses_non_finite_values() -> None:
+    with pytest.raises(ValueError, match="non-finite"):
+        AgentReport("a", AgentKind.SENSOR, "h", {"x": math.inf})

@@ -1,0 +1,10 @@
+import pytest
+
+from tests.store_contract import StoreContract
+from vsmmon.storage.memory import MemoryStore
+
+
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    def store(self) -> MemoryStore:
+        return MemoryStore()
