@@ -28,7 +28,12 @@ def environment(**variables: str) -> dict[str, str]:
 
 def vsmmon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vsmmon", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "vsmmon", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -47,36 +52,49 @@ def latest_collection(env: dict[str, str]) -> dict[str, object] | None:
     return latest
 
 
-def run_up_until_a_collection(env: dict[str, str], log: Path) -> tuple[list[psutil.Process], str]:
-    """Start `vsmmon up`, wait for /healthz and a persisted collection, SIGINT it; return its tree."""
+def run_up_until_a_collection(
+    env: dict[str, str], log: Path, stop_with: signal.Signals = signal.SIGINT
+) -> tuple[list[psutil.Process], str]:
+    """Start `vsmmon up`, wait for /healthz then a persisted collection, signal it; return its tree."""
     port = env["VSMMON_HTTP_PORT"]
     with log.open("w") as out:
-        up = subprocess.Popen([sys.executable, "-m", "vsmmon", "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        up = subprocess.Popen(
+            [sys.executable, "-m", "vsmmon", "up"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
-        poll(lambda: healthy(f"http://127.0.0.1:{port}/healthz"), deadline_s=60, what="GET /healthz", every_s=0.2)
-        latest = poll(lambda: latest_collection(env), deadline_s=30, what="a persisted collection", every_s=0.5)
+        poll(
+            lambda: healthy(f"http://127.0.0.1:{port}/healthz"),
+            deadline_s=60,
+            what="GET /healthz",
+            every_s=0.2,
+        )
+        latest = poll(
+            lambda: latest_collection(env), deadline_s=15, what="a persisted collection", every_s=0.5
+        )
         tree = [up_proc := psutil.Process(up.pid), *up_proc.children(recursive=True)]
-        up.send_signal(signal.SIGINT)
+        up.send_signal(stop_with)
         assert up.wait(timeout=STOP_DEADLINE_S) == 0
     finally:
         if up.poll() is None:
             up.kill()
     _, alive = psutil.wait_procs(tree, timeout=1)
     assert alive == [], f"left behind: {alive}\n{log.read_text()}"
-    assert isinstance(latest["sample_count"], int) and latest["sample_count"] > 0
+    assert isinstance(latest["sample_count"], int)
+    assert latest["sample_count"] > 0
     return tree, log.read_text()
 
 
 @pytest.mark.slow
-def test_up_on_the_embedded_servers_collects_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+def test_up_on_the_embedded_servers_collects_and_stops_cleanly_on_sigint_and_sigterm(tmp_path: Path) -> None:
     env = environment(VSMMON_DATA_DIR=str(tmp_path / "data"), VSMMON_HTTP_PORT=str(free_port()))
     tree, output = run_up_until_a_collection(env, tmp_path / "up.log")
-    assert "embedded PostgreSQL: ok" in output and "embedded Redis: ok" in output
+    assert "embedded PostgreSQL: ok" in output
+    assert "embedded Redis: ok" in output
     assert "vsmmon: stopped" in output
     assert len(tree) >= 6  # supervisor, postgres, redis, worker (+ pool), beat, http
     # a second `vsmmon up` finds the first one's data: the collection is still there
     env["VSMMON_HTTP_PORT"] = str(free_port())
-    _, output2 = run_up_until_a_collection(env, tmp_path / "up2.log")
+    _, output2 = run_up_until_a_collection(env, tmp_path / "up2.log", stop_with=signal.SIGTERM)
     assert "embedded PostgreSQL: ok" in output2
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     assert not (tmp_path / "data" / "run.json").exists()
@@ -97,9 +115,15 @@ def test_up_with_urls_set_uses_them_and_starts_no_server(
     assert not (tmp_path / "data" / "postgres").exists()
 
 
-def test_status_and_db_commands_against_the_configured_database(settings: Settings, clean_services: None) -> None:
-    env = environment(VSMMON_DATABASE_URL=settings.sqlalchemy_url(), VSMMON_BROKER_URL=settings.require("broker_url"))
+def test_status_and_db_commands_against_the_configured_database(
+    settings: Settings, clean_services: None
+) -> None:
+    env = environment(
+        VSMMON_DATABASE_URL=settings.sqlalchemy_url(), VSMMON_BROKER_URL=settings.require("broker_url")
+    )
     current = vsmmon("db", "current", env=env)
-    assert current.returncode == 0 and current.stdout.strip() == "0001 (up to date)"
+    assert current.returncode == 0
+    assert current.stdout.strip() == "0001 (up to date)"
     empty = vsmmon("status", env=env)
-    assert empty.returncode == 1 and empty.stdout.strip() == "no collection stored yet"
+    assert empty.returncode == 1
+    assert empty.stdout.strip() == "no collection stored yet"

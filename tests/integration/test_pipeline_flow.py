@@ -52,7 +52,8 @@ def test_the_second_cycle_expects_the_worker_seen_in_the_first(
     pipeline_app.send_task(names.COLLECT_RUN)
     second = poll(lambda: aggregated_collections(store, first), deadline_s=30, what="the second collection")
     assert second.started_at > first.started_at
-    assert second.agent_count == 2 and second.unreachable == ()
+    assert second.agent_count == 2
+    assert second.unreachable == ()
     # the second cycle knew whom to expect, so it ended on the reply instead of the full timeout
     assert second.duration_ms < 1000 * pipeline_app.vsm_settings.collect_timeout_s
 

@@ -37,9 +37,11 @@ values = st.lists(st.floats(-1e9, 1e9, allow_nan=False), min_size=1, max_size=60
 @given(values)
 def test_rollup_statistics_match_numpy(xs: list[float]) -> None:
     samples = [Sample(T0 + timedelta(seconds=i), "a", "m", x) for i, x in enumerate(xs)]
-    [rollup] = [r for r in aggregate(samples, windows_s=[86400])]
+    [rollup] = list(aggregate(samples, windows_s=[86400]))
     assert rollup.count == len(xs)
-    assert rollup.min == np.min(xs) and rollup.max == np.max(xs) and rollup.last == xs[-1]
+    assert rollup.min == np.min(xs)
+    assert rollup.max == np.max(xs)
+    assert rollup.last == xs[-1]
     assert np.isclose(rollup.sum, np.sum(xs), rtol=1e-9, atol=1e-6)
 
 

@@ -29,7 +29,8 @@ def test_bad_settings_stop_with_one_line_naming_the_variable_and_exit_2(variable
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"vsmmon: configuration error: {variable}: ")
-    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
 def test_status_without_any_database_says_what_to_set(tmp_path: object) -> None:

@@ -31,7 +31,8 @@ def test_collection_holds_host_and_worker_reports_and_names_who_did_not_answer()
     assert c.unreachable == ("celery@c",)
     assert (c.agent_count, c.sample_count) == (3, 4)
     assert {s.ts for s in c.samples()} == {NOW}
-    assert c.reports[1].kind is AgentKind.CELERY_WORKER and c.reports[1].version == "0.1.0"
+    assert c.reports[1].kind is AgentKind.CELERY_WORKER
+    assert c.reports[1].version == "0.1.0"
 
 
 def test_now_must_be_tz_aware_and_is_kept_in_utc() -> None:

@@ -11,7 +11,9 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (s.http_host, s.http_port, s.data_dir) == ("127.0.0.1", 8000, Path(".vsmmon"))
     assert (s.collect_interval_s, s.health_interval_s) == (5.0, 30.0)
     assert s.embedded is True
-    assert s.broker_url is None and s.database_url is None and s.api_token is None
+    assert s.broker_url is None
+    assert s.database_url is None
+    assert s.api_token is None
 
 
 def test_values_come_from_vsmmon_variables_only() -> None:
@@ -25,11 +27,13 @@ def test_values_come_from_vsmmon_variables_only() -> None:
             "HTTP_PORT": "1",
         }
     )
-    assert s.http_port == 9000 and s.collect_interval_s == 2.5
+    assert s.http_port == 9000
+    assert s.collect_interval_s == 2.5
     assert s.embedded is False
     assert s.effective_redis_url == "redis://127.0.0.1:6379/3"
     assert s.sqlalchemy_url() == "postgresql+psycopg://u:p@db/x"
-    assert s.api_token is not None and s.api_token.get_secret_value() == "s3cret"
+    assert s.api_token is not None
+    assert s.api_token.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(s)
 
 

@@ -19,7 +19,8 @@ def library_modules() -> list[str]:
 
 def test_the_library_imports_without_celery_and_without_reading_the_environment() -> None:
     modules = library_modules()
-    assert "vsmmon.cli" in modules and "vsmmon.storage.postgres" in modules
+    assert "vsmmon.cli" in modules
+    assert "vsmmon.storage.postgres" in modules
     code = (
         "import importlib, os, sys\n"
         "reads = []\n"
