@@ -27,6 +27,8 @@ def collection_to_json(collection: Collection) -> str:
                     "version": r.version,
                     "metrics": dict(r.metrics),
                     "errors": dict(r.errors),
+                    "queues": list(r.queues),
+                    "config_hash": r.config_hash,
                 }
                 for r in collection.reports
             ],
@@ -57,6 +59,8 @@ def collection_from_json(text: str | bytes) -> Collection:
                     version=str(r["version"]),
                     metrics={str(k): float(v) for k, v in r["metrics"].items()},
                     errors={str(k): str(v) for k, v in r["errors"].items()},
+                    queues=tuple(str(q) for q in r.get("queues", ())),
+                    config_hash=str(r.get("config_hash", "")),
                 )
                 for r in raw["reports"]
             ),

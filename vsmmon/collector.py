@@ -41,9 +41,13 @@ def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
     """Read one worker's `vsm_metrics` reply; a malformed part becomes an error entry, not an exception."""
     if not isinstance(reply, Mapping):
         return AgentReport(hostname, AgentKind.CELERY_WORKER, "", errors={"reply": _describe(reply)})
-    errors = {str(k)[:MAX_NAME_LENGTH]: str(v)[:500] for k, v in dict(reply.get("errors") or {}).items()}
-    metrics, problems = clean_metrics(reply.get("metrics"))
+    raw_errors = reply.get("errors")
+    errors = {str(k)[:MAX_NAME_LENGTH]: str(v)[:500] for k, v in _mapping(raw_errors).items()}
+    metrics, problems = clean_metrics({**_mapping(reply.get("metrics")), **task_metrics(reply.get("tasks"))})
+    if not isinstance(reply.get("metrics"), Mapping):
+        problems["metrics"] = _describe(reply.get("metrics"))
     errors.update(problems)
+    queues = reply.get("queues")
     return AgentReport(
         agent_id=hostname,
         kind=AgentKind.CELERY_WORKER,
@@ -51,7 +55,22 @@ def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
         metrics=metrics,
         version=str(reply.get("version", ""))[:MAX_NAME_LENGTH],
         errors=errors,
+        queues=tuple(sorted(str(q)[:MAX_NAME_LENGTH] for q in queues)) if isinstance(queues, list) else (),
+        config_hash=str(reply.get("config_hash", ""))[:64],
     )
+
+
+def task_metrics(raw: Any) -> dict[str, Any]:
+    """Per-task-name figures of a reply (`{name: {metric: value}}`) as flat `task.NAME.METRIC` names."""
+    flat: dict[str, Any] = {}
+    for name, figures in _mapping(raw).items():
+        for metric, value in _mapping(figures).items():
+            flat[f"task.{name}.{metric}"] = value
+    return flat
+
+
+def _mapping(value: Any) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def clean_metrics(raw: Any) -> tuple[dict[str, float], dict[str, str]]:

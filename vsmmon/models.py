@@ -51,6 +51,8 @@ class AgentReport:
     metrics: Mapping[str, float] = field(default_factory=dict)
     version: str = ""
     errors: Mapping[str, str] = field(default_factory=dict)
+    queues: tuple[str, ...] = ()
+    config_hash: str = ""
 
     def __post_init__(self) -> None:
         bad = [name for name, value in self.metrics.items() if not math.isfinite(value)]

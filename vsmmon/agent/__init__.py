@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def install(app: Any) -> None:
-    """Add vsmmon's inspect commands (`vsm_metrics`, `vsm_health`) to a Celery app's workers."""
+def install(app: Any, version: str | None = None) -> None:
+    """Add vsmmon's inspect commands (`vsm_metrics`, `vsm_health`) and task counting to a Celery app.
+
+    `version` names the monitored software's version, reported to vsmmon for identity coherence.
+    """
     from vsmmon.agent.plugin import install as _install
 
-    _install(app)
+    _install(app, version)
 
 
 __all__ = ["install"]

@@ -1,67 +1,177 @@
 """The worker-side plugin: inspect commands that answer from inside each Celery worker.
 
 `vsm_metrics` replies with psutil readings of the worker's main process and its pool children,
-its concurrency and its active and reserved task counts, and the software version. Every probe is
-bounded and an error becomes a field of the reply: the command never raises inside the worker.
+concurrency, active and reserved counts, per-task-name counters with runtime percentiles, queue wait
+(publication to start), the queues it consumes, and its software version and configuration hash.
+Every probe is bounded and an error becomes a field of the reply: nothing raises inside the worker.
+
+Counting happens in the worker's main process, whatever the pool: Celery builds a request class per
+task from `Task.Request`; ours hooks the result callbacks, which the pool calls in the main process
+(task signals would fire in prefork children, out of the inspect command's reach).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import time
 from typing import Any
 
+import celery
+from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined]
 from celery import Celery
+from celery.exceptions import Ignore, Reject, Retry, Terminated
+from celery.signals import before_task_publish
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
+from celery.worker.request import Request
 
 from vsmmon import __version__
+from vsmmon.agent.counters import TaskCounters
 from vsmmon.sources.process import ProcessProbe
 
-_probes: dict[int, ProcessProbe] = {}  # one per worker main process, kept for cpu_percent's sake
-_started = time.monotonic()
+SENT_AT_HEADER = "vsm_sent_at"
+_NOT_FAILURES = (Retry, Reject, Ignore, Terminated)
 
 
-def install(app: Celery) -> None:
-    """Register the commands (Celery keeps a process-wide registry; registering twice is harmless)."""
-    app.conf.setdefault("vsmmon_plugin", __version__)
+class _PluginState:
+    """What one worker process keeps between `vsm_metrics` calls."""
+
+    def __init__(self) -> None:
+        self.counters = TaskCounters()
+        self.started = time.monotonic()
+        self.version = f"vsmmon {__version__}; celery {celery.__version__}"
+        self.config_hash = ""
+        self._probe: ProcessProbe | None = None
+        self._probe_pid = 0
+
+    def probe(self) -> ProcessProbe:
+        if self._probe is None or self._probe_pid != os.getpid():  # kept: cpu_percent needs history
+            self._probe, self._probe_pid = ProcessProbe(os.getpid()), os.getpid()
+        return self._probe
+
+
+_state = _PluginState()
+
+
+class MonitoredRequest(Request):
+    """A task request that counts its outcome in the worker's main process."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Celery subclasses the request class per task and overrides on_success there: wrap it.
+        super().__init_subclass__(**kwargs)
+        inner = cls.__dict__.get("on_success")
+        if inner is not None:
+
+            def on_success(self: MonitoredRequest, failed__retval__runtime: Any, **kw: Any) -> Any:
+                failed, _, runtime = failed__retval__runtime
+                if not failed:
+                    _state.counters.succeeded(self.task_name, float(runtime))
+                return inner(self, failed__retval__runtime, **kw)
+
+            cls.on_success = on_success  # type: ignore[method-assign]
+
+    def on_success(self, failed__retval__runtime: Any, **kwargs: Any) -> Any:
+        failed, _, runtime = failed__retval__runtime
+        if not failed:
+            _state.counters.succeeded(self.task_name, float(runtime))
+        return super().on_success(failed__retval__runtime, **kwargs)
+
+    def on_accepted(self, pid: Any, time_accepted: float) -> Any:
+        sent_at = self.request_dict.get(SENT_AT_HEADER)
+        if isinstance(sent_at, int | float):
+            _state.counters.waited(time.time() - float(sent_at))
+        return super().on_accepted(pid, time_accepted)
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        if not isinstance(exc, _NOT_FAILURES):
+            started = self.time_start
+            runtime = time.monotonic() - started if isinstance(started, float) else None
+            _state.counters.failed(self.task_name, runtime)
+        return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def on_retry(self, exc_info: Any) -> Any:
+        _state.counters.retried(self.task_name)
+        return super().on_retry(exc_info)
+
+    def reject(self, requeue: bool = False) -> Any:
+        _state.counters.rejected(self.task_name)
+        return super().reject(requeue=requeue)
+
+
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is not None:
+        headers.setdefault(SENT_AT_HEADER, time.time())
+
+
+def install(app: Celery, version: str | None = None) -> None:
+    """Count every task of `app` and stamp its published messages; idempotent."""
+    app.Task.Request = MonitoredRequest  # type: ignore[assignment]  # a class is accepted as well as a path
+    before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="vsmmon.sent_at")
+    if version:
+        _state.version = f"{version}; vsmmon {__version__}"
+    _state.config_hash = config_hash(app)
+
+
+def config_hash(app: Celery) -> str:
+    """A short hash of the settings that must agree across a fleet (identity coherence, S5)."""
+    conf = app.conf
+    keys = (
+        "task_serializer", "accept_content", "task_acks_late", "task_reject_on_worker_lost",
+        "worker_prefetch_multiplier", "task_default_queue", "task_time_limit", "task_soft_time_limit",
+    )  # fmt: skip
+    relevant = {key: conf.get(key) for key in keys}
+    relevant["tasks"] = sorted(name for name in app.tasks if not name.startswith("celery."))
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 @inspect_command(name="vsm_metrics")
 def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
-    """CPU, memory, threads, fds and task counts of this worker, read now."""
+    """CPU, memory, threads, fds and task figures of this worker, read now."""
     metrics: dict[str, float] = {}
     errors: dict[str, str] = {}
+    children: list[int] = []
+    queues: list[str] = []
     try:
-        pool = state.consumer.pool
-        info = getattr(pool, "info", None) or {}
+        consumer = state.consumer
+        info = getattr(consumer.pool, "info", None) or {}
         children = [int(pid) for pid in info.get("processes", []) if isinstance(pid, int)]
-        metrics["concurrency"] = float(getattr(state.consumer.controller, "concurrency", 0) or 0)
+        metrics["concurrency"] = float(getattr(consumer.controller, "concurrency", 0) or 0)
+        queues = sorted(q.name for q in consumer.task_consumer.queues) if consumer.task_consumer else []
     except Exception as e:
-        children = []
         errors["pool"] = repr(e)
     try:
-        probe = _probes.get(os.getpid()) or _probes.setdefault(os.getpid(), ProcessProbe(os.getpid()))
-        readings, probe_errors = probe.read(children)
+        readings, probe_errors = _state.probe().read(children)
         metrics.update(readings)
         errors.update(probe_errors)
     except Exception as e:
         errors["psutil"] = repr(e)
+    totals, per_task = _state.counters.snapshot()
+    metrics.update(totals)
     metrics["active"] = float(len(worker_state.active_requests))
     metrics["reserved"] = float(len(worker_state.reserved_requests))
     metrics["tasks_received_total"] = float(sum(worker_state.total_count.values()))
-    metrics["uptime_s"] = time.monotonic() - _started
+    metrics["uptime_s"] = time.monotonic() - _state.started
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "version": __version__,
+        "version": _state.version,
+        "config_hash": _state.config_hash,
+        "queues": queues,
         "metrics": metrics,
+        "tasks": per_task,
         "errors": errors,
     }
 
 
 @inspect_command(name="vsm_health")
 def vsm_health(state: Any, **_: Any) -> dict[str, Any]:
-    """A cheap liveness answer: the worker's consumer loop is running."""
-    return {"ok": True, "pid": os.getpid(), "version": __version__, "uptime_s": time.monotonic() - _started}
+    """A cheap liveness answer from the worker's consumer loop."""
+    uptime_s = time.monotonic() - _state.started
+    return {"ok": True, "pid": os.getpid(), "version": _state.version, "uptime_s": uptime_s}

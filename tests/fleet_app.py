@@ -1,0 +1,50 @@
+"""A monitored Celery app as a user would have one: a few tasks and the vsmmon plugin in one line.
+
+Started by tests as real worker subprocesses: `celery -A tests.fleet_app worker …`, with the broker
+from VSMMON_TEST_FLEET_BROKER_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+import vsmmon.agent
+
+BROKER_URL = os.environ.get("VSMMON_TEST_FLEET_BROKER_URL", "memory://")
+app = Celery("fleet", broker=BROKER_URL, set_as_current=False)
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue="fleet",
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+vsmmon.agent.install(app, version="fleet 1.0")
+
+
+@app.task(name="fleet.ok")
+def ok() -> str:
+    return "ok"
+
+
+@app.task(name="fleet.fail")
+def fail() -> None:
+    raise ValueError("this task always fails")
+
+
+@app.task(name="fleet.retry_once", bind=True, max_retries=1, default_retry_delay=0)
+def retry_once(self: object) -> str:
+    if getattr(self, "request").retries == 0:  # noqa: B009
+        raise getattr(self, "retry")()  # noqa: B009
+    return "retried"
+
+
+@app.task(name="fleet.sleep")
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)

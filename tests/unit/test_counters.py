@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vsmmon.agent.counters import MAX_TASK_NAMES, OTHER, RECENT, TaskCounters, percentile
+
+
+@given(st.lists(st.floats(0, 1e6), min_size=1, max_size=200), st.floats(0, 1))
+def test_percentile_matches_numpy_linear(values: list[float], q: float) -> None:
+    assert percentile(sorted(values), q) == pytest.approx(np.percentile(values, q * 100), rel=1e-9, abs=1e-9)
+
+
+def test_percentile_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 0.5)
+
+
+def test_outcomes_are_counted_per_task_and_in_total() -> None:
+    c = TaskCounters()
+    for runtime in (0.1, 0.2, 0.3):
+        c.succeeded("a", runtime)
+    c.failed("a", 0.5)
+    c.failed("b", None)
+    c.retried("b")
+    c.rejected("b")
+    for wait in (1.0, 2.0, 3.0, -1.0):  # a negative wait (clock skew) is not a wait
+        c.waited(wait)
+    totals, per_task = c.snapshot()
+    assert totals["tasks_succeeded_total"] == 3
+    assert totals["tasks_failed_total"] == 2
+    assert totals["tasks_retried_total"] == 1
+    assert totals["tasks_rejected_total"] == 1
+    assert totals["task_runtime_p50_s"] == pytest.approx(np.percentile([0.1, 0.2, 0.3, 0.5], 50))
+    assert totals["queue_wait_p50_s"] == 2.0
+    assert per_task["a"] == {
+        "succeeded_total": 3.0, "failed_total": 1.0, "retried_total": 0.0, "rejected_total": 0.0,
+        "runtime_p95_s": pytest.approx(np.percentile([0.1, 0.2, 0.3, 0.5], 95)),
+    }  # fmt: skip
+    assert "runtime_p95_s" not in per_task["b"]
+
+
+def test_no_percentiles_before_any_task() -> None:
+    totals, per_task = TaskCounters().snapshot()
+    assert per_task == {}
+    assert totals == {f"tasks_{k}_total": 0.0 for k in ("succeeded", "failed", "retried", "rejected")}
+
+
+def test_memory_is_bounded_in_task_names_and_samples() -> None:
+    c = TaskCounters()
+    for i in range(MAX_TASK_NAMES + 40):
+        c.succeeded(f"t{i}", 0.01)
+    for _ in range(RECENT * 3):
+        c.succeeded("t0", 1.0)
+    totals, per_task = c.snapshot()
+    assert len(per_task) == MAX_TASK_NAMES + 1
+    assert per_task[OTHER]["succeeded_total"] == 40
+    assert totals["tasks_succeeded_total"] == MAX_TASK_NAMES + 40 + RECENT * 3
+    assert totals["task_runtime_p50_s"] == 1.0  # only the most recent RECENT runtimes are kept

@@ -1,0 +1,114 @@
+"""Per-task-name counters and latency percentiles kept inside a worker's main process.
+
+Pure and Celery-free: the plugin feeds it from the worker's request hooks and reads `snapshot()` when
+`vsm_metrics` is asked. Memory is bounded: a fixed number of task names (the rest count as `other`)
+and fixed-size windows of recent runtimes and queue waits.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+MAX_TASK_NAMES = 25
+OTHER = "other"
+RECENT = 1024
+RECENT_PER_TASK = 128
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The q-quantile (0..1) by linear interpolation between closest ranks, as numpy's default."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@dataclass
+class _TaskStats:
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    rejected: int = 0
+    runtimes_s: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_PER_TASK))
+
+
+class TaskCounters:
+    """Thread-safe: the threads pool calls the hooks from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: dict[str, _TaskStats] = {}
+        self._runtimes_s: deque[float] = deque(maxlen=RECENT)
+        self._waits_s: deque[float] = deque(maxlen=RECENT)
+
+    def _stats(self, name: str) -> _TaskStats:
+        stats = self._tasks.get(name)
+        if stats is None:
+            key = name if len(self._tasks) < MAX_TASK_NAMES else OTHER
+            stats = self._tasks.setdefault(key, _TaskStats())
+        return stats
+
+    def succeeded(self, name: str, runtime_s: float) -> None:
+        with self._lock:
+            stats = self._stats(name)
+            stats.succeeded += 1
+            stats.runtimes_s.append(runtime_s)
+            self._runtimes_s.append(runtime_s)
+
+    def failed(self, name: str, runtime_s: float | None) -> None:
+        with self._lock:
+            stats = self._stats(name)
+            stats.failed += 1
+            if runtime_s is not None:
+                stats.runtimes_s.append(runtime_s)
+                self._runtimes_s.append(runtime_s)
+
+    def retried(self, name: str) -> None:
+        with self._lock:
+            self._stats(name).retried += 1
+
+    def rejected(self, name: str) -> None:
+        with self._lock:
+            self._stats(name).rejected += 1
+
+    def waited(self, wait_s: float) -> None:
+        """Queue wait of one task: from its publication to its start in this worker."""
+        if wait_s >= 0:
+            with self._lock:
+                self._waits_s.append(wait_s)
+
+    def snapshot(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """Worker-wide metrics, and per task name its counters and runtime p95."""
+        with self._lock:
+            runtimes = sorted(self._runtimes_s)
+            waits = sorted(self._waits_s)
+            per_task = {name: _task_metrics(stats) for name, stats in self._tasks.items()}
+        totals = {
+            f"tasks_{kind}_total": float(sum(t[f"{kind}_total"] for t in per_task.values()))
+            for kind in ("succeeded", "failed", "retried", "rejected")
+        }
+        if runtimes:
+            totals.update(
+                task_runtime_p50_s=percentile(runtimes, 0.5),
+                task_runtime_p95_s=percentile(runtimes, 0.95),
+                task_runtime_p99_s=percentile(runtimes, 0.99),
+            )
+        if waits:
+            totals.update(queue_wait_p50_s=percentile(waits, 0.5), queue_wait_p95_s=percentile(waits, 0.95))
+        return totals, per_task
+
+
+def _task_metrics(stats: _TaskStats) -> dict[str, float]:
+    metrics = {
+        "succeeded_total": float(stats.succeeded),
+        "failed_total": float(stats.failed),
+        "retried_total": float(stats.retried),
+        "rejected_total": float(stats.rejected),
+    }
+    if stats.runtimes_s:
+        metrics["runtime_p95_s"] = percentile(sorted(stats.runtimes_s), 0.95)
+    return metrics
