@@ -10,6 +10,7 @@ import pytest
 from vsmmon.aggregator import aggregate
 from vsmmon.errors import NotFound
 from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.registry import AgentStatus, evaluate
 from vsmmon.storage.base import Store
 
 T0 = datetime(2026, 11, 26, 12, 0, 3, tzinfo=UTC)
@@ -66,3 +67,28 @@ class StoreContract:
 
     def test_ping_answers(self, store: Store) -> None:
         store.ping()
+
+    def test_agents_are_registered_with_their_latest_report(self, store: Store) -> None:
+        store.save_collection(make_collection(T0, cpu=10.0), T0)
+        store.save_collection(make_collection(T0 + timedelta(seconds=5), cpu=20.0), T0)
+        store.save_collection(make_collection(T0 - timedelta(seconds=5), cpu=99.0), T0)  # a late retry
+        by_id = {a.agent_id: a for a in store.agents()}
+        assert sorted(by_id) == ["celery@w0", "celery@w1"]
+        w0 = by_id["celery@w0"]
+        assert w0.metrics["cpu_percent"] == 20.0
+        assert (w0.first_seen, w0.last_seen) == (T0, T0 + timedelta(seconds=5))
+        assert (w0.kind, w0.host, w0.version, w0.status) == ("celery_worker", "h1", "1.0", "online")
+        assert w0.interval_s == 5.0
+
+    def test_transitions_apply_once_and_only_from_the_expected_status(self, store: Store) -> None:
+        store.save_collection(make_collection(T0, agents=1), T0)
+        later = T0 + timedelta(seconds=11)
+        transitions = evaluate(store.agent_records(), later)
+        assert [(t.agent_id, t.from_status, t.to_status) for t in transitions] == [
+            ("celery@w0", AgentStatus.ONLINE, AgentStatus.OFFLINE)
+        ]
+        assert store.apply_transitions(transitions) == 1
+        assert store.apply_transitions(transitions) == 0  # a retried task changes nothing
+        [agent] = store.agents()
+        assert (agent.status, agent.status_since) == ("offline", later)
+        assert [t.to_status for t in store.transitions("celery@w0")] == [AgentStatus.OFFLINE]

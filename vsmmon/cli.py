@@ -140,9 +140,7 @@ def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    app.Beat(
-        schedule=str(data_dir / "celerybeat-schedule"), loglevel=settings.log_level, max_interval=5
-    ).run()
+    app.Beat(schedule=str(data_dir / "celerybeat-schedule"), loglevel=settings.log_level, max_interval=5).run()
     return 0
 
 

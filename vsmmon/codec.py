@@ -11,6 +11,51 @@ from vsmmon.errors import InvalidInput
 from vsmmon.models import AgentKind, AgentReport, Collection, CollectionSummary, utc
 
 
+def report_to_dict(r: AgentReport) -> dict[str, Any]:
+    return {
+        "agent_id": r.agent_id,
+        "kind": r.kind.value,
+        "host": r.host,
+        "version": r.version,
+        "metrics": dict(r.metrics),
+        "errors": dict(r.errors),
+        "queues": list(r.queues),
+        "config_hash": r.config_hash,
+        "interval_s": r.interval_s,
+    }
+
+
+def report_from_dict(r: Any) -> AgentReport:
+    """Raises KeyError, TypeError or ValueError on a malformed dict; callers wrap them."""
+    return AgentReport(
+        agent_id=str(r["agent_id"]),
+        kind=AgentKind(r["kind"]),
+        host=str(r["host"]),
+        version=str(r["version"]),
+        metrics={str(k): float(v) for k, v in r["metrics"].items()},
+        errors={str(k): str(v) for k, v in r["errors"].items()},
+        queues=tuple(str(q) for q in r.get("queues", ())),
+        config_hash=str(r.get("config_hash", "")),
+        interval_s=None if r.get("interval_s") is None else float(r["interval_s"]),
+    )
+
+
+def report_to_json(report: AgentReport) -> str:
+    return json.dumps(report_to_dict(report), separators=(",", ":"), allow_nan=False)
+
+
+def report_from_json(text: str | bytes) -> AgentReport:
+    """Read one report back.
+
+    Raises:
+        InvalidInput: the text is not a report in the form `report_to_json` writes.
+    """
+    try:
+        return report_from_dict(json.loads(text))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InvalidInput("report", f"not an agent report: {e!r}") from e
+
+
 def collection_to_json(collection: Collection) -> str:
     """Serialise a collection for staging."""
     return json.dumps(
@@ -19,19 +64,8 @@ def collection_to_json(collection: Collection) -> str:
             "started_at": collection.started_at.isoformat(),
             "duration_ms": collection.duration_ms,
             "unreachable": list(collection.unreachable),
-            "reports": [
-                {
-                    "agent_id": r.agent_id,
-                    "kind": r.kind.value,
-                    "host": r.host,
-                    "version": r.version,
-                    "metrics": dict(r.metrics),
-                    "errors": dict(r.errors),
-                    "queues": list(r.queues),
-                    "config_hash": r.config_hash,
-                }
-                for r in collection.reports
-            ],
+            "interval_s": collection.interval_s,
+            "reports": [report_to_dict(r) for r in collection.reports],
         },
         separators=(",", ":"),
         allow_nan=False,
@@ -51,19 +85,8 @@ def collection_from_json(text: str | bytes) -> Collection:
             started_at=utc(datetime.fromisoformat(raw["started_at"])),
             duration_ms=float(raw["duration_ms"]),
             unreachable=tuple(str(u) for u in raw["unreachable"]),
-            reports=tuple(
-                AgentReport(
-                    agent_id=str(r["agent_id"]),
-                    kind=AgentKind(r["kind"]),
-                    host=str(r["host"]),
-                    version=str(r["version"]),
-                    metrics={str(k): float(v) for k, v in r["metrics"].items()},
-                    errors={str(k): str(v) for k, v in r["errors"].items()},
-                    queues=tuple(str(q) for q in r.get("queues", ())),
-                    config_hash=str(r.get("config_hash", "")),
-                )
-                for r in raw["reports"]
-            ),
+            reports=tuple(report_from_dict(r) for r in raw["reports"]),
+            interval_s=float(raw.get("interval_s", 5.0)),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InvalidInput("collection", f"not a staged collection: {e!r}") from e

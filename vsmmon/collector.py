@@ -25,16 +25,22 @@ def collect(
     host_reports: Iterable[AgentReport],
     worker_replies: Mapping[str, Any],
     expected_workers: Iterable[str] = (),
+    pushed_reports: Iterable[AgentReport] = (),
+    interval_s: float = 5.0,
 ) -> Collection:
     """Build the collection of one cycle.
 
     `worker_replies` maps a worker's hostname to its `vsm_metrics` reply; a worker in
-    `expected_workers` that did not answer is listed as unreachable.
+    `expected_workers` that did not answer is listed as unreachable. `pushed_reports` are what
+    pushed agents sent since the last cycle, oldest first: the latest of each agent is kept.
     """
     reports = list(host_reports)
     reports.extend(parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items()))
+    taken = {r.agent_id for r in reports}
+    latest_pushed = {r.agent_id: r for r in pushed_reports if r.agent_id not in taken}
+    reports.extend(latest_pushed[agent_id] for agent_id in sorted(latest_pushed))
     unreachable = tuple(sorted(set(expected_workers) - set(worker_replies)))
-    return Collection(collection_id, utc(now), duration_ms, tuple(reports), unreachable)
+    return Collection(collection_id, utc(now), duration_ms, tuple(reports), unreachable, interval_s)
 
 
 def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:

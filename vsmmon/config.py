@@ -38,11 +38,12 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535, description="HTTP service port")
     collect_interval_s: float = Field(default=5.0, gt=0, le=3600, description="metric collection period")
     health_interval_s: float = Field(default=30.0, gt=0, le=3600, description="health check period")
-    collect_timeout_s: float = Field(
-        default=1.5, gt=0, le=3, description="how long a cycle waits for replies"
-    )
+    collect_timeout_s: float = Field(default=1.5, gt=0, le=3, description="how long a cycle waits for replies")
     worker_concurrency: int = Field(default=2, ge=1, le=256, description="pool size of `vsmmon up`'s worker")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    purge_after_s: float = Field(default=3600, ge=0, description="offline agents leave live views after this")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest HTTP request body accepted")
+    reads_need_token: bool = Field(default=False, description="require the token for GET requests too")
 
     @field_validator("broker_url", "database_url", "redis_url")
     @classmethod
@@ -66,9 +67,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _redis_needed_beside_amqp(self) -> Settings:
         if self.broker_url and not self.broker_url.startswith("redis") and self.redis_url is None:
-            raise ValueError(
-                "REDIS_URL: required when BROKER_URL is not Redis (staging and pub/sub use Redis)"
-            )
+            raise ValueError("REDIS_URL: required when BROKER_URL is not Redis (staging and pub/sub use Redis)")
         return self
 
     @property
@@ -136,9 +135,7 @@ def _config_error(error: ValidationError) -> ConfigError:
         loc = [name.lower()]
     variable = ENV_PREFIX + (loc[0].upper() if loc else "?")
     given = first.get("input")
-    suffix = (
-        f", got {given!r}" if isinstance(given, str | int | float) and not isinstance(given, bool) else ""
-    )
+    suffix = f", got {given!r}" if isinstance(given, str | int | float) and not isinstance(given, bool) else ""
     if first.get("type") == "extra_forbidden":
         return ConfigError(variable, "unknown setting")
     return ConfigError(variable, f"{message}{suffix}")

@@ -107,10 +107,7 @@ class EmbeddedPostgres:
         admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         _wait_until(lambda: _pg_ready(admin), self.child, "embedded PostgreSQL", self.log)
         with psycopg.connect(admin, autocommit=True) as conn:
-            if (
-                conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone()
-                is None
-            ):
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
         return self.child
 

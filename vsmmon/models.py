@@ -22,6 +22,11 @@ class AgentKind(StrEnum):
     WORKER = "worker"
     SENSOR = "sensor"
     API = "api"
+    QUEUE = "queue"
+
+
+PUSHED_KINDS = frozenset({AgentKind.LLM_WORKER, AgentKind.WORKER, AgentKind.SENSOR, AgentKind.API})
+"""The agent types of the seed design that push their metrics instead of being asked."""
 
 
 def utc(value: datetime) -> datetime:
@@ -53,6 +58,7 @@ class AgentReport:
     errors: Mapping[str, str] = field(default_factory=dict)
     queues: tuple[str, ...] = ()
     config_hash: str = ""
+    interval_s: float | None = None  # a pushed agent's own period; None: the collection interval
 
     def __post_init__(self) -> None:
         bad = [name for name, value in self.metrics.items() if not math.isfinite(value)]
@@ -69,6 +75,7 @@ class Collection:
     duration_ms: float
     reports: tuple[AgentReport, ...]
     unreachable: tuple[str, ...] = ()
+    interval_s: float = 5.0  # the collection period: the reporting interval of the workers asked
 
     @property
     def agent_count(self) -> int:
@@ -140,3 +147,22 @@ class Rollup:
             newer.last,
             newer.last_ts,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """An agent as the registry knows it, with its latest metrics (API, dashboard, CLI)."""
+
+    agent_id: str
+    kind: str
+    host: str
+    version: str
+    status: str
+    status_since: datetime
+    first_seen: datetime
+    last_seen: datetime
+    interval_s: float
+    config_hash: str
+    queues: tuple[str, ...]
+    metrics: Mapping[str, float]
+    errors: Mapping[str, str]

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+from pydantic import SecretStr
 
 from vsmmon.config import Settings
 from vsmmon.errors import AlreadyRunning
@@ -22,6 +23,7 @@ class RunInfo:
     database_url: str
     redis_url: str
     http_url: str
+    api_token: str
 
 
 def write(data_dir: Path, info: RunInfo) -> None:
@@ -58,7 +60,7 @@ def claim(data_dir: Path) -> None:
 
 def resolve(settings: Settings) -> Settings:
     """Fill unset URLs from a running embedded `vsmmon up` in the same DATA_DIR, if there is one."""
-    if settings.database_url and settings.broker_url:
+    if settings.database_url and settings.broker_url and settings.api_token:
         return settings
     info = read(settings.data_dir.resolve())
     if info is None:
@@ -68,5 +70,6 @@ def resolve(settings: Settings) -> Settings:
             "database_url": settings.database_url or info.database_url,
             "broker_url": settings.broker_url or info.broker_url,
             "redis_url": settings.redis_url or info.redis_url,
+            "api_token": settings.api_token or SecretStr(info.api_token),
         }
     )

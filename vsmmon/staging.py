@@ -15,11 +15,13 @@ from uuid import UUID
 
 import redis
 
-from vsmmon.codec import collection_from_json, collection_to_json
-from vsmmon.errors import BufferUnavailable, NotFound
-from vsmmon.models import Collection
+from vsmmon.codec import collection_from_json, collection_to_json, report_from_json, report_to_json
+from vsmmon.errors import BufferUnavailable, InvalidInput, NotFound
+from vsmmon.models import AgentReport, Collection
 
 PREFIX = "vsm:"
+MAX_PUSHED = 50_000
+"""Pushed reports waiting for the next cycle, at most; the oldest are dropped past it (and counted)."""
 T = TypeVar("T")
 
 
@@ -52,6 +54,14 @@ class Staging(Protocol):
 
     def claim_discovery(self, every_s: float) -> bool:
         """True for at most one caller per `every_s`: that cycle asks every worker, with no `limit`."""
+        ...
+
+    def push(self, reports: Iterable[AgentReport]) -> None:
+        """Queue pushed agents' reports for the next collection cycle."""
+        ...
+
+    def drain_pushed(self) -> list[AgentReport]:
+        """Take every queued pushed report, oldest first; each is taken by exactly one caller."""
         ...
 
 
@@ -93,6 +103,28 @@ class RedisStaging:
         px = max(1, int(every_s * 1000))
         return bool(self._call(lambda: self.client.set(f"{PREFIX}discovery", b"1", nx=True, px=px)))
 
+    def push(self, reports: Iterable[AgentReport]) -> None:
+        payload = [report_to_json(r) for r in reports]
+        if not payload:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        pipe.rpush(f"{PREFIX}pushed", *payload)
+        pipe.ltrim(f"{PREFIX}pushed", -MAX_PUSHED, -1)
+        self._call(pipe.execute)
+
+    def drain_pushed(self) -> list[AgentReport]:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lrange(f"{PREFIX}pushed", 0, -1)
+        pipe.delete(f"{PREFIX}pushed")
+        raw, _ = self._call(pipe.execute)
+        reports = []
+        for item in raw:
+            try:
+                reports.append(report_from_json(item))
+            except InvalidInput:
+                continue  # written by a foreign client: never let one bad entry stop the cycle
+        return reports
+
     def _call(self, op: Callable[[], T]) -> T:
         try:
             return op()
@@ -111,6 +143,15 @@ class MemoryStaging:
     staged: dict[UUID, str] = field(default_factory=dict)
     seen: dict[str, datetime] = field(default_factory=dict)
     discovery_claimed: bool = False
+    pushed: list[AgentReport] = field(default_factory=list)
+
+    def push(self, reports: Iterable[AgentReport]) -> None:
+        self.pushed.extend(reports)
+        del self.pushed[:-MAX_PUSHED]
+
+    def drain_pushed(self) -> list[AgentReport]:
+        taken, self.pushed = self.pushed, []
+        return taken
 
     def put(self, collection: Collection) -> None:
         self.staged[collection.id] = collection_to_json(collection)

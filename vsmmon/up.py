@@ -5,12 +5,16 @@ migrations, one worker for every pipeline queue, beat and the HTTP service.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
+
+from pydantic import SecretStr
 
 from vsmmon import migrations, runfile
 from vsmmon.config import ENV_PREFIX, Settings
@@ -64,45 +68,29 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     runfile.claim(data_dir)
     _check_port_free(settings.http_host, settings.http_port)
-    logs = data_dir / "logs"
-    logs.mkdir(exist_ok=True)
     servers: list[Child] = []
     services: list[Child] = []
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         say(f"vsmmon up: data in {data_dir}")
-        updates: dict[str, str] = {}
-        if not settings.database_url:
-            pg = EmbeddedPostgres(data_dir)
-            _step(say, "embedded PostgreSQL", lambda: servers.append(pg.start()))
-            updates["database_url"] = pg.url
-        if not settings.broker_url:
-            rd = EmbeddedRedis(data_dir)
-            _step(say, "embedded Redis", lambda: servers.append(rd.start()))
-            updates["broker_url"] = rd.url
-            updates.setdefault("redis_url", settings.redis_url or rd.url)
-        resolved = settings.model_copy(update=updates)
+        resolved = _start_servers(settings, data_dir, servers, say)
         _step(say, "database migrations", lambda: migrations.upgrade(resolved.sqlalchemy_url()))
         http_url = f"http://{resolved.http_host}:{resolved.http_port}"
+        token = resolved.api_token.get_secret_value() if resolved.api_token else ""
         runfile.write(
             data_dir,
             runfile.RunInfo(
                 os.getpid(), resolved.require("broker_url"), resolved.sqlalchemy_url(),
-                resolved.require("redis_url"), http_url,
+                resolved.require("redis_url"), http_url, token,
             ),
         )  # fmt: skip
-        env = settings_env(resolved)
-        me = [sys.executable, "-m", "vsmmon"]
-        services = [
-            Child("worker", [*me, "worker", "--role", "all"], env, logs / "worker.log"),
-            Child("beat", [*me, "beat"], env, logs / "beat.log"),
-            Child("http", [*me, "serve"], env, logs / "http.log"),
-        ]
+        services = _services(resolved, data_dir / "logs")
         for child in services:
             child.start()
-        broker = redact_url(resolved.require("broker_url"))
-        say(f"vsmmon is up: dashboard and API at {http_url}  (broker {broker})")
-        say(f"  logs in {logs}; `vsmmon status` shows the latest collection; Ctrl-C stops everything")
+        say(f"vsmmon is up: dashboard and API at {http_url}  (broker {redact_url(resolved.require('broker_url'))})")
+        say(f"  logs in {data_dir / 'logs'}; `vsmmon status` shows the latest collection; Ctrl-C stops everything")
+        if settings.api_token is None:
+            say(f"  API token (generated; set VSMMON_API_TOKEN to choose one): in {data_dir / runfile.RUN_FILE}")
         _supervise(services, say)
     except _Stop:
         pass
@@ -117,6 +105,35 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> int:
             signal.signal(sig, handler)
         say("vsmmon: stopped")
     return 0
+
+
+def _start_servers(settings: Settings, data_dir: Path, started: list[Child], say: Callable[[str], None]) -> Settings:
+    """Start an embedded server for each URL not set; return the settings naming them (and a token)."""
+    updates: dict[str, object] = {}
+    if not settings.database_url:
+        pg = EmbeddedPostgres(data_dir)
+        _step(say, "embedded PostgreSQL", lambda: started.append(pg.start()))
+        updates["database_url"] = pg.url
+    if not settings.broker_url:
+        rd = EmbeddedRedis(data_dir)
+        _step(say, "embedded Redis", lambda: started.append(rd.start()))
+        updates["broker_url"] = rd.url
+        updates["redis_url"] = settings.redis_url or rd.url
+    if settings.api_token is None:  # writes need a token: make one, kept in the owner-only run file
+        updates["api_token"] = SecretStr(secrets.token_urlsafe(24))
+    return settings.model_copy(update=updates)
+
+
+def _services(settings: Settings, logs: Path) -> list[Child]:
+    """The pipeline's own processes: one worker for every queue, beat, the HTTP service."""
+    logs.mkdir(exist_ok=True)
+    env = settings_env(settings)
+    me = [sys.executable, "-m", "vsmmon"]
+    return [
+        Child("worker", [*me, "worker", "--role", "all"], env, logs / "worker.log"),
+        Child("beat", [*me, "beat"], env, logs / "beat.log"),
+        Child("http", [*me, "serve"], env, logs / "http.log"),
+    ]
 
 
 def _supervise(children: list[Child], say: Callable[[str], None]) -> None:

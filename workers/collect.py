@@ -45,6 +45,8 @@ def register(app: Celery) -> None:
             host_reports=[ctx.host_probe.read()],
             worker_replies=replies,
             expected_workers=expected,
+            pushed_reports=ctx.staging.drain_pushed(),
+            interval_s=settings.collect_interval_s,
         )
         ctx.staging.put(collection)
         ctx.staging.mark_seen(replies, now)

@@ -9,6 +9,7 @@ from uuid import UUID
 from celery import Celery
 
 from vsmmon.errors import NotFound, TransientError
+from vsmmon.registry import evaluate
 from workers import names
 from workers.context import VsmTask
 
@@ -28,4 +29,12 @@ def register(app: Celery) -> None:
             ctx.store.get_collection(cid)  # stored by an earlier run: nothing to do; else NotFound is raised
             return {"collection_id": collection_id, "stored": False}
         stored = ctx.store.save_collection(staged, ctx.clock())
-        return {"collection_id": collection_id, "stored": stored, "samples": staged.sample_count}
+        latest = ctx.store.latest_collection()
+        judged_at = max(staged.started_at, latest.started_at) if latest else staged.started_at
+        changed = ctx.store.apply_transitions(evaluate(ctx.store.agent_records(), judged_at))
+        return {
+            "collection_id": collection_id,
+            "stored": stored,
+            "samples": staged.sample_count,
+            "status_changes": changed,
+        }

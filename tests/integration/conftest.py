@@ -75,7 +75,7 @@ def clean_services(settings: Settings) -> None:
     """Empty tables and the Redis db: each test starts from nothing and sees only its own writes."""
     engine = sa.create_engine(settings.sqlalchemy_url())
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE agents, collections, metric_samples, metric_rollups"))
+        conn.execute(sa.text("TRUNCATE agents, agent_transitions, collections, metric_samples, metric_rollups"))
     engine.dispose()
     client = redis.Redis.from_url(settings.require("redis_url"))
     client.flushdb()

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import poll
+from vsmmon import migrations
 from vsmmon.config import Settings
 from vsmmon.embedded import free_port
 
@@ -58,9 +59,7 @@ def run_up_until_a_collection(
     """Start `vsmmon up`, wait for /healthz then a persisted collection, signal it; return its tree."""
     port = env["VSMMON_HTTP_PORT"]
     with log.open("w") as out:
-        up = subprocess.Popen(
-            [sys.executable, "-m", "vsmmon", "up"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        up = subprocess.Popen([sys.executable, "-m", "vsmmon", "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         poll(
             lambda: healthy(f"http://127.0.0.1:{port}/healthz"),
@@ -68,9 +67,7 @@ def run_up_until_a_collection(
             what="GET /healthz",
             every_s=0.2,
         )
-        latest = poll(
-            lambda: latest_collection(env), deadline_s=15, what="a persisted collection", every_s=0.5
-        )
+        latest = poll(lambda: latest_collection(env), deadline_s=15, what="a persisted collection", every_s=0.5)
         tree = [up_proc := psutil.Process(up.pid), *up_proc.children(recursive=True)]
         up.send_signal(stop_with)
         assert up.wait(timeout=STOP_DEADLINE_S) == 0
@@ -115,15 +112,12 @@ def test_up_with_urls_set_uses_them_and_starts_no_server(
     assert not (tmp_path / "data" / "postgres").exists()
 
 
-def test_status_and_db_commands_against_the_configured_database(
-    settings: Settings, clean_services: None
-) -> None:
-    env = environment(
-        VSMMON_DATABASE_URL=settings.sqlalchemy_url(), VSMMON_BROKER_URL=settings.require("broker_url")
-    )
+def test_status_and_db_commands_against_the_configured_database(settings: Settings, clean_services: None) -> None:
+    env = environment(VSMMON_DATABASE_URL=settings.sqlalchemy_url(), VSMMON_BROKER_URL=settings.require("broker_url"))
     current = vsmmon("db", "current", env=env)
     assert current.returncode == 0
-    assert current.stdout.strip() == "0001 (up to date)"
+    head = migrations.current(settings.sqlalchemy_url())[1]
+    assert current.stdout.strip() == f"{head} (up to date)"
     empty = vsmmon("status", env=env)
     assert empty.returncode == 1
     assert empty.stdout.strip() == "no collection stored yet"

@@ -3,7 +3,7 @@ import sqlalchemy as sa
 from tests.integration.conftest import drop_database, fresh_database
 from vsmmon import migrations
 
-TABLES = {"agents", "collections", "metric_samples", "metric_rollups"}
+TABLES = {"agents", "agent_transitions", "collections", "metric_samples", "metric_rollups"}
 
 
 def tables(url: str) -> set[str]:
@@ -20,7 +20,8 @@ def test_upgrade_downgrade_upgrade_round_trip(migrated_database: str) -> None:
         assert migrations.current(url)[0] is None
         migrations.upgrade(url)
         current, head = migrations.current(url)
-        assert current == head == "0001"
+        assert current == head
+        assert head is not None
         assert tables(url) == TABLES | {"alembic_version"}
         migrations.downgrade(url, "base")
         assert migrations.current(url)[0] is None

@@ -75,8 +75,7 @@ def test_a_pickled_message_is_refused_and_the_worker_keeps_serving(
         )
     poll(
         lambda: any(
-            "Refusing to deserialize untrusted content of type pickle" in r.getMessage()
-            for r in caplog.records
+            "Refusing to deserialize untrusted content of type pickle" in r.getMessage() for r in caplog.records
         ),
         deadline_s=15,
         what="the worker to log the refused pickle message",

@@ -18,9 +18,10 @@ def test_window_start_aligns_to_the_window() -> None:
 
 
 def test_one_rollup_per_agent_metric_and_window() -> None:
-    samples = [
-        Sample(T0 + timedelta(seconds=5 * i), "a", "cpu", v) for i, v in enumerate([4.0, 8.0, 6.0])
-    ] + [Sample(T0 + timedelta(minutes=6), "a", "cpu", 10.0), Sample(T0, "b", "cpu", 1.0)]
+    samples = [Sample(T0 + timedelta(seconds=5 * i), "a", "cpu", v) for i, v in enumerate([4.0, 8.0, 6.0])] + [
+        Sample(T0 + timedelta(minutes=6), "a", "cpu", 10.0),
+        Sample(T0, "b", "cpu", 1.0),
+    ]
     rollups = {(r.agent_id, r.window_s, r.window_start): r for r in aggregate(samples)}
     first = rollups[("a", 300, T0)]
     assert (first.count, first.min, first.max, first.sum, first.last) == (3, 4.0, 8.0, 18.0, 6.0)

@@ -53,9 +53,7 @@ def test_values_come_from_vsmmon_variables_only() -> None:
         ("VSMMON_LOG_LEVEL", "LOUD", "VSMMON_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR"),
     ],
 )
-def test_a_bad_value_names_its_variable_and_what_was_expected(
-    variable: str, value: str, expected: str
-) -> None:
+def test_a_bad_value_names_its_variable_and_what_was_expected(variable: str, value: str, expected: str) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({variable: value})
     assert str(raised.value).startswith(expected)

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from vsmmon.models import Collection, CollectionSummary, Rollup
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
+from vsmmon.registry import AgentRecord, Transition
 
 
 class Store(Protocol):
@@ -38,6 +39,22 @@ class Store(Protocol):
 
     def rollups(self, agent_id: str, metric: str, window_s: int) -> list[Rollup]:
         """Stored rollups of one series, oldest window first."""
+        ...
+
+    def agent_records(self) -> list[AgentRecord]:
+        """Every agent's liveness facts, for the registry to judge."""
+        ...
+
+    def apply_transitions(self, transitions: list[Transition]) -> int:
+        """Record transitions whose agent is still in their `from_status`; returns how many applied."""
+        ...
+
+    def agents(self) -> list[AgentInfo]:
+        """Every registered agent with its latest metrics, by id."""
+        ...
+
+    def transitions(self, agent_id: str) -> list[Transition]:
+        """One agent's status history, oldest first."""
         ...
 
     def ping(self) -> None:

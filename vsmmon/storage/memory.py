@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
 from vsmmon.errors import NotFound
-from vsmmon.models import Collection, CollectionSummary, Rollup, Sample
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, Sample
+from vsmmon.registry import AgentRecord, AgentStatus, Transition
 
 
 @dataclass
@@ -16,7 +17,8 @@ class MemoryStore:
 
     summaries: dict[UUID, CollectionSummary] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
-    agents: dict[str, datetime] = field(default_factory=dict)
+    registry: dict[str, AgentInfo] = field(default_factory=dict)
+    history: list[Transition] = field(default_factory=list)
     _rollups: dict[tuple[str, str, int, datetime], Rollup] = field(default_factory=dict)
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
@@ -27,8 +29,17 @@ class MemoryStore:
             collection.sample_count, collection.unreachable, now, None,
         )  # fmt: skip
         self.samples.extend(collection.samples())
-        for report in collection.reports:
-            self.agents[report.agent_id] = max(self.agents.get(report.agent_id, now), collection.started_at)
+        at = collection.started_at
+        for r in collection.reports:
+            known = self.registry.get(r.agent_id)
+            if known is not None and known.last_seen > at:
+                continue  # a late retry of an older collection must not roll the registry back
+            self.registry[r.agent_id] = AgentInfo(
+                r.agent_id, r.kind.value, r.host, r.version,
+                known.status if known else AgentStatus.ONLINE.value, known.status_since if known else at,
+                known.first_seen if known else at, at, r.interval_s or collection.interval_s,
+                r.config_hash, r.queues, dict(r.metrics), dict(r.errors),
+            )  # fmt: skip
         return True
 
     def apply_rollups(self, collection_id: UUID, rollups: list[Rollup], now: datetime) -> bool:
@@ -57,6 +68,29 @@ class MemoryStore:
     def rollups(self, agent_id: str, metric: str, window_s: int) -> list[Rollup]:
         found = [r for (a, m, w, _), r in self._rollups.items() if (a, m, w) == (agent_id, metric, window_s)]
         return sorted(found, key=lambda r: r.window_start)
+
+    def agent_records(self) -> list[AgentRecord]:
+        return [
+            AgentRecord(a.agent_id, a.kind, a.last_seen, a.interval_s, AgentStatus(a.status), a.status_since)
+            for a in self.registry.values()
+        ]
+
+    def apply_transitions(self, transitions: list[Transition]) -> int:
+        applied = 0
+        for t in transitions:
+            known = self.registry.get(t.agent_id)
+            if known is None or known.status != t.from_status.value:
+                continue
+            self.registry[t.agent_id] = replace(known, status=t.to_status.value, status_since=t.at)
+            self.history.append(t)
+            applied += 1
+        return applied
+
+    def agents(self) -> list[AgentInfo]:
+        return [self.registry[k] for k in sorted(self.registry)]
+
+    def transitions(self, agent_id: str) -> list[Transition]:
+        return sorted((t for t in self.history if t.agent_id == agent_id), key=lambda t: t.at)
 
     def ping(self) -> None:
         return None

@@ -14,8 +14,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from vsmmon.errors import NotFound, StoreUnavailable
-from vsmmon.models import Collection, CollectionSummary, Rollup
-from vsmmon.storage.tables import agents, collections, metric_rollups
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
+from vsmmon.registry import AgentRecord, AgentStatus, Transition
+from vsmmon.storage.tables import agent_transitions, agents, collections, metric_rollups
 
 T = TypeVar("T")
 
@@ -98,6 +99,69 @@ class PostgresStore:
         rows = self._in_transaction(lambda conn: conn.execute(query).all())
         return [Rollup(*row) for row in rows]
 
+    def agent_records(self) -> list[AgentRecord]:
+        a = agents.c
+        query = sa.select(a.id, a.kind, a.last_seen, a.interval_s, a.status, a.status_since)
+        rows = self._in_transaction(lambda conn: conn.execute(query).all())
+        return [
+            AgentRecord(r.id, r.kind, r.last_seen, r.interval_s, AgentStatus(r.status), r.status_since) for r in rows
+        ]
+
+    def apply_transitions(self, transitions: list[Transition]) -> int:
+        def write(conn: Connection) -> int:
+            applied = 0
+            for t in transitions:
+                changed = conn.execute(
+                    sa.update(agents)
+                    .where(agents.c.id == t.agent_id, agents.c.status == t.from_status.value)
+                    .values(status=t.to_status.value, status_since=t.at)
+                ).rowcount
+                if changed:
+                    conn.execute(
+                        insert(agent_transitions)
+                        .values(
+                            agent_id=t.agent_id,
+                            at=t.at,
+                            from_status=t.from_status.value,
+                            to_status=t.to_status.value,
+                            reason=t.reason,
+                        )
+                        .on_conflict_do_nothing()
+                    )
+                    applied += 1
+            return applied
+
+        return self._in_transaction(write) if transitions else 0
+
+    def agents(self) -> list[AgentInfo]:
+        rows = self._in_transaction(lambda conn: conn.execute(sa.select(agents).order_by(agents.c.id)).all())
+        return [
+            AgentInfo(
+                r.id,
+                r.kind,
+                r.host,
+                r.version,
+                r.status,
+                r.status_since,
+                r.first_seen,
+                r.last_seen,
+                r.interval_s,
+                r.config_hash,
+                tuple(r.queues),
+                dict(r.last_metrics),
+                dict(r.last_errors),
+            )
+            for r in rows
+        ]
+
+    def transitions(self, agent_id: str) -> list[Transition]:
+        t = agent_transitions.c
+        query = sa.select(agent_transitions).where(t.agent_id == agent_id).order_by(t.at)
+        rows = self._in_transaction(lambda conn: conn.execute(query).all())
+        return [
+            Transition(r.agent_id, r.at, AgentStatus(r.from_status), AgentStatus(r.to_status), r.reason) for r in rows
+        ]
+
     def ping(self) -> None:
         self._in_transaction(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
 
@@ -117,32 +181,54 @@ def _copy_samples(conn: Connection, collection: Collection) -> None:
             copy.write_row((s.ts, collection.id, s.agent_id, s.metric, s.value))
 
 
+_LATEST_AGENT_FIELDS = (
+    "kind", "host", "version", "interval_s", "config_hash", "queues", "last_metrics", "last_errors",
+)  # fmt: skip
+
+
 def _upsert_agents(conn: Connection, collection: Collection, now: datetime) -> None:
     if not collection.reports:
         return
+    at = collection.started_at
+    default_interval_s = collection.interval_s
     rows = [
         {
             "id": r.agent_id,
             "kind": r.kind.value,
             "host": r.host,
             "version": r.version,
-            "first_seen": collection.started_at,
-            "last_seen": collection.started_at,
-            "status": "online",
+            "first_seen": at,
+            "last_seen": at,
+            "status": AgentStatus.ONLINE.value,
+            "status_since": at,
+            "interval_s": r.interval_s or default_interval_s,
+            "config_hash": r.config_hash,
+            "queues": list(r.queues),
+            "last_metrics": dict(r.metrics),
+            "last_errors": dict(r.errors),
         }
         for r in collection.reports
     ]
     stmt = insert(agents).values(rows)
+    ex = stmt.excluded
+    newer = ex.last_seen >= agents.c.last_seen  # a late retry of an old collection must not roll back
+    latest = {
+        name: sa.case((newer, getattr(ex, name)), else_=getattr(agents.c, name))
+        for name in (
+            "kind",
+            "host",
+            "version",
+            "interval_s",
+            "config_hash",
+            "queues",
+            "last_metrics",
+            "last_errors",
+        )
+    }
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["id"],
-            set_={
-                "kind": stmt.excluded.kind,
-                "host": stmt.excluded.host,
-                "version": stmt.excluded.version,
-                "last_seen": sa.func.greatest(agents.c.last_seen, stmt.excluded.last_seen),
-                "status": "online",
-            },
+            set_={**latest, "last_seen": sa.func.greatest(agents.c.last_seen, ex.last_seen)},
         )
     )
 

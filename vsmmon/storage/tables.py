@@ -29,6 +29,23 @@ agents = Table(
     Column("first_seen", TS, nullable=False),
     Column("last_seen", TS, nullable=False),
     Column("status", Text, nullable=False, server_default="online"),
+    Column("interval_s", Float, nullable=False, server_default="5"),
+    Column("config_hash", Text, nullable=False, server_default=""),
+    Column("queues", JSONB, nullable=False, server_default="[]"),
+    Column("last_metrics", JSONB, nullable=False, server_default="{}"),
+    Column("last_errors", JSONB, nullable=False, server_default="{}"),
+    Column("status_since", TS, nullable=False),
+)
+
+agent_transitions = Table(
+    "agent_transitions",
+    metadata,
+    Column("agent_id", Text, primary_key=True),
+    Column("at", TS, primary_key=True),
+    Column("to_status", Text, primary_key=True),
+    Column("from_status", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_agent_transitions_at", "at"),
 )
 
 collections = Table(

@@ -1,0 +1,45 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from vsmmon.registry import AgentRecord, AgentStatus, Transition, evaluate, status_at, visible
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("age_s", "status"),
+    [(0, AgentStatus.ONLINE), (2.5, AgentStatus.ONLINE), (2.6, AgentStatus.STALE), (5, AgentStatus.STALE),
+     (10, AgentStatus.STALE), (10.1, AgentStatus.OFFLINE), (-3, AgentStatus.ONLINE)],
+)  # fmt: skip
+def test_status_follows_the_age_against_the_interval(age_s: float, status: AgentStatus) -> None:
+    assert status_at(T0, 5.0, T0 + age_s * S) is status
+
+
+def test_a_killed_worker_is_offline_by_the_third_cycle_after_its_last_answer() -> None:
+    record = AgentRecord("celery@w1", "celery_worker", T0, 5.0, AgentStatus.ONLINE, T0)
+    seen = []
+    for cycle in range(1, 4):
+        now = T0 + cycle * 5 * S
+        for t in evaluate([record], now):
+            seen.append((cycle, t.to_status))
+            record = AgentRecord(record.agent_id, record.kind, record.last_seen, 5.0, t.to_status, t.at)
+    assert seen == [(1, AgentStatus.STALE), (3, AgentStatus.OFFLINE)]
+
+
+def test_a_returning_agent_goes_back_online_and_no_transition_is_repeated() -> None:
+    offline = AgentRecord("a", "sensor", T0 + 60 * S, 5.0, AgentStatus.OFFLINE, T0 + 20 * S)
+    [t] = evaluate([offline], T0 + 61 * S)
+    assert t == Transition("a", T0 + 61 * S, AgentStatus.OFFLINE, AgentStatus.ONLINE, t.reason)
+    assert "last seen 1.0 s ago" in t.reason
+    steady = AgentRecord("b", "sensor", T0, 5.0, AgentStatus.ONLINE, T0)
+    assert evaluate([steady], T0 + S) == []
+
+
+def test_offline_agents_leave_live_views_after_the_purge_time_only() -> None:
+    offline = AgentRecord("a", "api", T0, 5.0, AgentStatus.OFFLINE, T0 + 11 * S)
+    assert visible(offline, T0 + 100 * S, purge_after_s=3600)
+    assert not visible(offline, T0 + 11 * S + timedelta(hours=1, seconds=1), purge_after_s=3600)
+    stale = AgentRecord("b", "api", T0, 5.0, AgentStatus.STALE, T0)
+    assert visible(stale, T0 + timedelta(days=3), purge_after_s=60)

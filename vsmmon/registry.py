@@ -1,0 +1,75 @@
+"""Agent registry: who is alive, judged from when each agent last answered or pushed.
+
+An agent is live when it was seen within 2 x its interval (Celery's rule for heartbeats). Judged at
+each collection's time `now`:
+- online: seen at most half an interval ago (it answered or pushed for this cycle);
+- stale: missed at least one report, but still live (age <= 2 x interval);
+- offline: not seen for more than 2 x interval. A worker killed with SIGKILL sends no goodbye; it turns
+  stale at the next cycle and offline at the third, so within 3 collection intervals.
+Offline agents stay in the registry and history; live views hide them after `purge_after_s`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class AgentStatus(StrEnum):
+    ONLINE = "online"
+    STALE = "stale"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """What the registry knows of one agent."""
+
+    agent_id: str
+    kind: str
+    last_seen: datetime
+    interval_s: float
+    status: AgentStatus
+    status_since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One change of an agent's status, applied only if the agent is still in `from_status`."""
+
+    agent_id: str
+    at: datetime
+    from_status: AgentStatus
+    to_status: AgentStatus
+    reason: str
+
+
+def status_at(last_seen: datetime, interval_s: float, now: datetime) -> AgentStatus:
+    """The status an agent last seen at `last_seen` has at `now`."""
+    age_s = (now - last_seen).total_seconds()
+    if age_s <= 0.5 * interval_s:
+        return AgentStatus.ONLINE
+    if age_s <= 2 * interval_s:
+        return AgentStatus.STALE
+    return AgentStatus.OFFLINE
+
+
+def evaluate(records: Iterable[AgentRecord], now: datetime) -> list[Transition]:
+    """The transitions due at `now`; none for an agent whose status is still right."""
+    transitions = []
+    for record in records:
+        status = status_at(record.last_seen, record.interval_s, now)
+        if status is not record.status:
+            age_s = (now - record.last_seen).total_seconds()
+            reason = f"last seen {age_s:.1f} s ago (interval {record.interval_s:g} s)"
+            transitions.append(Transition(record.agent_id, now, record.status, status, reason))
+    return transitions
+
+
+def visible(record: AgentRecord, now: datetime, purge_after_s: float) -> bool:
+    """Whether a live view shows the agent: offline ones leave after `purge_after_s`."""
+    if record.status is not AgentStatus.OFFLINE:
+        return True
+    return now - record.status_since <= timedelta(seconds=purge_after_s)

@@ -1,0 +1,81 @@
+"""The agent registry, and the push endpoints of agents that are not Celery workers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from starlette.concurrency import run_in_threadpool
+
+from vsmmon.models import AgentInfo
+from vsmmon.registry import AgentRecord, AgentStatus, visible
+from vsmmon.web.auth import require_token, require_token_for_reads
+from vsmmon.web.resources import Resources, resources
+from vsmmon.web.schemas import AGENT_ID_PATTERN, BatchPush, MetricsPush
+
+router = APIRouter(prefix="/api/v1", tags=["agents"])
+Res = Annotated[Resources, Depends(resources)]
+
+
+def agent_to_dict(a: AgentInfo) -> dict[str, Any]:
+    return {
+        "agent_id": a.agent_id,
+        "kind": a.kind,
+        "host": a.host,
+        "version": a.version,
+        "status": a.status,
+        "status_since": a.status_since.isoformat(),
+        "first_seen": a.first_seen.isoformat(),
+        "last_seen": a.last_seen.isoformat(),
+        "interval_s": a.interval_s,
+        "config_hash": a.config_hash,
+        "queues": list(a.queues),
+        "metrics": dict(a.metrics),
+        "errors": dict(a.errors),
+    }
+
+
+def _record(a: AgentInfo) -> AgentRecord:
+    return AgentRecord(a.agent_id, a.kind, a.last_seen, a.interval_s, AgentStatus(a.status), a.status_since)
+
+
+@router.get("/agents", dependencies=[Depends(require_token_for_reads)])
+async def list_agents(
+    res: Res,
+    include_purged: Annotated[bool, Query(description="offline agents past the purge time too")] = False,
+) -> dict[str, Any]:
+    agents = await run_in_threadpool(res.store.agents)
+    now = datetime.now(UTC)
+    shown = [a for a in agents if include_purged or visible(_record(a), now, res.settings.purge_after_s)]
+    return {"agents": [agent_to_dict(a) for a in shown], "count": len(shown)}
+
+
+@router.get("/agents/{agent_id}", dependencies=[Depends(require_token_for_reads)])
+async def get_agent(agent_id: str, res: Res) -> dict[str, Any]:
+    agents = await run_in_threadpool(res.store.agents)
+    found = next((a for a in agents if a.agent_id == agent_id), None)
+    if found is None:
+        raise HTTPException(404, f"agent {agent_id!r} is not registered")
+    history = await run_in_threadpool(res.store.transitions, agent_id)
+    transitions = [
+        {"at": t.at.isoformat(), "from": t.from_status.value, "to": t.to_status.value, "reason": t.reason}
+        for t in history
+    ]
+    return {**agent_to_dict(found), "transitions": transitions}
+
+
+@router.post("/agents/{agent_id}/metrics", status_code=202, dependencies=[Depends(require_token)])
+async def push_metrics(
+    body: MetricsPush, res: Res, agent_id: Annotated[str, Path(pattern=AGENT_ID_PATTERN)]
+) -> dict[str, int]:
+    """Report a pushed agent's metrics; they join the next collection cycle."""
+    await run_in_threadpool(res.staging.push, [body.report(agent_id)])
+    return {"accepted": 1}
+
+
+@router.post("/metrics", status_code=202, dependencies=[Depends(require_token)])
+async def push_batch(body: BatchPush, res: Res) -> dict[str, int]:
+    """Report many pushed agents at once."""
+    await run_in_threadpool(res.staging.push, [entry.report(entry.agent_id) for entry in body.reports])
+    return {"accepted": len(body.reports)}
