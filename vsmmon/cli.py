@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from vsmmon import __version__, queues, runfile
+from vsmmon import __version__, cli_agents, queues, runfile
 from vsmmon.codec import summary_to_dict
 from vsmmon.config import Settings, load_settings
 from vsmmon.errors import ConfigError, VsmmonError
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--role", choices=sorted(queues.ROLES), default="all", help="which queues to consume")
     worker.add_argument("--concurrency", type=int, default=None, help="pool size (default: settings)")
     worker.add_argument("--hostname", default=None, help="worker name (default: vsmmon-ROLE@HOST)")
+
+    cli_agents.add_commands(sub)
 
     sub.add_parser("beat", help="the scheduler (run exactly one)")
     sub.add_parser("serve", help="the HTTP service: API, health endpoints")
@@ -159,6 +161,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = {
+    "simulate": cli_agents.cmd_simulate,
+    "agent": cli_agents.cmd_agent,
     "up": cmd_up,
     "status": cmd_status,
     "db": cmd_db,

@@ -139,3 +139,30 @@ def drop_database(url: str) -> None:
     server, name = url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)
     with psycopg.connect(server + "/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+API_TOKEN = "integration-token"
+
+
+@pytest.fixture
+def live_api(settings: Settings, clean_services: None) -> Iterator[str]:
+    """The real HTTP service on a free port, in a thread of this process; yields its base URL."""
+    import threading
+
+    import uvicorn
+    from pydantic import SecretStr
+
+    from vsmmon.embedded import free_port
+    from vsmmon.web import create_app
+
+    port = free_port()
+    app = create_app(settings.model_copy(update={"api_token": SecretStr(API_TOKEN)}))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    poll(lambda: server.started, deadline_s=15, what="the HTTP service to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

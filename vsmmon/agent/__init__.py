@@ -1,4 +1,4 @@
-"""What monitored apps install: the Celery worker plugin (`install`).
+"""What monitored systems use: the Celery worker plugin (`install`) and the push client (`Reporter`).
 
 Celery is imported only when `install` is called, so importing `vsmmon.agent` stays Celery-free.
 """
@@ -6,6 +6,8 @@ Celery is imported only when `install` is called, so importing `vsmmon.agent` st
 from __future__ import annotations
 
 from typing import Any
+
+from vsmmon.agent.reporter import Reporter, ReportRejected
 
 
 def install(app: Any, version: str | None = None) -> None:
@@ -18,4 +20,4 @@ def install(app: Any, version: str | None = None) -> None:
     _install(app, version)
 
 
-__all__ = ["install"]
+__all__ = ["ReportRejected", "Reporter", "install"]
