@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from alembic import context
 from vsmmon.config import load_settings
 from vsmmon.storage.tables import metadata
 

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from vsmmon.models import AgentKind, AgentReport, Collection, utc
+from vsmmon.sources.broker import QueueStats
 
 MAX_METRICS_PER_AGENT = 500
 MAX_NAME_LENGTH = 120
@@ -26,6 +27,8 @@ def collect(
     worker_replies: Mapping[str, Any],
     expected_workers: Iterable[str] = (),
     pushed_reports: Iterable[AgentReport] = (),
+    queue_stats: Iterable[QueueStats] = (),
+    queue_errors: Mapping[str, str] | None = None,
     interval_s: float = 5.0,
 ) -> Collection:
     """Build the collection of one cycle.
@@ -33,9 +36,12 @@ def collect(
     `worker_replies` maps a worker's hostname to its `vsm_metrics` reply; a worker in
     `expected_workers` that did not answer is listed as unreachable. `pushed_reports` are what
     pushed agents sent since the last cycle, oldest first: the latest of each agent is kept.
+    `queue_stats` and `queue_errors` are what the broker probes read, one report per queue.
     """
     reports = list(host_reports)
-    reports.extend(parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items()))
+    workers = [parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items())]
+    reports.extend(workers)
+    reports.extend(queue_reports(queue_stats, workers, queue_errors or {}))
     taken = {r.agent_id for r in reports}
     latest_pushed = {r.agent_id: r for r in pushed_reports if r.agent_id not in taken}
     reports.extend(latest_pushed[agent_id] for agent_id in sorted(latest_pushed))
@@ -101,3 +107,29 @@ def clean_metrics(raw: Any) -> tuple[dict[str, float], dict[str, str]]:
 
 def _describe(value: Any) -> str:
     return f"expected an object, got {type(value).__name__}"
+
+
+def queue_reports(
+    stats: Iterable[QueueStats], workers: Iterable[AgentReport], errors: Mapping[str, str]
+) -> list[AgentReport]:
+    """One report per queue (`queue:<name>`): depth, consumers, oldest message age, depth per priority.
+
+    Where the broker cannot count consumers (Redis), the workers whose replies name the queue are counted.
+    """
+    consuming: dict[str, int] = {}
+    for worker in workers:
+        for name in worker.queues:
+            consuming[name] = consuming.get(name, 0) + 1
+    reports = []
+    for s in stats:
+        metrics = {"messages": float(s.messages)}
+        metrics["consumers"] = float(s.consumers if s.consumers is not None else consuming.get(s.name, 0))
+        if s.oldest_age_s is not None:
+            metrics["oldest_age_s"] = s.oldest_age_s
+        metrics.update({f"messages_priority_{step}": float(n) for step, n in s.by_priority.items()})
+        reports.append(AgentReport(f"queue:{s.name}", AgentKind.QUEUE, "", metrics))
+    reports.extend(
+        AgentReport(f"queue:{name}", AgentKind.QUEUE, "", errors={"broker": problem})
+        for name, problem in sorted(errors.items())
+    )
+    return reports

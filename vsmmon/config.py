@@ -17,6 +17,7 @@ from vsmmon.errors import ConfigError
 ENV_PREFIX = "VSMMON_"
 _URL_SCHEMES = {
     "broker_url": ("redis", "rediss", "amqp", "amqps", "pyamqp"),
+    "fleet_broker_url": ("redis", "rediss", "amqp", "amqps", "pyamqp"),
     "redis_url": ("redis", "rediss", "unix"),
     "database_url": ("postgresql", "postgresql+psycopg"),
 }
@@ -41,11 +42,16 @@ class Settings(BaseSettings):
     collect_timeout_s: float = Field(default=1.5, gt=0, le=3, description="how long a cycle waits for replies")
     worker_concurrency: int = Field(default=2, ge=1, le=256, description="pool size of `vsmmon up`'s worker")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    fleet_broker_url: str | None = Field(
+        default=None, description="broker of the monitored fleet, when it is not BROKER_URL (control and queues)"
+    )
+    watch_queues: str = Field(default="", description="comma-separated fleet queues to measure, consumed or not")
+    collect_shard_size: int = Field(default=200, ge=1, le=10_000, description="workers asked per broadcast")
     purge_after_s: float = Field(default=3600, ge=0, description="offline agents leave live views after this")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest HTTP request body accepted")
     reads_need_token: bool = Field(default=False, description="require the token for GET requests too")
 
-    @field_validator("broker_url", "database_url", "redis_url")
+    @field_validator("broker_url", "database_url", "redis_url", "fleet_broker_url")
     @classmethod
     def _known_scheme(cls, value: str | None, info: Any) -> str | None:
         if value is None or value == "":
@@ -74,6 +80,11 @@ class Settings(BaseSettings):
     def effective_redis_url(self) -> str | None:
         """Redis used for staging and pub/sub: REDIS_URL, else the broker when it is Redis."""
         return self.redis_url or self.broker_url
+
+    @property
+    def watched_queues(self) -> tuple[str, ...]:
+        """WATCH_QUEUES as a tuple of names."""
+        return tuple(q.strip() for q in self.watch_queues.split(",") if q.strip())
 
     @property
     def embedded(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from datetime import timedelta
@@ -10,42 +11,37 @@ from typing import Any
 from celery import Celery, chain
 
 from vsmmon.collector import collect
+from vsmmon.sources.broker import QueueStats
 from workers import names
-from workers.context import VsmTask
+from workers.context import VsmTask, WorkerContext
+from workers.fleet import FleetPoller
 
 DISCOVERY_EVERY_S = 30.0
 
 
-def broadcast(app: Celery, command: str, *, timeout_s: float, limit: int | None) -> dict[str, Any]:
-    """Replies to an inspect command, keyed by worker hostname; returns early once `limit` answered."""
-    replies = app.control.broadcast(command, reply=True, timeout=timeout_s, limit=limit) or []
-    merged: dict[str, Any] = {}
-    for reply in replies:
-        merged.update(reply)
-    return merged
-
-
 def register(app: Celery) -> None:
+    pollers: dict[int, FleetPoller] = {}  # one per process, built on first use
+
     @app.task(name=names.COLLECT_RUN, base=VsmTask, bind=True, shared=False, ignore_result=False)
     def run(self: VsmTask) -> dict[str, Any]:
         ctx, settings = self.ctx, self.ctx.settings
+        poller = pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
         now, started = ctx.clock(), time.monotonic()
         expected = ctx.staging.workers_seen_since(now - timedelta(seconds=2 * settings.collect_interval_s))
         discover = ctx.staging.claim_discovery(DISCOVERY_EVERY_S) or not expected
-        replies = broadcast(
-            self.app,
-            "vsm_metrics",
-            timeout_s=settings.collect_timeout_s,
-            limit=None if discover else len(expected),
-        )
+        replies = poller.ask("vsm_metrics", sorted(expected), timeout_s=settings.collect_timeout_s, everyone=discover)
+        duration_ms = (time.monotonic() - started) * 1000
+        queue_stats, queue_errors = read_queues(ctx)
         collection = collect(
             collection_id=uuid.uuid4(),
             now=now,
-            duration_ms=(time.monotonic() - started) * 1000,
+            duration_ms=duration_ms,
             host_reports=[ctx.host_probe.read()],
             worker_replies=replies,
             expected_workers=expected,
             pushed_reports=ctx.staging.drain_pushed(),
+            queue_stats=queue_stats,
+            queue_errors=queue_errors,
             interval_s=settings.collect_interval_s,
         )
         ctx.staging.put(collection)
@@ -60,5 +56,16 @@ def register(app: Celery) -> None:
             "agents": collection.agent_count,
             "samples": collection.sample_count,
             "unreachable": list(collection.unreachable),
-            "duration_ms": round(collection.duration_ms, 1),
+            "duration_ms": round(duration_ms, 1),
         }
+
+
+def read_queues(ctx: WorkerContext) -> tuple[list[QueueStats], dict[str, str]]:
+    """Depth and oldest-message age of the pipeline's and the watched queues, from each broker."""
+    stats: list[QueueStats] = []
+    errors: dict[str, str] = {}
+    for probe, queue_names in ctx.queue_probes:
+        read, failed = probe.read(queue_names, time.time())
+        stats.extend(read)
+        errors.update(failed)
+    return stats, errors

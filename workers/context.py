@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
 
+from vsmmon import queues
 from vsmmon.config import Settings
+from vsmmon.sources.broker import QueueProbe, queue_probe
 from vsmmon.sources.host import HostProbe
 from vsmmon.staging import RedisStaging, Staging
 from vsmmon.storage.base import Store
@@ -29,6 +31,7 @@ class WorkerContext:
     store: Store
     staging: Staging
     host_probe: HostProbe
+    queue_probes: list[tuple[QueueProbe, tuple[str, ...]]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
 
@@ -41,7 +44,17 @@ def build_context(settings: Settings) -> WorkerContext:
         store=PostgresStore(create_engine(settings.sqlalchemy_url(), pool_size=2)),
         staging=RedisStaging.from_url(settings.require("redis_url")),
         host_probe=HostProbe(),
+        queue_probes=queue_probes(settings),
     )
+
+
+def queue_probes(settings: Settings) -> list[tuple[QueueProbe, tuple[str, ...]]]:
+    """A probe per broker: the pipeline's queues on its broker, the watched ones on the fleet's."""
+    broker = settings.require("broker_url")
+    fleet = settings.fleet_broker_url or broker
+    if fleet == broker:
+        return [(queue_probe(broker), tuple(dict.fromkeys([*queues.ALL, *settings.watched_queues])))]
+    return [(queue_probe(broker), queues.ALL), (queue_probe(fleet), settings.watched_queues)]
 
 
 class PipelineApp(Celery):

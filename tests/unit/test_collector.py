@@ -82,3 +82,47 @@ def test_too_many_metrics_are_cut_and_said() -> None:
 def test_a_report_refuses_non_finite_values() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         AgentReport("a", AgentKind.SENSOR, "h", {"x": math.inf})
+
+
+def test_queues_become_reports_with_consumers_counted_from_worker_replies_where_the_broker_cannot() -> None:
+    from vsmmon.sources.broker import QueueStats
+
+    c = collect(
+        collection_id=uuid.uuid4(),
+        now=NOW,
+        duration_ms=1.0,
+        host_reports=[],
+        worker_replies={
+            "celery@a": {**reply(), "queues": ["fleet", "vsm.collect"]},
+            "celery@b": {**reply(), "queues": ["fleet"]},
+        },
+        queue_stats=[
+            QueueStats("fleet", 12, None, 3.5, {0: 10, 9: 2}),
+            QueueStats("rabbit", 4, 7, None, {}),
+            QueueStats("orphan", 9, None, None, {}),
+        ],
+        queue_errors={"gone": "not declared"},
+    )
+    by_id = {r.agent_id: r for r in c.reports}
+    assert by_id["queue:fleet"].metrics == {
+        "messages": 12.0, "consumers": 2.0, "oldest_age_s": 3.5,
+        "messages_priority_0": 10.0, "messages_priority_9": 2.0,
+    }  # fmt: skip
+    assert by_id["queue:rabbit"].metrics == {"messages": 4.0, "consumers": 7.0}
+    assert by_id["queue:orphan"].metrics["consumers"] == 0.0  # a queue nobody consumes is still seen
+    assert by_id["queue:gone"].errors == {"broker": "not declared"}
+    assert by_id["queue:gone"].kind is AgentKind.QUEUE
+
+
+def test_pushed_reports_keep_the_latest_per_agent_and_never_shadow_a_worker() -> None:
+    old = AgentReport("llm-1", AgentKind.LLM_WORKER, "g", {"cpu_percent": 1.0})
+    new = AgentReport("llm-1", AgentKind.LLM_WORKER, "g", {"cpu_percent": 2.0})
+    impostor = AgentReport("celery@a", AgentKind.API, "x", {"cpu_percent": 99.0})
+    c = collect(
+        collection_id=uuid.uuid4(), now=NOW, duration_ms=1.0, host_reports=[],
+        worker_replies={"celery@a": reply(cpu_percent=5.0)}, pushed_reports=[old, new, impostor],
+    )  # fmt: skip
+    by_id = {r.agent_id: r for r in c.reports}
+    assert by_id["llm-1"].metrics == {"cpu_percent": 2.0}
+    assert by_id["celery@a"].kind is AgentKind.CELERY_WORKER
+    assert len(c.reports) == 2
