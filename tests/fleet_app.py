@@ -48,3 +48,19 @@ def retry_once(self: object) -> str:
 @app.task(name="fleet.sleep")
 def sleep(seconds: float) -> None:
     time.sleep(seconds)
+
+
+if os.environ.get("VSMMON_TEST_HANG_METRICS") == "1":
+    # a worker that answers once, then wedges: its consumer thread blocks in vsm_metrics
+    from celery.worker.control import inspect_command
+
+    from vsmmon.agent.plugin import vsm_metrics as real_vsm_metrics
+
+    answered = []
+
+    @inspect_command(name="vsm_metrics")
+    def wedging_metrics(state: object, **kwargs: object) -> dict[str, object]:
+        if answered:
+            time.sleep(10)
+        answered.append(True)
+        return real_vsm_metrics(state, **kwargs)

@@ -43,10 +43,16 @@ def control_app(broker_url: str) -> Celery:
 
 @contextmanager
 def fleet_workers(
-    broker_url: str, names: list[str], log_dir: Path, *, concurrency: int = 2, queues: str = "fleet"
+    broker_url: str,
+    names: list[str],
+    log_dir: Path,
+    *,
+    concurrency: int = 2,
+    queues: str = "fleet",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[FleetWorker]]:
     """Start one `celery worker` subprocess per name and wait until each answers a ping."""
-    env = {**os.environ, "VSMMON_TEST_FLEET_BROKER_URL": broker_url, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "VSMMON_TEST_FLEET_BROKER_URL": broker_url, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     workers: list[FleetWorker] = []
     try:
         for name in names:

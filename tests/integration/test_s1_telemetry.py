@@ -1,0 +1,148 @@
+"""S1 telemetry end to end: plugin workers and pushed agents collected, persisted, served, judged.
+
+The test plays beat: it starts a cycle every interval, as `vsmmon beat` would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from tests.integration.conftest import API_TOKEN, poll
+from tests.integration.fleet import control_app, fleet_workers
+from vsmmon import queues
+from vsmmon.agent import Reporter
+from vsmmon.config import Settings
+from vsmmon.models import CollectionSummary
+from vsmmon.storage.postgres import PostgresStore
+from workers import names
+from workers.app import create_app
+from workers.context import PipelineApp
+
+INTERVAL_S = 2.0
+TIMEOUT_S = 1.0
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"collect_interval_s": INTERVAL_S, "collect_timeout_s": TIMEOUT_S})
+
+
+@pytest.fixture
+def pipeline(fast_settings: Settings, clean_services: None) -> Iterator[PipelineApp]:
+    app = create_app(fast_settings)
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
+                      queues=list(queues.ALL), shutdown_timeout=20):  # fmt: skip
+        yield app
+
+
+class Beat:
+    """Starts a collection every interval and waits for it to be stored and aggregated."""
+
+    def __init__(self, app: PipelineApp, store: PostgresStore, before_each: Any = None) -> None:
+        self.app, self.store, self.before_each = app, store, before_each
+        self.next_at = time.monotonic()
+        self.done: list[CollectionSummary] = []
+
+    def cycle(self) -> CollectionSummary:
+        while time.monotonic() < self.next_at:  # pacing, as beat does: cycles are INTERVAL_S apart
+            time.sleep(0.05)
+        self.next_at = time.monotonic() + INTERVAL_S
+        if self.before_each:
+            self.before_each()
+        previous = self.done[-1].id if self.done else None
+        self.app.send_task(names.COLLECT_RUN)
+
+        def stored() -> CollectionSummary | None:
+            latest = self.store.latest_collection()
+            ok = latest and latest.id != previous and latest.aggregated_at is not None
+            return latest if ok else None
+
+        summary = poll(stored, deadline_s=20, what="the cycle's collection to be stored")
+        self.done.append(summary)
+        return summary
+
+
+def status_of(store: PostgresStore, agent_id: str) -> str | None:
+    return next((a.status for a in store.agents() if a.agent_id == agent_id), None)
+
+
+def test_workers_and_pushed_agents_are_collected_and_a_killed_worker_goes_offline(
+    pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, live_api: str, tmp_path: Path
+) -> None:
+    broker = fast_settings.require("broker_url")
+    reporter = Reporter(live_api, API_TOKEN)
+
+    def push_two_agents() -> None:
+        for agent_id, kind in (("llm-a", "llm_worker"), ("sensor-b", "sensor")):
+            reporter.report(
+                agent_id, kind, {"cpu_percent": 30.0, "rss_bytes": 2e8, "tasks_succeeded_total": 5.0},
+                interval_s=INTERVAL_S,
+            )  # fmt: skip
+
+    with fleet_workers(broker, ["s1a", "s1b", "s1c"], tmp_path) as workers:
+        control = control_app(broker)
+        for _ in range(6):
+            control.send_task("fleet.ok", queue="fleet")
+        beat = Beat(pipeline, store, before_each=push_two_agents)
+        for _ in range(3):
+            beat.cycle()
+
+        five = {w.hostname for w in workers} | {"llm-a", "sensor-b"}
+        listing = httpx.get(f"{live_api}/api/v1/agents").json()["agents"]
+        by_id = {a["agent_id"]: a for a in listing}
+        assert five <= set(by_id)
+        for agent_id in five:
+            metrics = by_id[agent_id]["metrics"]
+            assert "cpu_percent" in metrics, agent_id
+            assert metrics["rss_bytes"] > 1e6, agent_id
+            assert "tasks_succeeded_total" in metrics, agent_id
+            assert by_id[agent_id]["status"] == "online", agent_id
+        assert sum(by_id[w.hostname]["metrics"]["tasks_succeeded_total"] for w in workers) == 6
+        assert by_id["llm-a"]["kind"] == "llm_worker"
+
+        victim = workers[1]
+        victim.kill()
+        offline_after = None
+        after_kill = []
+        for n in range(1, 4):
+            after_kill.append(summary := beat.cycle())
+            assert summary.duration_ms < 3500, summary
+            if status_of(store, victim.hostname) == "offline":
+                offline_after = n
+                break
+        assert offline_after is not None, [a for a in store.agents() if a.agent_id == victim.hostname]
+        assert after_kill[0].unreachable == (victim.hostname,)  # still expected, so it was waited for
+        assert [t.to_status.value for t in store.transitions(victim.hostname)] == ["stale", "offline"]
+        assert status_of(store, workers[0].hostname) == "online"
+    reporter.close()
+
+
+def test_a_hung_worker_costs_a_cycle_only_its_timeout(
+    pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, tmp_path: Path
+) -> None:
+    broker = fast_settings.require("broker_url")
+    env = {"VSMMON_TEST_HANG_METRICS": "1"}
+    with (
+        fleet_workers(broker, ["healthy"], tmp_path) as [healthy],
+        fleet_workers(broker, ["wedged"], tmp_path, extra_env=env) as [wedged],
+    ):
+        beat = Beat(pipeline, store)
+        first = beat.cycle()  # everyone answers once: the wedged worker is expected from now on
+        assert wedged.hostname in {a.agent_id for a in store.agents()}
+        later = [beat.cycle() for _ in range(2)]
+    waited, after = later
+    assert waited.unreachable == (wedged.hostname,)
+    # the cycle waited for the wedged worker, but no longer than its timeout (plus the cycle's own work)
+    assert TIMEOUT_S * 1000 <= waited.duration_ms < (TIMEOUT_S + 0.5) * 1000, waited
+    # past 2 intervals unseen it is offline and no longer waited for
+    assert status_of(store, wedged.hostname) == "offline"
+    assert after.duration_ms < TIMEOUT_S * 1000, after
+    assert first.duration_ms < (TIMEOUT_S + 1.0) * 1000  # a discovery cycle waits the whole timeout
+    assert status_of(store, healthy.hostname) == "online"
