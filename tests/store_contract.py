@@ -69,9 +69,8 @@ class StoreContract:
         store.ping()
 
     def test_agents_are_registered_with_their_latest_report(self, store: Store) -> None:
-        store.save_collection(make_collection(T0, cpu=10.0), T0)
-        store.save_collection(make_collection(T0 + timedelta(seconds=5), cpu=20.0), T0)
-        store.save_collection(make_collection(T0 - timedelta(seconds=5), cpu=99.0), T0)  # a late retry
+        for started, cpu in ((T0, 10.0), (T0 + timedelta(seconds=5), 20.0), (T0 - timedelta(seconds=5), 99.0)):
+            store.update_registry(make_collection(started, cpu=cpu))  # the last one: a late retry
         by_id = {a.agent_id: a for a in store.agents()}
         assert sorted(by_id) == ["celery@w0", "celery@w1"]
         w0 = by_id["celery@w0"]
@@ -81,7 +80,8 @@ class StoreContract:
         assert w0.interval_s == 5.0
 
     def test_transitions_apply_once_and_only_from_the_expected_status(self, store: Store) -> None:
-        store.save_collection(make_collection(T0, agents=1), T0)
+        store.update_registry(make_collection(T0, agents=1))
+        store.update_registry(make_collection(T0, agents=1))  # twice: idempotent
         later = T0 + timedelta(seconds=11)
         transitions = evaluate(store.agent_records(), later)
         assert [(t.agent_id, t.from_status, t.to_status) for t in transitions] == [

@@ -29,6 +29,7 @@ def register(app: Celery) -> None:
             ctx.store.get_collection(cid)  # stored by an earlier run: nothing to do; else NotFound is raised
             return {"collection_id": collection_id, "stored": False}
         stored = ctx.store.save_collection(staged, ctx.clock())
+        ctx.store.update_registry(staged)  # idempotent: also right when a retry finds the samples stored
         latest = ctx.store.latest_collection()
         judged_at = max(staged.started_at, latest.started_at) if latest else staged.started_at
         changed = ctx.store.apply_transitions(evaluate(ctx.store.agent_records(), judged_at))

@@ -147,7 +147,7 @@ def test_writes_are_refused_when_no_token_is_configured(settings: Settings, clea
 
 def test_agents_listing_shows_metrics_and_hides_long_offline_agents(client: TestClient, store: PostgresStore) -> None:
     now = datetime.now(UTC)
-    store.save_collection(make_collection(now, cpu=33.0, agents=2), now)
+    store.update_registry(make_collection(now, cpu=33.0, agents=2))
     listing = client.get("/api/v1/agents").json()
     assert listing["count"] == 2
     w0 = next(a for a in listing["agents"] if a["agent_id"] == "celery@w0")

@@ -18,7 +18,11 @@ class Store(Protocol):
     """
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
-        """Store a collection, its samples and its agents; False when it was already stored."""
+        """Store a collection and its samples in one transaction; False when it was already stored."""
+        ...
+
+    def update_registry(self, collection: Collection) -> None:
+        """Register the collection's agents with their latest report; an older collection changes nothing."""
         ...
 
     def apply_rollups(self, collection_id: UUID, rollups: list[Rollup], now: datetime) -> bool:

@@ -29,6 +29,9 @@ class MemoryStore:
             collection.sample_count, collection.unreachable, now, None,
         )  # fmt: skip
         self.samples.extend(collection.samples())
+        return True
+
+    def update_registry(self, collection: Collection) -> None:
         at = collection.started_at
         for r in collection.reports:
             known = self.registry.get(r.agent_id)
@@ -40,7 +43,6 @@ class MemoryStore:
                 known.first_seen if known else at, at, r.interval_s or collection.interval_s,
                 r.config_hash, r.queues, dict(r.metrics), dict(r.errors),
             )  # fmt: skip
-        return True
 
     def apply_rollups(self, collection_id: UUID, rollups: list[Rollup], now: datetime) -> bool:
         summary = self.get_collection(collection_id)

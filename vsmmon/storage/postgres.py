@@ -55,10 +55,12 @@ class PostgresStore:
             if inserted is None:
                 return False
             _copy_samples(conn, collection)
-            _upsert_agents(conn, collection, now)
             return True
 
         return self._in_transaction(write)
+
+    def update_registry(self, collection: Collection) -> None:
+        self._in_transaction(lambda conn: _upsert_agents(conn, collection))
 
     def apply_rollups(self, collection_id: UUID, rollups: list[Rollup], now: datetime) -> bool:
         def write(conn: Connection) -> bool:
@@ -212,7 +214,7 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-def _upsert_agents(conn: Connection, collection: Collection, now: datetime) -> None:
+def _upsert_agents(conn: Connection, collection: Collection) -> None:
     """Registry rows through COPY into a temporary table and one merge: a statement with thousands of
     parameters per cycle would cost more than the samples themselves."""
     if not collection.reports:
