@@ -41,12 +41,15 @@ def collect(
     reports = list(host_reports)
     workers = [parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items())]
     reports.extend(workers)
+    reports.extend(host_report(reply) for reply in worker_replies.values() if _reports_host(reply))
     reports.extend(queue_reports(queue_stats, workers, queue_errors or {}))
-    taken = {r.agent_id for r in reports}
-    latest_pushed = {r.agent_id: r for r in pushed_reports if r.agent_id not in taken}
+    latest_pushed = {r.agent_id: r for r in pushed_reports}
     reports.extend(latest_pushed[agent_id] for agent_id in sorted(latest_pushed))
+    unique: dict[str, AgentReport] = {}
+    for report in reports:  # the first report of an id wins: a pushed agent cannot shadow a worker
+        unique.setdefault(report.agent_id, report)
     unreachable = tuple(sorted(set(expected_workers) - set(worker_replies)))
-    return Collection(collection_id, utc(now), duration_ms, tuple(reports), unreachable, interval_s)
+    return Collection(collection_id, utc(now), duration_ms, tuple(unique.values()), unreachable, interval_s)
 
 
 def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
@@ -70,6 +73,19 @@ def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
         queues=tuple(sorted(str(q)[:MAX_NAME_LENGTH] for q in queues)) if isinstance(queues, list) else (),
         config_hash=str(reply.get("config_hash", ""))[:64],
     )
+
+
+def _reports_host(reply: Any) -> bool:
+    return isinstance(reply, Mapping) and isinstance(reply.get("host_metrics"), Mapping)
+
+
+def host_report(reply: Mapping[str, Any]) -> AgentReport:
+    """The host section a host's elected worker adds to its reply, as the host's own report."""
+    host = str(reply.get("host", ""))[:MAX_NAME_LENGTH]
+    section = reply["host_metrics"]
+    metrics, problems = clean_metrics(section.get("metrics"))
+    errors = {str(k)[:MAX_NAME_LENGTH]: str(v)[:500] for k, v in _mapping(section.get("errors")).items()}
+    return AgentReport(f"host:{host}", AgentKind.HOST, host, metrics, errors={**errors, **problems})
 
 
 def task_metrics(raw: Any) -> dict[str, Any]:

@@ -126,3 +126,16 @@ def test_pushed_reports_keep_the_latest_per_agent_and_never_shadow_a_worker() ->
     assert by_id["llm-1"].metrics == {"cpu_percent": 2.0}
     assert by_id["celery@a"].kind is AgentKind.CELERY_WORKER
     assert len(c.reports) == 2
+
+
+def test_the_elected_workers_host_section_becomes_the_hosts_report_once() -> None:
+    host = {"metrics": {"cpu_percent": 40.0, "load1": 1.5, "bad": "x"}, "errors": {"disk": "denied"}}
+    c = collect(
+        collection_id=uuid.uuid4(), now=NOW, duration_ms=1.0, host_reports=[],
+        worker_replies={"celery@a": {**reply(cpu_percent=1.0), "host_metrics": host},
+                        "celery@b": {**reply(cpu_percent=2.0), "host_metrics": None}},
+    )  # fmt: skip
+    hosts = [r for r in c.reports if r.kind is AgentKind.HOST]
+    assert [h.agent_id for h in hosts] == ["host:h1"]
+    assert hosts[0].metrics == {"cpu_percent": 40.0, "load1": 1.5}
+    assert hosts[0].errors == {"disk": "denied", "metric:bad": "expected a number, got str"}

@@ -12,10 +12,12 @@ task from `Task.Request`; ours hooks the result callbacks, which the pool calls 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -30,6 +32,8 @@ from celery.worker.request import Request
 
 from vsmmon import __version__
 from vsmmon.agent.counters import TaskCounters
+from vsmmon.sources.host import HostProbe
+from vsmmon.sources.hostlock import HostReporterLock
 from vsmmon.sources.process import ProcessProbe
 
 SENT_AT_HEADER = "vsm_sent_at"
@@ -46,6 +50,17 @@ class _PluginState:
         self.config_hash = ""
         self._probe: ProcessProbe | None = None
         self._probe_pid = 0
+        self.host_lock = HostReporterLock()
+        self._host_probe: HostProbe | None = None
+
+    def host_metrics(self) -> dict[str, Any] | None:
+        """The host's metrics when this worker is its reporter, else None."""
+        if not self.host_lock.held():
+            return None
+        if self._host_probe is None:
+            self._host_probe = HostProbe()
+        report = self._host_probe.read()
+        return {"metrics": dict(report.metrics), "errors": dict(report.errors)}
 
     def probe(self) -> ProcessProbe:
         if self._probe is None or self._probe_pid != os.getpid():  # kept: cpu_percent needs history
@@ -104,6 +119,18 @@ class MonitoredRequest(Request):
         return super().reject(requeue=requeue)
 
 
+def runtime_metrics() -> dict[str, float]:
+    """The Python runtime of this process: GC generations and collections, live threads."""
+    counts = gc.get_count()
+    stats = gc.get_stats()
+    return {
+        "gc_objects_gen0": float(counts[0]),
+        "gc_collections_total": float(sum(s["collections"] for s in stats)),
+        "gc_uncollectable_total": float(sum(s["uncollectable"] for s in stats)),
+        "python_threads": float(threading.active_count()),
+    }
+
+
 def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
     if headers is not None:
         headers.setdefault(SENT_AT_HEADER, time.time())
@@ -116,6 +143,7 @@ def install(app: Celery, version: str | None = None) -> None:
     if version:
         _state.version = f"{version}; vsmmon {__version__}"
     _state.config_hash = config_hash(app)
+    _state.host_lock = HostReporterLock.for_broker(str(app.conf.broker_url or ""))
 
 
 def config_hash(app: Celery) -> str:
@@ -158,7 +186,13 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
     metrics["reserved"] = float(len(worker_state.reserved_requests))
     metrics["tasks_received_total"] = float(sum(worker_state.total_count.values()))
     metrics["uptime_s"] = time.monotonic() - _state.started
+    metrics.update(runtime_metrics())
+    try:
+        host = _state.host_metrics()
+    except Exception as e:
+        host, errors["host"] = None, repr(e)
     return {
+        "host_metrics": host,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "version": _state.version,
