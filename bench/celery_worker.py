@@ -1,8 +1,9 @@
-"""A Celery worker of `bench.fleet_app` in its own subprocess and process group, always stopped."""
+"""Subprocesses of `bench.fleet_app` in their own process groups, always stopped: a worker, a producer."""
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 10.0
 
 
-class WorkerProcess:
+class Worker:
     """One `celery worker` subprocess; `hostname` is the node name it answers broadcasts with."""
 
     def __init__(self, proc: subprocess.Popen[bytes], hostname: str, log: IO[bytes]) -> None:
@@ -31,7 +32,8 @@ class WorkerProcess:
     def check_alive(self) -> None:
         """Raise with the worker's log when it has exited."""
         if self.proc.poll() is not None:
-            raise RuntimeError(f"worker {self.hostname} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            code = self.proc.returncode
+            raise RuntimeError(f"worker {self.hostname} exited with {code}:\n{self.log_tail()}")
 
     def log_tail(self, chars: int = 3000) -> str:
         self._log.flush()
@@ -59,7 +61,7 @@ class WorkerProcess:
 
 
 @contextmanager
-def running_worker(name: str, env: dict[str, str], *, concurrency: int, queue: str) -> Iterator[WorkerProcess]:
+def running_worker(name: str, env: dict[str, str], *, concurrency: int, queue: str) -> Iterator[Worker]:
     """Start `celery -A bench.fleet_app worker` (prefork) consuming `queue`; stop it on exit."""
     hostname = f"{name}@{socket.gethostname()}"
     command = [
@@ -77,8 +79,53 @@ def running_worker(name: str, env: dict[str, str], *, concurrency: int, queue: s
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        worker = WorkerProcess(proc, hostname, log)
+        worker = Worker(proc, hostname, log)
         try:
             yield worker
         finally:
             worker.stop()
+
+
+class Producer:
+    """A `python -m bench.fleet_app` subprocess that pre-fills queues on request."""
+
+    def __init__(self, proc: subprocess.Popen[str], log: IO[bytes]) -> None:
+        if proc.stdin is None or proc.stdout is None:
+            raise ValueError("the producer needs pipes for stdin and stdout")
+        self._stdin, self._stdout = proc.stdin, proc.stdout
+        self._log = log
+
+    def publish(self, queue: str, tasks: int, first_mark: int, timeout_s: float) -> None:
+        """Send `tasks` no-op tasks to `queue`; return once all are in the broker."""
+        self._stdin.write(f"{queue} {tasks} {first_mark}\n")
+        self._stdin.flush()
+        ready, _, _ = select.select([self._stdout], [], [], timeout_s)
+        answer = self._stdout.readline().strip() if ready else ""
+        if answer != "ok":
+            self._log.seek(0)
+            log = self._log.read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"producer did not publish {tasks} tasks to {queue} ({answer!r}):\n{log}")
+
+
+@contextmanager
+def running_producer(env: dict[str, str]) -> Iterator[Producer]:
+    """Start a producer configured like the worker of the same `env`; stop it on exit."""
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.fleet_app"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            yield Producer(proc, log)
+        finally:
+            with suppress(OSError, subprocess.TimeoutExpired):
+                proc.communicate(timeout=STOP_GRACE_S)  # closes stdin, which ends the producer's loop
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from celery import Celery
 
 TIMEOUT_S = 1.5
+TICK_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +25,14 @@ class Call:
 class Collector:
     """Broadcasts like the pipeline's collect task (timeout 1.5 s, limit 1) every `every_s` while enabled.
 
-    The schedule keeps its phase while disabled, so enabled spans get calls at the period's rate.
+    The period runs on enabled time only: spans shorter than `every_s` still get calls at its rate.
     """
 
     app: Celery
     destination: str
     every_s: float
     calls: list[Call] = field(default_factory=list)
+    error: Exception | None = None
     enabled: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -41,7 +42,7 @@ class Collector:
         self._thread.start()
         return self
 
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, *_: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(TIMEOUT_S + 5)
@@ -51,11 +52,19 @@ class Collector:
         return sum(1 for c in self.calls if c.answered and start <= c.started <= end)
 
     def _loop(self) -> None:
-        due = time.monotonic()
-        while not self._stop.wait(max(0.0, due - time.monotonic())):
-            due += self.every_s
+        enabled_s, last = 0.0, time.monotonic()
+        while not self._stop.wait(TICK_S):
+            now = time.monotonic()
             if self.enabled.is_set():
-                self.calls.append(self._call())
+                enabled_s += now - last
+                if enabled_s >= self.every_s:
+                    enabled_s -= self.every_s
+                    try:
+                        self.calls.append(self._call())
+                    except Exception as e:  # kept for the measure to raise: a thread cannot
+                        self.error = e
+                        return
+            last = now
 
     def _call(self) -> Call:
         started = time.monotonic()

@@ -75,6 +75,14 @@ class Result:
         return self.figure.median / self.baseline.median
 
     @property
+    def aa_ratio(self) -> float | None:
+        """The baseline's odd repetitions against its even ones: how far apart noise alone puts two sides."""
+        values = self.baseline.values
+        if len(values) < 4:
+            return None
+        return statistics.median(values[1::2]) / statistics.median(values[0::2])
+
+    @property
     def passed(self) -> bool:
         return self.target.met(self.ratio, self.figure.median)
 
@@ -92,7 +100,8 @@ class Result:
 
     def spread(self, stats: Stats) -> str:
         """`median unit (min …, max …)` of one side."""
-        return f"{self.amount(stats.median)} (min {stats.min:,.{self.digits}f}, max {stats.max:,.{self.digits}f})"
+        low, high = f"{stats.min:,.{self.digits}f}", f"{stats.max:,.{self.digits}f}"
+        return f"{self.amount(stats.median)} (min {low}, max {high})"
 
 
 def alternating(repetitions: int) -> Iterator[tuple[int, bool]]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from random import Random
 from typing import Any
 
 import psycopg
@@ -50,7 +50,7 @@ QUICK = Shape(agents=200, collections=2, repetitions=3)
 def run(quick: bool) -> Result:
     """Measure both ingest paths on a throwaway database, alternating them."""
     shape = QUICK if quick else FULL
-    collections = make_collections(shape, random.Random(3))
+    collections = make_collections(shape, Random(3))
     batches = [rows_of(c) for c in collections]
     with throwaway_database(database_url()) as url:
         upgrade(url)
@@ -87,7 +87,7 @@ def run(quick: bool) -> Result:
     )
 
 
-def make_collections(shape: Shape, rng: random.Random) -> list[Collection]:
+def make_collections(shape: Shape, rng: Random) -> list[Collection]:
     """Collections 5 s apart from a fleet of `shape.agents` workers reporting every metric."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     hosts = [f"host-{h:03d}" for h in range(max(1, shape.agents // 16))]
@@ -103,7 +103,14 @@ def make_collections(shape: Shape, rng: random.Random) -> list[Collection]:
             )
             for a in range(shape.agents)
         )
-        collections.append(Collection(uuid.uuid4(), start + timedelta(seconds=5 * c), 1500.0, reports))
+        collections.append(
+            Collection(
+                id=uuid.uuid4(),
+                started_at=start + timedelta(seconds=5 * c),
+                duration_ms=1500.0,
+                reports=reports,
+            )
+        )
     return collections
 
 
@@ -144,7 +151,7 @@ def check_count(conn: psycopg.Connection[Any], expected: int) -> None:
 
 def warm_up(store: PostgresStore, raw: psycopg.Connection[Any], shape: Shape) -> None:
     """One small untimed ingest through each path: connections, caches and statements are warm."""
-    small = make_collections(Shape(agents=min(50, shape.agents), collections=1, repetitions=1), random.Random(1))
+    small = make_collections(Shape(agents=min(50, shape.agents), collections=1, repetitions=1), Random(1))
     ingest_through_store(store, small)
     reset(raw)
     ingest_raw(raw, [rows_of(c) for c in small])

@@ -1,0 +1,108 @@
+"""Printing results, describing the machine from /proc, and rewriting the table of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bench.common import Result
+
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+COLUMNS = ("id", "what", "baseline", "figure", "ratio", "target", "result", "reps", "run (UTC)")
+INTRO = """\
+# Benchmarks
+
+The machines this project runs on are shared and noisy, so no absolute figure here is comparable from
+one run to the next. Each measure therefore measures its baseline in the same run, alternating
+baseline and measured repetitions (ABBA order) so that drift weighs on both alike, and is judged on
+the ratio of the two medians (plus, where the target says so, an absolute floor). Every figure is the
+median of the repetitions, with their min and max, and was measured on real PostgreSQL and Redis
+servers in the run named on its row. The console output of a run also gives an A/A ratio (the
+baseline's odd repetitions against its even ones): how far noise alone moved a ratio in that run.
+
+Reproduce with `make bench` (every measure, a few minutes on 2 cores; rewrites this table and exits
+non-zero when a measure misses its target) or `make bench BENCH=p3_ingest` (one measure, by module
+name; the other rows are kept). `make bench-quick` runs every measure with few repetitions and small
+sizes to prove they still run; it prints only. The services are chosen with
+`VSMMON_BENCH_DATABASE_URL` (a throwaway database is created on that server and dropped) and
+`VSMMON_BENCH_REDIS_URL` (that db index is flushed).
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """What the figures were measured on."""
+
+    cpu_model: str
+    cores: int
+    ram_gib: float
+
+    def describe(self) -> str:
+        return f"{self.cpu_model}, {self.cores} cores, {self.ram_gib:.1f} GiB RAM"
+
+
+def read_machine(proc: Path = Path("/proc")) -> Machine:
+    """CPU model, logical core count and RAM from /proc/cpuinfo and /proc/meminfo."""
+    cpuinfo = (proc / "cpuinfo").read_text()
+    models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, flags=re.MULTILINE)
+    cores = len(re.findall(r"^processor\s*:", cpuinfo, flags=re.MULTILINE)) or os.cpu_count() or 0
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", (proc / "meminfo").read_text(), flags=re.MULTILINE)
+    ram_gib = int(mem.group(1)) / 2**20 if mem else 0.0
+    return Machine(models[0].strip() if models else "unknown CPU", cores, ram_gib)
+
+
+def console_lines(result: Result) -> list[str]:
+    """The block `python -m bench` prints for one measure."""
+    r = result
+    lines = [
+        f"{r.id}  {r.what}",
+        f"    baseline  {r.baseline_name}: {r.spread(r.baseline)}, {r.baseline.n} repetitions",
+        f"    figure    {r.figure_name}: {r.spread(r.figure)}, {r.figure.n} repetitions",
+    ]
+    lines += [f"    note      {note}" for note in r.notes]
+    if r.aa_ratio is not None:
+        lines.append(f"    A/A       baseline's odd against even repetitions: ratio {r.aa_ratio:.3f}")
+    target = r.target.describe(r.unit, r.digits)
+    lines.append(f"    ratio     {r.ratio:.3f}    target {target}    {r.verdict}")
+    return lines
+
+
+def table_row(result: Result, when: datetime) -> str:
+    """One row of the BENCHMARKS.md table."""
+    r = result
+    cells = (
+        r.id,
+        r.what,
+        f"{r.baseline_name}: {r.spread(r.baseline)}",
+        f"{r.figure_name}: {r.spread(r.figure)}",
+        f"{r.ratio:.3f}",
+        r.target.describe(r.unit, r.digits),
+        f"**{r.verdict}**",
+        str(r.repetitions),
+        when.strftime("%Y-%m-%d %H:%M"),
+    )
+    return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
+
+
+def earlier_rows(text: str) -> dict[str, str]:
+    """Rows of an existing table, by measure id, so a run of one measure keeps the others."""
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"^\|\s*(P\d+)\s*\|", line)
+        if match:
+            rows[match.group(1)] = line
+    return rows
+
+
+def rewrite(results: list[Result], machine: Machine, when: datetime, path: Path = BENCHMARKS_MD) -> None:
+    """Write BENCHMARKS.md: the intro, the machine, and one row per measure (this run's or kept)."""
+    rows = earlier_rows(path.read_text()) if path.exists() else {}
+    rows.update({r.id: table_row(r, when) for r in results})
+    ordered = [rows[key] for key in sorted(rows, key=lambda k: int(k[1:]))]
+    header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
+    body = "\n".join(ordered)
+    last_run = f"Last run: {when.strftime('%Y-%m-%d %H:%M')} UTC on {machine.describe()}."
+    path.write_text(f"{INTRO}\n{last_run}\n\n{header}\n{body}\n")
