@@ -137,12 +137,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
+    from vsmmon.selfreport import SelfReporter
+    from vsmmon.staging import RedisStaging
     from workers.app import create_app
 
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    app.Beat(schedule=str(data_dir / "celerybeat-schedule"), loglevel=settings.log_level, max_interval=5).run()
+    staging = RedisStaging.from_url(settings.require("redis_url"))
+    reporter = SelfReporter("beat", staging, settings.collect_interval_s).start()
+    try:
+        app.Beat(schedule=str(data_dir / "celerybeat-schedule"), loglevel=settings.log_level, max_interval=5).run()
+    finally:
+        reporter.stop()
     return 0
 
 

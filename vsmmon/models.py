@@ -23,6 +23,8 @@ class AgentKind(StrEnum):
     SENSOR = "sensor"
     API = "api"
     QUEUE = "queue"
+    BROKER = "broker"
+    PIPELINE = "pipeline"  # vsmmon's own processes that are not Celery workers: HTTP service, beat
 
 
 PUSHED_KINDS = frozenset({AgentKind.LLM_WORKER, AgentKind.WORKER, AgentKind.SENSOR, AgentKind.API})

@@ -11,6 +11,7 @@ from typing import Any
 from celery import Celery, chain
 
 from vsmmon.collector import collect
+from vsmmon.models import AgentKind, AgentReport
 from vsmmon.sources.broker import QueueStats
 from workers import names
 from workers.context import VsmTask, WorkerContext
@@ -31,12 +32,12 @@ def register(app: Celery) -> None:
         discover = ctx.staging.claim_discovery(DISCOVERY_EVERY_S) or not expected
         replies = poller.ask("vsm_metrics", sorted(expected), timeout_s=settings.collect_timeout_s, everyone=discover)
         duration_ms = (time.monotonic() - started) * 1000
-        queue_stats, queue_errors = read_queues(ctx)
+        brokers, queue_stats, queue_errors = read_brokers(ctx)
         collection = collect(
             collection_id=uuid.uuid4(),
             now=now,
             duration_ms=duration_ms,
-            host_reports=[ctx.host_probe.read()],
+            host_reports=brokers,  # hosts come in the replies: each host's elected worker adds its host
             worker_replies=replies,
             expected_workers=expected,
             pushed_reports=ctx.staging.drain_pushed(),
@@ -60,12 +61,15 @@ def register(app: Celery) -> None:
         }
 
 
-def read_queues(ctx: WorkerContext) -> tuple[list[QueueStats], dict[str, str]]:
-    """Depth and oldest-message age of the pipeline's and the watched queues, from each broker."""
+def read_brokers(ctx: WorkerContext) -> tuple[list[AgentReport], list[QueueStats], dict[str, str]]:
+    """Each broker's own figures, and depth and oldest-message age of the pipeline's and watched queues."""
+    brokers: list[AgentReport] = []
     stats: list[QueueStats] = []
     errors: dict[str, str] = {}
     for probe, queue_names in ctx.queue_probes:
+        server, server_errors = probe.server()
+        brokers.append(AgentReport(f"broker:{probe.address}", AgentKind.BROKER, "", server, errors=server_errors))
         read, failed = probe.read(queue_names, time.time())
         stats.extend(read)
         errors.update(failed)
-    return stats, errors
+    return brokers, stats, errors

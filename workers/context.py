@@ -13,7 +13,6 @@ from celery import Celery, Task
 from vsmmon import queues
 from vsmmon.config import Settings
 from vsmmon.sources.broker import QueueProbe, queue_probe
-from vsmmon.sources.host import HostProbe
 from vsmmon.staging import RedisStaging, Staging
 from vsmmon.storage.base import Store
 from vsmmon.storage.postgres import PostgresStore, create_engine
@@ -30,7 +29,6 @@ class WorkerContext:
     settings: Settings
     store: Store
     staging: Staging
-    host_probe: HostProbe
     queue_probes: list[tuple[QueueProbe, tuple[str, ...]]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -43,7 +41,6 @@ def build_context(settings: Settings) -> WorkerContext:
         settings=settings,
         store=PostgresStore(create_engine(settings.sqlalchemy_url(), pool_size=2)),
         staging=RedisStaging.from_url(settings.require("redis_url")),
-        host_probe=HostProbe(),
         queue_probes=queue_probes(settings),
     )
 

@@ -156,7 +156,7 @@ def live_api(settings: Settings, clean_services: None) -> Iterator[str]:
     from vsmmon.web import create_app
 
     port = free_port()
-    app = create_app(settings.model_copy(update={"api_token": SecretStr(API_TOKEN)}))
+    app = create_app(settings.model_copy(update={"api_token": SecretStr(API_TOKEN)}), report_self=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from tests.integration.conftest import poll
 from tests.store_contract import make_collection
 from vsmmon.config import Settings
 from vsmmon.staging import RedisStaging
@@ -22,7 +24,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def client(settings: Settings, clean_services: None) -> Iterator[TestClient]:
-    app = create_app(settings.model_copy(update={"api_token": SecretStr(TOKEN), "max_body_bytes": 64 * 1024}))
+    app = create_app(
+        settings.model_copy(update={"api_token": SecretStr(TOKEN), "max_body_bytes": 64 * 1024}), report_self=False
+    )
     with TestClient(app) as c:
         yield c
 
@@ -139,7 +143,7 @@ def test_every_mutating_route_needs_the_token(client: TestClient, staging: Redis
 
 
 def test_writes_are_refused_when_no_token_is_configured(settings: Settings, clean_services: None) -> None:
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, report_self=False)) as c:
         response = push(c, GOOD, headers={"Authorization": "Bearer anything"})
     assert response.status_code == 401
     assert "VSMMON_API_TOKEN is not set" in response.json()["detail"]
@@ -156,3 +160,25 @@ def test_agents_listing_shows_metrics_and_hides_long_offline_agents(client: Test
     detail = client.get("/api/v1/agents/celery@w0").json()
     assert detail["transitions"] == []
     assert client.get("/api/v1/agents/nobody").status_code == 404
+
+
+def test_the_service_reports_its_own_request_rate_latency_and_runtime(
+    settings: Settings, clean_services: None, staging: RedisStaging
+) -> None:
+    fast = settings.model_copy(update={"collect_interval_s": 0.3})
+    with TestClient(create_app(fast)) as c:
+        for _ in range(20):
+            assert c.get("/healthz").status_code == 200
+        assert c.get("/api/v1/collections/00000000-0000-0000-0000-000000000000").status_code == 404
+
+        def own_report() -> Any:
+            return next((r for r in staging.drain_pushed() if r.agent_id.startswith("vsmmon-http@")), None)
+
+        report = poll(own_report, deadline_s=10, what="the HTTP service's own report")
+    assert report.kind.value == "pipeline"
+    assert report.metrics["http_requests_total"] >= 21
+    assert report.metrics["http_5xx_total"] == 0
+    assert 0 < report.metrics["http_latency_p50_s"] <= report.metrics["http_latency_p95_s"] < 5
+    assert report.metrics["http_requests_per_s"] > 0
+    for runtime in ("rss_bytes", "threads", "open_fds", "gc_collections_total", "python_threads"):
+        assert runtime in report.metrics, runtime

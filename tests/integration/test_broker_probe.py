@@ -373,3 +373,26 @@ def test_amqp_wrong_credentials_are_an_error_per_queue_without_the_password() ->
     assert errors["vsm.a"].startswith("broker refused the connection: ")
     assert "ACCESS_REFUSED" in errors["vsm.a"]
     assert "not-hunter22" not in errors["vsm.a"]
+
+
+def test_redis_server_figures_and_address(redis_probe: RedisQueueProbe) -> None:
+    figures, errors = redis_probe.server()
+    assert errors == {}
+    assert figures["connected_clients"] >= 1
+    assert figures["used_memory_bytes"] > 0
+    assert {"ops_per_s", "rejected_connections_total", "uptime_s"} <= set(figures)
+    assert redis_probe.address == "redis:127.0.0.1:6379/13"
+
+
+def test_a_down_redis_has_no_server_figures_but_an_error_without_the_password() -> None:
+    probe = RedisQueueProbe.from_url("redis://:sekrit@127.0.0.1:1/0")
+    figures, errors = probe.server()
+    probe.close()
+    assert figures == {}
+    assert errors["broker"].startswith("broker unreachable")
+    assert "sekrit" not in errors["broker"]
+
+
+def test_amqp_has_no_server_figures_and_says_nothing_wrong(amqp_probe: AmqpQueueProbe) -> None:
+    assert amqp_probe.server() == ({}, {})
+    assert amqp_probe.address == "amqp:127.0.0.1:5672/"

@@ -53,8 +53,18 @@ def latest_collection(env: dict[str, str]) -> dict[str, object] | None:
     return latest
 
 
+def pipeline_agents(base_url: str) -> set[str] | None:
+    """The kinds of vsmmon's own processes the registry shows, once HTTP, beat and worker are all there."""
+    try:
+        agents = httpx.get(f"{base_url}/api/v1/agents", timeout=2).json()["agents"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+    seen = {a["agent_id"].split("@")[0] for a in agents if a["agent_id"].startswith("vsmmon-")}
+    return seen if {"vsmmon-http", "vsmmon-beat", "vsmmon-all"} <= seen else None
+
+
 def run_up_until_a_collection(
-    env: dict[str, str], log: Path, stop_with: signal.Signals = signal.SIGINT
+    env: dict[str, str], log: Path, stop_with: signal.Signals = signal.SIGINT, *, wait_for_self: bool = False
 ) -> tuple[list[psutil.Process], str]:
     """Start `vsmmon up`, wait for /healthz then a persisted collection, signal it; return its tree."""
     port = env["VSMMON_HTTP_PORT"]
@@ -68,6 +78,9 @@ def run_up_until_a_collection(
             every_s=0.2,
         )
         latest = poll(lambda: latest_collection(env), deadline_s=15, what="a persisted collection", every_s=0.5)
+        if wait_for_self:  # the pipeline's own processes report themselves within a few cycles
+            base = f"http://127.0.0.1:{port}"
+            poll(lambda: pipeline_agents(base), deadline_s=30, what="vsmmon's own processes in the registry")
         tree = [up_proc := psutil.Process(up.pid), *up_proc.children(recursive=True)]
         up.send_signal(stop_with)
         assert up.wait(timeout=STOP_DEADLINE_S) == 0
@@ -84,7 +97,7 @@ def run_up_until_a_collection(
 @pytest.mark.slow
 def test_up_on_the_embedded_servers_collects_and_stops_cleanly_on_sigint_and_sigterm(tmp_path: Path) -> None:
     env = environment(VSMMON_DATA_DIR=str(tmp_path / "data"), VSMMON_HTTP_PORT=str(free_port()))
-    tree, output = run_up_until_a_collection(env, tmp_path / "up.log")
+    tree, output = run_up_until_a_collection(env, tmp_path / "up.log", wait_for_self=True)
     assert "embedded PostgreSQL: ok" in output
     assert "embedded Redis: ok" in output
     assert "vsmmon: stopped" in output

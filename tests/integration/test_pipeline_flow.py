@@ -31,7 +31,7 @@ def test_a_collection_of_the_workers_own_metrics_is_persisted_and_aggregated(
     pipeline_app.send_task(names.COLLECT_RUN)
     latest = poll(lambda: aggregated_collections(store), deadline_s=30, what="an aggregated collection")
 
-    assert latest.agent_count == 2 + len(queues.ALL)  # the host, the worker itself, the pipeline's queues
+    assert latest.agent_count == 3 + len(queues.ALL)  # host, worker, broker, the pipeline's queues
     assert latest.unreachable == ()
     worker_name = running_worker.hostname
     for metric in ("cpu_percent", "rss_bytes", "threads", "open_fds", "concurrency", "active"):
@@ -43,6 +43,9 @@ def test_a_collection_of_the_workers_own_metrics_is_persisted_and_aggregated(
     host_metrics = {"cpu_percent", "memory_available_bytes", "load1", "disk_free_bytes"}
     host_id = next(r.agent_id for r in _agents(store) if r.agent_id.startswith("host:"))
     assert all(store.rollups(host_id, m, 3600) for m in host_metrics)
+    broker = next(a for a in _agents(store) if a.agent_id.startswith("broker:redis:"))
+    [clients] = store.rollups(broker.agent_id, "connected_clients", 300)
+    assert clients.last >= 2  # this worker's connections at least
     [consumers] = store.rollups("queue:vsm.collect", "consumers", 300)
     assert consumers.last == 1  # the worker consumes it; Redis cannot say, the worker's reply does
     assert store.rollups("queue:vsm.s5.policy", "messages", 300)[0].last == 0
@@ -56,7 +59,7 @@ def test_the_second_cycle_expects_the_worker_seen_in_the_first(
     pipeline_app.send_task(names.COLLECT_RUN)
     second = poll(lambda: aggregated_collections(store, first), deadline_s=30, what="the second collection")
     assert second.started_at > first.started_at
-    assert second.agent_count == 2 + len(queues.ALL)
+    assert second.agent_count == 3 + len(queues.ALL)
     assert second.unreachable == ()
     # the second cycle knew whom to expect, so it ended on the reply instead of the full timeout
     assert second.duration_ms < 1000 * pipeline_app.vsm_settings.collect_timeout_s
@@ -92,7 +95,7 @@ def test_a_pickled_message_is_refused_and_the_worker_keeps_serving(
 
     pipeline_app.send_task(names.COLLECT_RUN)  # and a JSON message is still served
     latest = poll(lambda: aggregated_collections(store), deadline_s=30, what="a collection after the pickle")
-    assert latest.agent_count == 2 + len(queues.ALL)
+    assert latest.agent_count == 3 + len(queues.ALL)
 
 
 def test_persist_and_aggregate_run_twice_store_once(

@@ -12,12 +12,10 @@ task from `Task.Request`; ours hooks the result callbacks, which the pool calls 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
 import socket
-import threading
 import time
 from typing import Any
 
@@ -34,7 +32,7 @@ from vsmmon import __version__
 from vsmmon.agent.counters import TaskCounters
 from vsmmon.sources.host import HostProbe
 from vsmmon.sources.hostlock import HostReporterLock
-from vsmmon.sources.process import ProcessProbe
+from vsmmon.sources.process import ProcessProbe, runtime_metrics
 
 SENT_AT_HEADER = "vsm_sent_at"
 _NOT_FAILURES = (Retry, Reject, Ignore, Terminated)
@@ -117,18 +115,6 @@ class MonitoredRequest(Request):
     def reject(self, requeue: bool = False) -> Any:
         _state.counters.rejected(self.task_name)
         return super().reject(requeue=requeue)
-
-
-def runtime_metrics() -> dict[str, float]:
-    """The Python runtime of this process: GC generations and collections, live threads."""
-    counts = gc.get_count()
-    stats = gc.get_stats()
-    return {
-        "gc_objects_gen0": float(counts[0]),
-        "gc_collections_total": float(sum(s["collections"] for s in stats)),
-        "gc_uncollectable_total": float(sum(s["uncollectable"] for s in stats)),
-        "python_threads": float(threading.active_count()),
-    }
 
 
 def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:

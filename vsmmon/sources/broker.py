@@ -54,6 +54,15 @@ class QueueProbe(Protocol):
         """Stats of each queue that could be read, and an error per queue that could not; never raises."""
         ...
 
+    def server(self) -> tuple[dict[str, float], dict[str, str]]:
+        """The broker's own figures (connections, memory, throughput); empty where it does not tell."""
+        ...
+
+    @property
+    def address(self) -> str:
+        """Where the broker is, without credentials: names its report."""
+        ...
+
     def close(self) -> None:
         """Release the broker connection."""
         ...
@@ -126,6 +135,17 @@ def _unreachable(
     return dict.fromkeys(names, f"{what}: {_describe(error, password)}")
 
 
+_REDIS_INFO = {
+    "connected_clients": "connected_clients",
+    "blocked_clients": "blocked_clients",
+    "used_memory_bytes": "used_memory",
+    "ops_per_s": "instantaneous_ops_per_sec",
+    "rejected_connections_total": "rejected_connections",
+    "evicted_keys_total": "evicted_keys",
+    "uptime_s": "uptime_in_seconds",
+}
+
+
 class RedisQueueProbe:
     """Queue lengths per priority step and oldest-message ages from kombu's Redis lists, in one round trip."""
 
@@ -186,6 +206,15 @@ class RedisQueueProbe:
                 errors[name] = _scrub(str(e), self._password)
         return stats, errors
 
+    def server(self) -> tuple[dict[str, float], dict[str, str]]:
+        """Redis INFO: clients, memory, operations and refusals; never raises."""
+        try:
+            info = self._client.info()
+        except (redis.RedisError, OSError) as e:
+            return {}, {"broker": f"broker unreachable: {_describe(e, self._password)}"}
+        figures = {name: info.get(key) for name, key in _REDIS_INFO.items()}
+        return {name: float(v) for name, v in figures.items() if isinstance(v, int | float)}, {}
+
     def _round_trip(self, keys: Sequence[str]) -> list[Any]:
         """LLEN and LINDEX -1 of each key, in order, with error replies in place of values."""
         with self._client.pipeline(transaction=False) as pipe:
@@ -197,6 +226,11 @@ class RedisQueueProbe:
     def close(self) -> None:
         """Close the client's connections."""
         self._client.close()
+
+    @property
+    def address(self) -> str:
+        kwargs = self._client.connection_pool.connection_kwargs
+        return f"redis:{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
 class _ReplyError(Exception):
@@ -275,6 +309,14 @@ class AmqpQueueProbe:
             # the broker dropped the kept connection since the last read (a restart, say): one fresh try
             stats, errors, _ = self._declare_all(names)
         return stats, errors
+
+    def server(self) -> tuple[dict[str, float], dict[str, str]]:
+        """AMQP tells no server figures without the management plugin: nothing, and no error."""
+        return {}, {}
+
+    @property
+    def address(self) -> str:
+        return f"amqp:{self._connection.hostname}:{self._connection.port}{self._connection.virtual_host}"
 
     def close(self) -> None:
         """Close the channel and the connection."""

@@ -6,6 +6,8 @@ and re-creating them every cycle would make every reading the first.
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Iterable
 
 import psutil
@@ -65,3 +67,15 @@ def _read_one(process: psutil.Process) -> dict[str, float]:
             "open_fds": float(process.num_fds()),
             "ctx_switches_total": float(switches.voluntary + switches.involuntary),
         }
+
+
+def runtime_metrics() -> dict[str, float]:
+    """The Python runtime of this process: GC generations and collections, live threads."""
+    counts = gc.get_count()
+    stats = gc.get_stats()
+    return {
+        "gc_objects_gen0": float(counts[0]),
+        "gc_collections_total": float(sum(s["collections"] for s in stats)),
+        "gc_uncollectable_total": float(sum(s["uncollectable"] for s in stats)),
+        "python_threads": float(threading.active_count()),
+    }

@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 from vsmmon import __version__
 from vsmmon.config import Settings
 from vsmmon.errors import BufferUnavailable, StoreUnavailable
+from vsmmon.selfreport import RequestStats, SelfReporter
 from vsmmon.web import routes_agents, routes_collections, routes_health
-from vsmmon.web.limits import BodySizeLimit
+from vsmmon.web.limits import BodySizeLimit, RequestTiming
 from vsmmon.web.resources import Resources, default_resources
 
 ROUTERS = (routes_health.router, routes_collections.router, routes_agents.router)
@@ -30,15 +31,28 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def create_app(settings: Settings, build: Callable[[Settings], Resources] = default_resources) -> FastAPI:
-    """The HTTP app; `build` makes the store and Redis client at start-up (tests pass their own)."""
+def create_app(
+    settings: Settings, build: Callable[[Settings], Resources] = default_resources, *, report_self: bool = True
+) -> FastAPI:
+    """The HTTP app; `build` makes the store and Redis client at start-up (tests pass their own).
+
+    With `report_self`, the service pushes its own figures (request rate, latency, process) every
+    collection interval, as the pipeline agent `vsmmon-http@HOST`.
+    """
+    stats = RequestStats()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.resources = build(settings)
+        reporter = None
+        if report_self:
+            staging = app.state.resources.staging
+            reporter = SelfReporter("http", staging, settings.collect_interval_s, stats.metrics).start()
         try:
             yield
         finally:
+            if reporter is not None:
+                reporter.stop()
             app.state.resources.close()
 
     app = FastAPI(title="vsmmon", version=__version__, lifespan=lifespan)
@@ -48,4 +62,5 @@ def create_app(settings: Settings, build: Callable[[Settings], Resources] = defa
     app.add_exception_handler(StoreUnavailable, _unavailable)
     app.add_exception_handler(BufferUnavailable, _unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestTiming, stats=stats)
     return app

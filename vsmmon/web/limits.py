@@ -1,11 +1,14 @@
-"""A request-body size limit, enforced on the declared length and on the bytes actually received."""
+"""ASGI middleware: a request-body size limit, and request timing for the service's own metrics."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vsmmon.selfreport import RequestStats
 
 
 class BodyTooLarge(Exception):
@@ -65,3 +68,29 @@ async def _reject(send: Send, max_bytes: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+class RequestTiming:
+    """ASGI middleware feeding every HTTP request's status and latency to a `RequestStats`."""
+
+    def __init__(self, app: ASGIApp, stats: RequestStats) -> None:
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            self.stats.observe(status, time.perf_counter() - started)
