@@ -1,7 +1,7 @@
 """The beat schedule as plain data: which task runs how often.
 
-`every` names the setting that holds the period, so operators tune intervals through
-VSMMON_COLLECT_INTERVAL_S / VSMMON_HEALTH_INTERVAL_S without touching this file.
+`every` is a period in seconds, or names the setting that holds it, so operators tune intervals
+through VSMMON_COLLECT_INTERVAL_S / VSMMON_HEALTH_INTERVAL_S without touching this file.
 `expires_after_period` drops a run still queued when the next one is due: a backlog of stale
 collections would only measure the past.
 """
@@ -12,6 +12,11 @@ SCHEDULE = {
     "collect-metrics": {
         "task": names.COLLECT_RUN,
         "every": "collect_interval_s",
+        "expires_after_period": True,
+    },
+    "maintain-storage": {  # partitions ahead of time, retention by dropping partitions
+        "task": names.MAINTENANCE_RUN,
+        "every": 600,
         "expires_after_period": True,
     },
 }

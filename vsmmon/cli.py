@@ -105,7 +105,11 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     url = runfile.resolve(settings).sqlalchemy_url()
     if args.db_command == "upgrade":
         migrations.upgrade(url, args.revision)
-        print(f"database at {migrations.current(url)[0] or 'base'}")
+        at = migrations.current(url)
+        if at[0] == at[1]:
+            report = migrations.prepare_storage(url, settings)
+            print(f"partitions: {len(report.created)} created, {len(report.dropped)} dropped")
+        print(f"database at {at[0] or 'base'}")
     elif args.db_command == "downgrade":
         migrations.downgrade(url, args.revision)
         print(f"database at {migrations.current(url)[0] or 'base'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
@@ -11,9 +12,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
+from vsmmon.config import Settings
 from vsmmon.errors import ConfigError
+from vsmmon.retention import policies
+from vsmmon.storage.partitions import MaintenanceReport
 
 ROOT = Path(__file__).resolve().parent.parent
+PARTITIONS_AHEAD = timedelta(hours=3)
 
 
 def alembic_config(url: str) -> Config:
@@ -49,3 +54,11 @@ def current(url: str) -> tuple[str | None, str]:
             return MigrationContext.configure(conn).get_current_revision(), head
     finally:
         engine.dispose()
+
+
+def prepare_storage(url: str, settings: Settings) -> MaintenanceReport:
+    """Partitions for now and the next hours, and retention applied: run after every upgrade."""
+    from vsmmon.storage.postgres import store_for
+
+    with store_for(url) as store:
+        return store.maintain(policies(settings), datetime.now(UTC), PARTITIONS_AHEAD)

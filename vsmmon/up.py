@@ -75,6 +75,7 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> int:
         say(f"vsmmon up: data in {data_dir}")
         resolved = _start_servers(settings, data_dir, servers, say)
         _step(say, "database migrations", lambda: migrations.upgrade(resolved.sqlalchemy_url()))
+        _step(say, "partitions", lambda: migrations.prepare_storage(resolved.sqlalchemy_url(), resolved))
         http_url = f"http://{resolved.http_host}:{resolved.http_port}"
         token = resolved.api_token.get_secret_value() if resolved.api_token else ""
         runfile.write(

@@ -50,7 +50,8 @@ def schedule_from(entries: dict[str, dict[str, Any]], settings: Settings) -> dic
     """Resolve the plain-data schedule against the settings' intervals."""
     resolved = {}
     for key, entry in entries.items():
-        period_s = float(getattr(settings, entry["every"]))
+        every = entry["every"]
+        period_s = float(getattr(settings, every) if isinstance(every, str) else every)
         options = {"expires": period_s} if entry.get("expires_after_period") else {}
         resolved[key] = {"task": entry["task"], "schedule": timedelta(seconds=period_s), "options": options}
     return resolved
@@ -64,9 +65,9 @@ def create_app(
     app = PipelineApp(settings, context_factory)
     app.conf.update(celery_config(settings))
     install_plugin(app)
-    from workers import aggregate, collect, persist
+    from workers import aggregate, collect, maintenance, persist
 
-    for module in (collect, persist, aggregate):
+    for module in (collect, persist, aggregate, maintenance):
         module.register(app)
     return app
 

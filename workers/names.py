@@ -9,12 +9,14 @@ from vsmmon import queues
 COLLECT_RUN = "vsmmon.collect.run"
 PERSIST_COLLECTION = "vsmmon.persist.collection"
 AGGREGATE_COLLECTION = "vsmmon.aggregate.collection"
+MAINTENANCE_RUN = "vsmmon.maintenance.run"
 
 ROUTES = {
     "vsmmon.collect.*": queues.COLLECT,
     "vsmmon.persist.*": queues.ANALYSIS,
     "vsmmon.aggregate.*": queues.ANALYSIS,
     "vsmmon.analysis.*": queues.ANALYSIS,
+    "vsmmon.maintenance.*": queues.ANALYSIS,
     "vsmmon.health.*": queues.HEALTH,
     "vsmmon.alerts.*": queues.ALERTS,
     "vsmmon.s3.*": queues.S3_CONTROL,

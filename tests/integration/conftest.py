@@ -27,6 +27,10 @@ from workers.app import create_app
 from workers.context import PipelineApp
 
 T = TypeVar("T")
+TABLES = (
+    "agents", "agent_transitions", "collections", "metric_samples", "metric_rollups", "health_assessments",
+    "trends", "forecasts", "recommendations", "alerts", "alert_events", "control_actions", "policy_decisions",
+)  # fmt: skip
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +79,7 @@ def clean_services(settings: Settings) -> None:
     """Empty tables and the Redis db: each test starts from nothing and sees only its own writes."""
     engine = sa.create_engine(settings.sqlalchemy_url())
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE agents, agent_transitions, collections, metric_samples, metric_rollups"))
+        conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)}"))
     engine.dispose()
     client = redis.Redis.from_url(settings.require("redis_url"))
     client.flushdb()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
 from vsmmon.registry import AgentRecord, Transition
+from vsmmon.retention import Policy
+from vsmmon.storage.partitions import MaintenanceReport
 
 
 class Store(Protocol):
@@ -59,6 +61,10 @@ class Store(Protocol):
 
     def transitions(self, agent_id: str) -> list[Transition]:
         """One agent's status history, oldest first."""
+        ...
+
+    def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
+        """Apply retention: partitions created ahead, expired ones dropped, small tables trimmed."""
         ...
 
     def ping(self) -> None:

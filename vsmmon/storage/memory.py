@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from vsmmon.errors import NotFound
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, Sample
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
+from vsmmon.retention import Policy
+from vsmmon.storage.partitions import MaintenanceReport
 
 
 @dataclass
@@ -94,5 +96,19 @@ class MemoryStore:
     def transitions(self, agent_id: str) -> list[Transition]:
         return sorted((t for t in self.history if t.agent_id == agent_id), key=lambda t: t.at)
 
+    def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
+        keep = {r.table: now - r.keep for r in rules}
+        before = len(self.samples) + len(self._rollups)
+        if "metric_samples" in keep:
+            self.samples = [s for s in self.samples if s.ts >= keep["metric_samples"]]
+        if "metric_rollups" in keep:
+            cutoff = keep["metric_rollups"]
+            self._rollups = {k: r for k, r in self._rollups.items() if r.window_start + _window(r) > cutoff}
+        return MaintenanceReport((), (), before - len(self.samples) - len(self._rollups))
+
     def ping(self) -> None:
         return None
+
+
+def _window(rollup: Rollup) -> timedelta:
+    return timedelta(seconds=rollup.window_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -17,6 +17,8 @@ from sqlalchemy.engine import Connection, Engine
 from vsmmon.errors import NotFound, StoreUnavailable
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
+from vsmmon.retention import Policy, plan
+from vsmmon.storage.partitions import MaintenanceReport, carry_out, existing_partitions
 from vsmmon.storage.tables import agent_transitions, agents, collections, metric_rollups
 
 T = TypeVar("T")
@@ -164,6 +166,16 @@ class PostgresStore:
         return [
             Transition(r.agent_id, r.at, AgentStatus(r.from_status), AgentStatus(r.to_status), r.reason) for r in rows
         ]
+
+    def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
+        """Create partitions ahead, drop those past retention, trim small tables: one transaction."""
+
+        def work(conn: Connection) -> MaintenanceReport:
+            partitioned = [r.table for r in rules if r.unit]
+            todo = plan(rules, existing_partitions(conn, partitioned), now, ahead)
+            return carry_out(conn, todo, {r.table: r.column for r in rules})
+
+        return self._in_transaction(work)
 
     def ping(self) -> None:
         self._in_transaction(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
