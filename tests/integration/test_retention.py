@@ -41,16 +41,10 @@ def count(store: PostgresStore, sql: str) -> int:
 
 def test_partitions_exist_ahead_of_time_and_expired_ones_are_dropped(store: PostgresStore, settings: Settings) -> None:
     rules = policies(settings)
-    report = store.maintain(rules, NOW, AHEAD)
+    store.maintain(rules, NOW, AHEAD)
     hours = [f"metric_samples_p{(floor_to(NOW, 'hour') + timedelta(hours=i)):%Y%m%d%H}" for i in range(4)]
     assert set(hours) <= partitions(store, "metric_samples")
     assert "health_assessments_p20240310" in partitions(store, "health_assessments")
-    assert (
-        not set(report.created)
-        - partitions(store, "metric_samples")
-        - partitions(store, "health_assessments")
-        - {p for table in ("metric_rollups", "trends", "forecasts", "alert_events") for p in partitions(store, table)}
-    )
     assert store.maintain(rules, NOW, AHEAD).created == ()  # idempotent
 
     collection = make_collection(NOW)  # lands in the 12:00 partition
