@@ -60,6 +60,10 @@ class Staging(Protocol):
         """Queue pushed agents' reports for the next collection cycle."""
         ...
 
+    def count_lost(self) -> int:
+        """Count one collection that expired before it could be stored; returns the running total."""
+        ...
+
     def drain_pushed(self) -> list[AgentReport]:
         """Take every queued pushed report, oldest first; each is taken by exactly one caller."""
         ...
@@ -112,6 +116,9 @@ class RedisStaging:
         pipe.ltrim(f"{PREFIX}pushed", -MAX_PUSHED, -1)
         self._call(pipe.execute)
 
+    def count_lost(self) -> int:
+        return int(self._call(lambda: self.client.incr(f"{PREFIX}lost_collections_total")))
+
     def drain_pushed(self) -> list[AgentReport]:
         pipe = self.client.pipeline(transaction=True)
         pipe.lrange(f"{PREFIX}pushed", 0, -1)
@@ -144,6 +151,11 @@ class MemoryStaging:
     seen: dict[str, datetime] = field(default_factory=dict)
     discovery_claimed: bool = False
     pushed: list[AgentReport] = field(default_factory=list)
+    lost: int = 0
+
+    def count_lost(self) -> int:
+        self.lost += 1
+        return self.lost
 
     def push(self, reports: Iterable[AgentReport]) -> None:
         self.pushed.extend(reports)

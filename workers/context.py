@@ -40,7 +40,7 @@ def build_context(settings: Settings) -> WorkerContext:
     return WorkerContext(
         settings=settings,
         store=PostgresStore(create_engine(settings.sqlalchemy_url(), pool_size=2)),
-        staging=RedisStaging.from_url(settings.require("redis_url")),
+        staging=RedisStaging.from_url(settings.require("redis_url"), horizon_s=settings.buffer_horizon_s),
         queue_probes=queue_probes(settings),
     )
 

@@ -14,19 +14,29 @@ from workers import names
 from workers.context import VsmTask
 
 log = logging.getLogger(__name__)
+RETRY_MAX_S = 20  # while the database is down, each staged collection is retried at least this often
 
 
 def register(app: Celery) -> None:
     @app.task(
         name=names.PERSIST_COLLECTION, base=VsmTask, bind=True, shared=False,
-        autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=None,
+        autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=RETRY_MAX_S, max_retries=None,
     )  # fmt: skip
     def collection(self: VsmTask, collection_id: str) -> dict[str, Any]:
         ctx, cid = self.ctx, UUID(collection_id)
         try:
             staged = ctx.staging.get(cid)
         except NotFound:
-            ctx.store.get_collection(cid)  # stored by an earlier run: nothing to do; else NotFound is raised
+            try:
+                ctx.store.get_collection(cid)  # stored by an earlier run: nothing to do
+            except NotFound:
+                lost = ctx.staging.count_lost()
+                log.error(
+                    "collection %s expired from the staging buffer before the database took it "
+                    "(VSMMON_BUFFER_HORIZON_S=%s); %d lost so far",
+                    collection_id, ctx.settings.buffer_horizon_s, lost,
+                )  # fmt: skip
+                return {"collection_id": collection_id, "stored": False, "lost": True}
             return {"collection_id": collection_id, "stored": False}
         stored = ctx.store.save_collection(staged, ctx.clock())
         ctx.store.update_registry(staged)  # idempotent: also right when a retry finds the samples stored

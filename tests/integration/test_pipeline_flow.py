@@ -122,3 +122,17 @@ def _agents(store: PostgresStore) -> list[Any]:
 
     with store.engine.connect() as conn:
         return list(conn.execute(sa.select(agents.c.id.label("agent_id"), agents.c.kind)))
+
+
+def test_a_collection_that_expired_before_the_database_took_it_is_counted_as_lost(
+    pipeline_app: PipelineApp, store: PostgresStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    import uuid
+
+    gone = str(uuid.uuid4())  # never staged, never stored: as if the buffer horizon passed
+    result = pipeline_app.tasks[names.PERSIST_COLLECTION].apply(args=(gone,)).get()
+    assert result == {"collection_id": gone, "stored": False, "lost": True}
+    client = redis.Redis.from_url(pipeline_app.vsm_settings.require("redis_url"))
+    assert int(client.get("vsm:lost_collections_total") or 0) == 1
+    client.close()
+    assert any("expired from the staging buffer" in r.getMessage() for r in caplog.records)
