@@ -26,5 +26,7 @@ def register(app: Celery) -> None:
             return {"collection_id": collection_id, "merged": False}  # aggregated and dropped before
         rollups = aggregate(staged.samples())
         merged = ctx.store.apply_rollups(cid, rollups, ctx.clock())
+        if merged:
+            ctx.realtime.write(staged)
         ctx.staging.delete(cid)
         return {"collection_id": collection_id, "merged": merged, "rollups": len(rollups)}

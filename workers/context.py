@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import Celery, Task
 
 from vsmmon import queues
 from vsmmon.config import Settings
+from vsmmon.realtime import RealtimeWindow
 from vsmmon.sources.broker import QueueProbe, queue_probe
 from vsmmon.staging import RedisStaging, Staging
 from vsmmon.storage.base import Store
@@ -29,6 +31,7 @@ class WorkerContext:
     settings: Settings
     store: Store
     staging: Staging
+    realtime: RealtimeWindow
     queue_probes: list[tuple[QueueProbe, tuple[str, ...]]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -41,6 +44,7 @@ def build_context(settings: Settings) -> WorkerContext:
         settings=settings,
         store=PostgresStore(create_engine(settings.sqlalchemy_url(), pool_size=2)),
         staging=RedisStaging.from_url(settings.require("redis_url"), horizon_s=settings.buffer_horizon_s),
+        realtime=RealtimeWindow(redis.Redis.from_url(settings.require("redis_url")), settings.collect_interval_s),
         queue_probes=queue_probes(settings),
     )
 

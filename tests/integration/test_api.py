@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -182,3 +183,16 @@ def test_the_service_reports_its_own_request_rate_latency_and_runtime(
     assert report.metrics["http_requests_per_s"] > 0
     for runtime in ("rss_bytes", "threads", "open_fds", "gc_collections_total", "python_threads"):
         assert runtime in report.metrics, runtime
+
+
+def test_a_series_from_the_real_time_window(client: TestClient, settings: Settings) -> None:
+    from vsmmon.realtime import RealtimeWindow
+
+    window = RealtimeWindow(redis.Redis.from_url(settings.require("redis_url")), settings.collect_interval_s)
+    now = datetime.now(UTC)
+    for n in range(3):
+        window.write(make_collection(now - timedelta(seconds=5 * (2 - n)), cpu=10.0 * n, agents=1))
+    body = client.get("/api/v1/agents/celery@w0/series/cpu_percent", params={"span_s": 60}).json()
+    assert [value for _, value in body["points"]] == [0.0, 10.0, 20.0]
+    assert client.get("/api/v1/agents/celery@w0/series/cpu_percent", params={"span_s": 0}).status_code == 422
+    assert client.get("/api/v1/agents/nobody/series/cpu_percent").json()["points"] == []

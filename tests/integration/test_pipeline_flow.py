@@ -13,6 +13,7 @@ from kombu import Connection, Producer
 from tests.integration.conftest import poll
 from vsmmon import queues
 from vsmmon.models import CollectionSummary
+from vsmmon.realtime import RealtimeWindow
 from vsmmon.storage.postgres import PostgresStore
 from workers import names
 from workers.context import PipelineApp
@@ -49,6 +50,9 @@ def test_a_collection_of_the_workers_own_metrics_is_persisted_and_aggregated(
     [consumers] = store.rollups("queue:vsm.collect", "consumers", 300)
     assert consumers.last == 1  # the worker consumes it; Redis cannot say, the worker's reply does
     assert store.rollups("queue:vsm.s5.policy", "messages", 300)[0].last == 0
+    window = RealtimeWindow(redis.Redis.from_url(pipeline_app.vsm_settings.require("redis_url")), 5.0)
+    [point] = window.read(worker_name, "rss_bytes", latest.started_at)
+    assert point.value == pytest.approx(rss.last, rel=1e-6)  # float32 in the ring
 
 
 def test_the_second_cycle_expects_the_worker_seen_in_the_first(

@@ -8,6 +8,7 @@ import redis
 from fastapi import Request
 
 from vsmmon.config import Settings
+from vsmmon.realtime import RealtimeWindow
 from vsmmon.staging import RedisStaging, Staging
 from vsmmon.storage.base import Store
 
@@ -18,6 +19,7 @@ class Resources:
     store: Store
     staging: Staging
     redis: redis.Redis
+    realtime: RealtimeWindow
 
     def close(self) -> None:
         self.redis.close()
@@ -35,6 +37,7 @@ def default_resources(settings: Settings) -> Resources:
         store=PostgresStore(create_engine(settings.sqlalchemy_url(), pool_size=4)),
         staging=RedisStaging(client),
         redis=client,
+        realtime=RealtimeWindow(client, settings.collect_interval_s),
     )
 
 

@@ -65,6 +65,18 @@ async def get_agent(agent_id: str, res: Res) -> dict[str, Any]:
     return {**agent_to_dict(found), "transitions": transitions}
 
 
+@router.get("/agents/{agent_id}/series/{metric}", dependencies=[Depends(require_token_for_reads)])
+async def get_series(
+    agent_id: str,
+    metric: str,
+    res: Res,
+    span_s: Annotated[float, Query(gt=0, le=3600, description="how far back, at most the 1 h window")] = 300,
+) -> dict[str, Any]:
+    """One series from the real-time window (the last hour, at the collection interval)."""
+    points = await run_in_threadpool(res.realtime.read, agent_id, metric, datetime.now(UTC), span_s)
+    return {"agent_id": agent_id, "metric": metric, "points": [[p.ts.isoformat(), p.value] for p in points]}
+
+
 @router.post("/agents/{agent_id}/metrics", status_code=202, dependencies=[Depends(require_token)])
 async def push_metrics(
     body: MetricsPush, res: Res, agent_id: Annotated[str, Path(pattern=AGENT_ID_PATTERN)]

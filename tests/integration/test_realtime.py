@@ -1,0 +1,60 @@
+"""The real-time window on real Redis: rings per series, current slots only, bounded memory."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from vsmmon.config import Settings
+from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.realtime import RealtimeWindow
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+
+
+@pytest.fixture
+def client(settings: Settings, clean_services: None) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(settings.require("redis_url"))
+    yield c
+    c.close()
+
+
+def collection(at: datetime, agents: int = 2, metrics: int = 2, base: float = 0.0) -> Collection:
+    reports = tuple(
+        AgentReport(f"a{i}", AgentKind.WORKER, "h", {f"m{k}": base + i + k for k in range(metrics)})
+        for i in range(agents)
+    )
+    return Collection(uuid.uuid4(), at, 1.0, reports)
+
+
+def test_points_come_back_in_order_and_only_from_the_window(client: redis.Redis) -> None:
+    window = RealtimeWindow(client, interval_s=5, window_s=60)  # 12 slots
+    for n in range(20):  # 100 s: the first 8 cycles were overwritten
+        window.write(collection(T0 + n * 5 * S, base=float(n)))
+    now = T0 + 19 * 5 * S
+    points = window.read("a1", "m0", now)
+    assert [p.value for p in points] == [float(n + 1) for n in range(8, 20)]
+    assert points[0].ts == T0 + 8 * 5 * S
+    assert [p.value for p in window.read("a1", "m0", now, span_s=10)] == [18.0, 19.0, 20.0]  # 3 cycles
+
+
+def test_a_silent_agents_old_slots_are_not_current(client: redis.Redis) -> None:
+    window = RealtimeWindow(client, interval_s=5, window_s=60)
+    window.write(collection(T0, base=1.0))
+    assert window.read("a0", "m0", T0 + 30 * S) == [window.read("a0", "m0", T0)[0]]
+    assert window.read("a0", "m0", T0 + 61 * S) == []  # older than the window: gone
+    assert window.read("nobody", "m0", T0) == []
+
+
+def test_the_footprint_for_1000_agents_by_20_metrics_stays_well_under_the_seed_budget(client: redis.Redis) -> None:
+    window = RealtimeWindow(client, interval_s=5, window_s=3600)
+    last_slot = T0 + (window.slots - 1 - window.cycle_of(T0) % window.slots) * 5 * S  # allocates whole rings
+    window.write(collection(last_slot, agents=100, metrics=20))
+    per_100_agents = window.memory_bytes(sample=300)
+    projected = per_100_agents * 10
+    assert 20e6 < projected < 100e6, projected  # seed budget: 100-300 MB for metrics
