@@ -1,0 +1,134 @@
+"""Agent health and S1-S5 on crafted inputs: every factor counted, none silently defaulted."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from vsmmon.assessment import PreviousState, evaluate, learned_capacity
+from vsmmon.health import MB, AgentInputs, agent_health, memory_factor, queue_factor, s1, task_factor
+from vsmmon.systems import (
+    ControlInputs,
+    QueueFlow,
+    drain_score,
+    evenness,
+    flow_balance,
+    headroom_score,
+    majority_share,
+    reversals,
+    s2,
+    s3,
+    s5,
+)
+from vsmmon.viability import HealthState, ViabilityState
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def worker(agent_id: str = "w1", live: bool = True, **metrics: float) -> AgentInputs:
+    base = {"rss_bytes": 100 * MB, "concurrency": 4.0, "active": 2.0}
+    return AgentInputs(agent_id, "celery_worker", live, {**base, **metrics}, 512 * MB, 1024 * MB)
+
+
+@pytest.mark.parametrize(("rss_mb", "score"), [(100, 1.0), (512, 1.0), (768, 0.5), (1024, 0.0), (2048, 0.0)])
+def test_memory_falls_linearly_from_soft_to_hard_limit(rss_mb: float, score: float) -> None:
+    f = memory_factor(worker(rss_bytes=rss_mb * MB))
+    assert f.score == pytest.approx(score)
+    assert f.inputs["used_bytes"] == rss_mb * MB
+
+
+def test_pool_children_memory_counts() -> None:
+    assert memory_factor(worker(rss_bytes=400 * MB, children_rss_bytes=368 * MB)).score == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("active", "score"), [(0, 1.0), (3.4, 1.0), (3.7, 0.5), (4, 0.0)])
+def test_queue_health_from_saturation(active: float, score: float) -> None:
+    assert queue_factor(worker(active=active)).score == pytest.approx(score)
+
+
+def test_task_health_is_success_ratio_times_latency_term() -> None:
+    a = AgentInputs("w", "celery_worker", True, {"task_runtime_p95_s": 2.0}, 1, 2, 90, 10, None, 1.0)
+    f = task_factor(a)
+    assert f.score == pytest.approx(0.9 * 0.5)
+    assert f.inputs["latency_term"] == 0.5
+    faster = AgentInputs("w", "celery_worker", True, {"task_runtime_p95_s": 0.5}, 1, 2, 90, 10, None, 1.0)
+    assert task_factor(faster).score == pytest.approx(0.9)  # clamped at 1
+
+
+def test_every_factor_with_data_counts_and_none_is_defaulted() -> None:
+    a = AgentInputs("w", "celery_worker", True, {"rss_bytes": 768 * MB, "concurrency": 4.0, "active": 3.7,
+                    "task_runtime_p95_s": 1.0}, 512 * MB, 1024 * MB, 80, 20, None, 1.0)  # fmt: skip
+    h = agent_health(a)
+    assert h.score == pytest.approx((0.5 + 0.5 + 0.8) / 3)  # the seed's bug would have dropped task health
+    no_tasks = agent_health(worker(rss_bytes=768 * MB, active=3.7))
+    assert no_tasks.score == pytest.approx(0.5)  # memory and queue only: task health unknown, not 1.0
+    assert [f.score for f in no_tasks.factors if f.name == "task"] == [None]
+    assert agent_health(worker(live=False)).score == 0.0
+
+
+def test_s1_is_availability_times_mean_health_of_live_agents() -> None:
+    agents = [worker("a"), worker("b"), worker("c", live=False), worker("d", live=False)]
+    healths = {a.agent_id: agent_health(a) for a in agents}
+    f = s1(agents, healths, expected_capacity=16.0)
+    assert f.inputs["availability"] == 0.5
+    assert f.score == pytest.approx(0.5 * 1.0)
+
+
+def test_s2_factors_worked_by_hand() -> None:
+    assert flow_balance(QueueFlow("q", 0, 3.0, 1.0)) == pytest.approx(0.5)
+    assert flow_balance(QueueFlow("q", 0, 2.0, 2.0)) == 1.0
+    assert flow_balance(QueueFlow("q", 0, 0.0, 0.0)) is None  # no traffic: unknown, not perfect
+    assert evenness([0.2, 0.6]) == pytest.approx(0.5)
+    assert reversals([1, 2, 1, 2, 1]) == (3, 3)
+    assert reversals([1, 1, 2, 3, 3, 4]) == (0, 4)
+    h = s2([QueueFlow("q", 5, 3.0, 1.0, [1, 2, 1, 2, 1], [0.2, 0.6])], ControlInputs())
+    assert h.score == pytest.approx((0.5 + 0.5 + 0.0) / 3)
+
+
+def test_s3_factors_worked_by_hand() -> None:
+    assert headroom_score(0.5) == 1.0
+    assert headroom_score(0.9) == pytest.approx(0.4)
+    assert headroom_score(0.0) == pytest.approx(0.7)
+    assert drain_score(QueueFlow("q", 600, 30.0, 40.0), 60) == (1.0, 60.0)
+    assert drain_score(QueueFlow("q", 600, 30.0, 35.0), 60) == (0.5, 120.0)
+    assert drain_score(QueueFlow("q", 600, 30.0, 30.0), 60) == (0.0, float("inf"))
+    h = s3([QueueFlow("q", 600, 30.0, 35.0)], ControlInputs(active_total=9, concurrency_total=10, actions_total=4,
+                                                           actions_effective=3))  # fmt: skip
+    assert h.score == pytest.approx((0.4 + 0.5 + 0.75) / 3)
+
+
+def test_s5_identity_coherence_and_unknowns() -> None:
+    assert majority_share(["v1", "v1", "v2"]) == pytest.approx(2 / 3)
+    h = s5(ControlInputs(identities=["v1", "v1", "v2"]))
+    assert h.score == pytest.approx(2 / 3)  # SLOs and escalations unknown: left out, not counted as 1
+    assert [f.score for f in h.factors] == [None, None, pytest.approx(2 / 3)]
+
+
+def test_losing_half_the_fleet_degrades_s1_and_viability_and_recovery_is_signalled() -> None:
+    fleet = [worker(f"w{i}") for i in range(4)]
+    control = ControlInputs(active_total=8, concurrency_total=16, identities=["v"] * 4)
+    first = evaluate(NOW, fleet, [], control)
+    assert first.states["S1"] is HealthState.HEALTHY
+    half = [worker(f"w{i}", live=i < 2) for i in range(4)]
+    second = evaluate(NOW + timedelta(seconds=30), half, [], control, first.carry())
+    assert second.systems["S1"].score == pytest.approx(0.5, abs=0.01)
+    assert second.states["S1"] in {HealthState.DEGRADED, HealthState.UNHEALTHY}
+    assert second.viability < first.viability
+    back = evaluate(NOW + timedelta(seconds=60), fleet, [], control, second.carry())
+    assert back.states["S1"] is HealthState.HEALTHY
+
+
+def test_learned_capacity_follows_up_at_once_and_down_slowly() -> None:
+    prev = PreviousState(NOW, {}, 1.0, ViabilityState.NORMAL, 16.0)
+    assert learned_capacity(20.0, prev, NOW) == 20.0
+    assert learned_capacity(8.0, prev, NOW + timedelta(seconds=36)) == pytest.approx(16 - 8 * 0.01)
+    assert learned_capacity(8.0, prev, NOW + timedelta(hours=2)) == 8.0
+
+
+def test_algedonic_pain_and_bottlenecks() -> None:
+    stuck = QueueFlow("orders", 50, 2.0, 0.0, consumer_saturations=())
+    busy = worker("w1", active=4.0)
+    a = evaluate(NOW, [busy], [stuck], ControlInputs(active_total=4, concurrency_total=4), broker_errors=["down"])
+    assert "queue orders has 50 messages and no live consumer" in a.algedonic
+    assert "broker unreachable: down" in a.algedonic
+    assert "w1: queue 0.00" in a.bottlenecks
+    assert "queue orders: backlog 50 not draining" in a.bottlenecks
