@@ -14,6 +14,11 @@ SCHEDULE = {
         "every": "collect_interval_s",
         "expires_after_period": True,
     },
+    "assess-health": {
+        "task": names.HEALTH_ASSESS,
+        "every": "health_interval_s",
+        "expires_after_period": True,
+    },
     "maintain-storage": {  # partitions ahead of time, retention by dropping partitions
         "task": names.MAINTENANCE_RUN,
         "every": 600,

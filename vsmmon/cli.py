@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from vsmmon import __version__, cli_agents, queues, runfile
+from vsmmon import __version__, cli_agents, cli_check, queues, runfile
 from vsmmon.codec import summary_to_dict
 from vsmmon.config import Settings, load_settings
 from vsmmon.errors import ConfigError, VsmmonError
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--hostname", default=None, help="worker name (default: vsmmon-ROLE@HOST)")
 
     cli_agents.add_commands(sub)
+    cli_check.add_command(sub)
 
     sub.add_parser("beat", help="the scheduler (run exactly one)")
     sub.add_parser("serve", help="the HTTP service: API, health endpoints")
@@ -161,9 +162,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from vsmmon.web import create_app
+    from workers.app import create_app as create_pipeline
+    from workers.gateway import CeleryGateway
 
+    resolved = runfile.resolve(settings)
     uvicorn.run(
-        create_app(runfile.resolve(settings)),
+        create_app(resolved, gateway=CeleryGateway(create_pipeline(resolved))),
         host=settings.http_host,
         port=settings.http_port,
         log_level=settings.log_level.lower(),
@@ -172,6 +176,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = {
+    "check": cli_check.cmd_check,
     "simulate": cli_agents.cmd_simulate,
     "agent": cli_agents.cmd_agent,
     "up": cmd_up,

@@ -112,18 +112,19 @@ def capacity_of(a: AgentInputs) -> float:
 
 
 def s1(agents: list[AgentInputs], healths: Mapping[str, AgentHealth], expected_capacity: float | None) -> Factor:
-    """H1 = availability x mean(h over live agents); availability = live capacity / expected capacity.
+    """H1 = availability x mean(h over agents); availability = live capacity / expected capacity.
 
-    The mean runs over live agents: a dead agent's h is 0 and its capacity is already missing from
-    availability, so counting it in both would punish one loss twice.
+    As the model says, the mean runs over every registered agent, dead ones (h = 0) included, until
+    they are purged: losing half the fleet gives 0.5 x 0.5 = 0.25, which is what takes the system's
+    viability out of normal. (Averaging live agents only would leave viability near 0.8 after such a
+    loss, which no operator would call viable.)
     """
     if not agents:
         return Factor("S1", None, {"reason": "no agents"})
     live_capacity = sum(capacity_of(a) for a in agents if a.live)
     expected = expected_capacity or live_capacity
     availability = clamp(live_capacity / expected) if expected > 0 else 0.0
-    live = [healths[a.agent_id].score for a in agents if a.live]
-    mean_h = statistics.fmean(live) if live else 0.0
+    mean_h = statistics.fmean(healths[a.agent_id].score for a in agents)
     inputs = {"availability": availability, "live_capacity": live_capacity, "expected_capacity": expected,
               "mean_agent_health": mean_h, "agents": float(len(agents)),
               "unhealthy_agents": float(sum(1 for h in healths.values() if h.score <= 0.5))}  # fmt: skip

@@ -62,7 +62,7 @@ class ControlInputs:
     slo_held_fraction: float | None = None
     critical_alerts: int = 0
     critical_handled: int = 0
-    identities: Sequence[str] = ()
+    identities: Sequence[tuple[str, str]] = ()  # (pool: the queues a worker consumes, version|config)
 
 
 def system(name: str, factors: Iterable[Factor]) -> SystemHealth:
@@ -174,11 +174,18 @@ def s4(control: ControlInputs) -> SystemHealth:
     return system("S4", (accuracy, exhaustion, novelty))
 
 
-def majority_share(identities: Sequence[str]) -> float | None:
-    """Share of workers on the most common version/configuration."""
+def majority_share(identities: Sequence[tuple[str, str]]) -> float | None:
+    """Share of workers on their pool's most common version/configuration (pools: same consumed queues).
+
+    Different apps on one broker legitimately differ; workers serving the same queues should not.
+    """
     if not identities:
         return None
-    return max(identities.count(i) for i in set(identities)) / len(identities)
+    pools: dict[str, list[str]] = {}
+    for pool, identity in identities:
+        pools.setdefault(pool, []).append(identity)
+    on_majority = sum(max(members.count(i) for i in set(members)) for members in pools.values())
+    return on_majority / len(identities)
 
 
 def s5(control: ControlInputs) -> SystemHealth:

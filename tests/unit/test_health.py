@@ -65,12 +65,13 @@ def test_every_factor_with_data_counts_and_none_is_defaulted() -> None:
     assert agent_health(worker(live=False)).score == 0.0
 
 
-def test_s1_is_availability_times_mean_health_of_live_agents() -> None:
+def test_s1_is_availability_times_mean_health_over_agents() -> None:
     agents = [worker("a"), worker("b"), worker("c", live=False), worker("d", live=False)]
     healths = {a.agent_id: agent_health(a) for a in agents}
     f = s1(agents, healths, expected_capacity=16.0)
     assert f.inputs["availability"] == 0.5
-    assert f.score == pytest.approx(0.5 * 1.0)
+    assert f.inputs["mean_agent_health"] == 0.5
+    assert f.score == pytest.approx(0.25)
 
 
 def test_s2_factors_worked_by_hand() -> None:
@@ -97,24 +98,29 @@ def test_s3_factors_worked_by_hand() -> None:
 
 
 def test_s5_identity_coherence_and_unknowns() -> None:
-    assert majority_share(["v1", "v1", "v2"]) == pytest.approx(2 / 3)
-    h = s5(ControlInputs(identities=["v1", "v1", "v2"]))
+    pool = [("fleet", "v1"), ("fleet", "v1"), ("fleet", "v2")]
+    assert majority_share(pool) == pytest.approx(2 / 3)
+    assert majority_share([*pool, ("vsm.collect", "vsmmon")]) == pytest.approx(3 / 4)  # other pools agree
+    h = s5(ControlInputs(identities=pool))
     assert h.score == pytest.approx(2 / 3)  # SLOs and escalations unknown: left out, not counted as 1
     assert [f.score for f in h.factors] == [None, None, pytest.approx(2 / 3)]
 
 
 def test_losing_half_the_fleet_degrades_s1_and_viability_and_recovery_is_signalled() -> None:
     fleet = [worker(f"w{i}") for i in range(4)]
-    control = ControlInputs(active_total=8, concurrency_total=16, identities=["v"] * 4)
+    control = ControlInputs(active_total=8, concurrency_total=16, identities=[("q", "v")] * 4)
     first = evaluate(NOW, fleet, [], control)
     assert first.states["S1"] is HealthState.HEALTHY
     half = [worker(f"w{i}", live=i < 2) for i in range(4)]
     second = evaluate(NOW + timedelta(seconds=30), half, [], control, first.carry())
-    assert second.systems["S1"].score == pytest.approx(0.5, abs=0.01)
-    assert second.states["S1"] in {HealthState.DEGRADED, HealthState.UNHEALTHY}
+    assert second.systems["S1"].score == pytest.approx(0.25, abs=0.01)
+    assert second.states["S1"] is HealthState.UNHEALTHY
     assert second.viability < first.viability
+    assert second.viability_state is ViabilityState.WARNING
+    assert second.alert == "warning"
     back = evaluate(NOW + timedelta(seconds=60), fleet, [], control, second.carry())
     assert back.states["S1"] is HealthState.HEALTHY
+    assert back.alert == "recovery"
 
 
 def test_learned_capacity_follows_up_at_once_and_down_slowly() -> None:

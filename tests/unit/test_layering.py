@@ -44,7 +44,7 @@ def test_the_library_imports_without_celery_and_without_reading_the_environment(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_no_library_module_names_workers_except_the_cli_composition_root() -> None:
+def test_no_library_module_names_workers_except_the_cli_composition_root_modules() -> None:
     offenders = []
     for path in ROOT.rglob("*.py"):
         tree = ast.parse(path.read_text())
@@ -52,6 +52,6 @@ def test_no_library_module_names_workers_except_the_cli_composition_root() -> No
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            if any(n == "workers" or n.startswith("workers.") for n in names) and path.name != "cli.py":
+            if any(n == "workers" or n.startswith("workers.") for n in names) and not path.name.startswith("cli"):
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []

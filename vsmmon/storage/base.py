@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
@@ -61,6 +61,14 @@ class Store(Protocol):
 
     def transitions(self, agent_id: str) -> list[Transition]:
         """One agent's status history, oldest first."""
+        ...
+
+    def save_health(self, rows: list[dict[str, Any]]) -> int:
+        """Store assessment rows (agent, system, viability); a row already stored is left alone."""
+        ...
+
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+        """Stored rows of one subject since a time, oldest first."""
         ...
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from vsmmon.errors import NotFound
@@ -21,6 +22,7 @@ class MemoryStore:
     samples: list[Sample] = field(default_factory=list)
     registry: dict[str, AgentInfo] = field(default_factory=dict)
     history: list[Transition] = field(default_factory=list)
+    health: dict[tuple[str, str, datetime], dict[str, Any]] = field(default_factory=dict)
     _rollups: dict[tuple[str, str, int, datetime], Rollup] = field(default_factory=dict)
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
@@ -95,6 +97,19 @@ class MemoryStore:
 
     def transitions(self, agent_id: str) -> list[Transition]:
         return sorted((t for t in self.history if t.agent_id == agent_id), key=lambda t: t.at)
+
+    def save_health(self, rows: list[dict[str, Any]]) -> int:
+        added = 0
+        for row in rows:
+            key = (row["scope"], row["subject"], row["at"])
+            if key not in self.health:
+                self.health[key] = dict(row)
+                added += 1
+        return added
+
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+        found = [r for (sc, su, at), r in self.health.items() if (sc, su) == (scope, subject) and at >= since]
+        return sorted(found, key=lambda r: r["at"])
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         keep = {r.table: now - r.keep for r in rules}

@@ -19,7 +19,7 @@ from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
 from vsmmon.retention import Policy, plan
 from vsmmon.storage.partitions import MaintenanceReport, carry_out, existing_partitions
-from vsmmon.storage.tables import agent_transitions, agents, collections, metric_rollups
+from vsmmon.storage.tables import agent_transitions, agents, collections, health_assessments, metric_rollups
 
 T = TypeVar("T")
 
@@ -166,6 +166,21 @@ class PostgresStore:
         return [
             Transition(r.agent_id, r.at, AgentStatus(r.from_status), AgentStatus(r.to_status), r.reason) for r in rows
         ]
+
+    def save_health(self, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        stmt = insert(health_assessments).values(rows).on_conflict_do_nothing()
+        return self._in_transaction(lambda conn: int(conn.execute(stmt).rowcount or 0))
+
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+        h = health_assessments.c
+        query = (
+            sa.select(h.at, h.score, h.status, h.inputs)
+            .where(h.scope == scope, h.subject == subject, h.at >= since)
+            .order_by(h.at)
+        )
+        return [dict(r._mapping) for r in self._in_transaction(lambda conn: conn.execute(query).all())]
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         """Create partitions ahead, drop those past retention, trim small tables: one transaction."""

@@ -89,3 +89,16 @@ metric_rollups = Table(
     Column("last", Float, nullable=False),
     Column("last_ts", TS, nullable=False),
 )
+
+health_assessments = Table(
+    "health_assessments",
+    metadata,
+    Column("at", TS, primary_key=True),
+    Column("scope", Text, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("score", Float, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("inputs", JSONB, nullable=False),
+    Column("check_id", UUID(as_uuid=True), nullable=True),
+    postgresql_partition_by="RANGE (at)",
+)

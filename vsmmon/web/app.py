@@ -13,11 +13,12 @@ from vsmmon import __version__
 from vsmmon.config import Settings
 from vsmmon.errors import BufferUnavailable, StoreUnavailable
 from vsmmon.selfreport import RequestStats, SelfReporter
-from vsmmon.web import routes_agents, routes_collections, routes_health
+from vsmmon.web import routes_agents, routes_collections, routes_health, routes_health_checks
 from vsmmon.web.limits import BodySizeLimit, RequestTiming
 from vsmmon.web.resources import Resources, default_resources
+from vsmmon.web.routes_health_checks import TaskGateway
 
-ROUTERS = (routes_health.router, routes_collections.router, routes_agents.router)
+ROUTERS = (routes_health.router, routes_collections.router, routes_agents.router, routes_health_checks.router)
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -32,7 +33,11 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    settings: Settings, build: Callable[[Settings], Resources] = default_resources, *, report_self: bool = True
+    settings: Settings,
+    build: Callable[[Settings], Resources] = default_resources,
+    *,
+    report_self: bool = True,
+    gateway: TaskGateway | None = None,
 ) -> FastAPI:
     """The HTTP app; `build` makes the store and Redis client at start-up (tests pass their own).
 
@@ -56,6 +61,7 @@ def create_app(
             app.state.resources.close()
 
     app = FastAPI(title="vsmmon", version=__version__, lifespan=lifespan)
+    app.state.gateway = gateway
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid)

@@ -1,0 +1,52 @@
+"""Ad-hoc health checks: run a fresh assessment through the pipeline and return it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from vsmmon.web.auth import require_token, require_token_for_reads
+
+HEALTH_CHECK_TASK = "vsmmon.health.check"
+router = APIRouter(prefix="/api/v1/health-checks", tags=["health checks"])
+
+
+class TaskGateway(Protocol):
+    """Sends a pipeline task by name and reads its result (the Celery side lives in `workers/`)."""
+
+    def send(self, name: str) -> str: ...
+
+    def result(self, task_id: str, timeout_s: float | None) -> tuple[str, Any]: ...
+
+
+def gateway(request: Request) -> TaskGateway:
+    found: TaskGateway | None = getattr(request.app.state, "gateway", None)
+    if found is None:
+        raise HTTPException(503, "this HTTP service has no connection to the pipeline's broker")
+    return found
+
+
+Gateway = Annotated[TaskGateway, Depends(gateway)]
+
+
+@router.post("", status_code=202, dependencies=[Depends(require_token)])
+async def start_check(
+    gw: Gateway,
+    wait: Annotated[bool, Query(description="wait for the result and return it")] = False,
+    timeout_s: Annotated[float, Query(gt=0, le=60)] = 10.0,
+) -> dict[str, Any]:
+    task_id = await run_in_threadpool(gw.send, HEALTH_CHECK_TASK)
+    if not wait:
+        return {"id": task_id, "state": "PENDING"}
+    state, result = await run_in_threadpool(gw.result, task_id, timeout_s)
+    if state == "PENDING":
+        raise HTTPException(504, f"health check {task_id} did not finish within {timeout_s:g} s")
+    return {"id": task_id, "state": state, "result": result}
+
+
+@router.get("/{check_id}", dependencies=[Depends(require_token_for_reads)])
+async def get_check(check_id: str, gw: Gateway) -> dict[str, Any]:
+    state, result = await run_in_threadpool(gw.result, check_id, None)
+    return {"id": check_id, "state": state, "result": result}

@@ -1,0 +1,77 @@
+"""`vsmmon.health.assess` (beat, every HEALTH_INTERVAL_S) and `vsmmon.health.check` (ad hoc, returns JSON).
+
+Both ask the workers `vsm_health` first, so a worker that stopped answering counts as not live now,
+then score everything with `assessment.evaluate`. The scheduled one stores its rows, carries its
+state (hysteresis, edges) to the next, and publishes a summary for the dashboard; an ad-hoc check
+reads that state but changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+
+from vsmmon.assessment import HealthAssessment, evaluate
+from vsmmon.health_codec import assessment_to_dict, previous_from_dict, previous_to_dict, rows
+from vsmmon.health_inputs import gather
+from vsmmon.models import AgentKind
+from workers import names
+from workers.context import VsmTask, WorkerContext
+from workers.fleet import FleetPoller
+
+log = logging.getLogger(__name__)
+PREVIOUS_KEY = "vsm:health:previous"
+CHANNEL = "vsm:health"
+
+
+def assess(ctx: WorkerContext, poller: FleetPoller) -> HealthAssessment:
+    """One fresh assessment: health-check requests to the workers, then scores."""
+    settings, now = ctx.settings, ctx.clock()
+    registry = ctx.store.agents()
+    expected = sorted(
+        a.agent_id for a in registry if a.kind == AgentKind.CELERY_WORKER.value and a.status in ("online", "stale")
+    )
+    answered = poller.ask("vsm_health", expected, timeout_s=settings.collect_timeout_s, everyone=False)
+    gathered = gather(registry, ctx.realtime, settings, now)
+    silent = set(expected) - set(answered)
+    agents = [replace(a, live=False) if a.agent_id in silent else a for a in gathered.agents]
+    raw = ctx.realtime.client.get(PREVIOUS_KEY)
+    previous = previous_from_dict(json.loads(raw)) if raw else None
+    return evaluate(
+        now, agents, gathered.queues, gathered.control, previous,
+        expected_capacity=settings.expected_capacity, broker_errors=gathered.broker_errors,
+    )  # fmt: skip
+
+
+def register(app: Celery) -> None:
+    pollers: dict[int, FleetPoller] = {}
+
+    def poller_for(settings: Any) -> FleetPoller:
+        return pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
+
+    @app.task(name=names.HEALTH_ASSESS, base=VsmTask, bind=True, shared=False, ignore_result=False)
+    def run(self: VsmTask) -> dict[str, Any]:
+        ctx = self.ctx
+        result = assess(ctx, poller_for(ctx.settings))
+        ctx.store.save_health(rows(result))
+        ttl = int(timedelta(hours=1).total_seconds())
+        ctx.realtime.client.set(PREVIOUS_KEY, json.dumps(previous_to_dict(result.carry())), ex=ttl)
+        summary = assessment_to_dict(result, agents=False)
+        ctx.realtime.client.publish(CHANNEL, json.dumps(summary))
+        if result.alert or result.algedonic:
+            log.warning("viability %.2f (%s) alert=%s pain=%s", result.viability, result.viability_state,
+                        result.alert, list(result.algedonic))  # fmt: skip
+        return {"viability": round(result.viability, 4), "state": result.viability_state.value, "alert": result.alert}
+
+    @app.task(name=names.HEALTH_CHECK, base=VsmTask, bind=True, shared=False, ignore_result=False)
+    def check(self: VsmTask) -> dict[str, Any]:
+        """An ad-hoc assessment, returned as JSON (for `vsmmon check`, the API and Flower)."""
+        result = assess(self.ctx, poller_for(self.ctx.settings))
+        return {"check_id": str(uuid.uuid4()), **assessment_to_dict(result)}
