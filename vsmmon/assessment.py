@@ -23,6 +23,7 @@ from vsmmon.viability import (
     ViabilityState,
     band_with_hysteresis,
     overall_health,
+    state_alert,
     viability,
     viability_alert,
     viability_state,
@@ -59,6 +60,7 @@ class HealthAssessment:
     indicators: Mapping[str, float]
     expected_capacity: float
     agent_states: Mapping[str, HealthState] = field(default_factory=dict)
+    alerts: tuple[tuple[str, str], ...] = ()  # (subject: S1..S5 or viability, critical|warning|recovery)
 
     def carry(self) -> PreviousState:
         return PreviousState(self.at, self.states, self.viability, self.viability_state, self.expected_capacity)
@@ -102,6 +104,10 @@ def evaluate(
     value = viability(states, scores, weights)
     v_state = viability_state(value, previous.viability_state if previous else None, margin)
     indicators = performance_indicators(agents, control)
+    v_alert = viability_alert(previous.viability_state if previous else None, v_state)
+    alerts = [(name, kind) for name in states if (kind := state_alert(before.get(name), states[name]))]
+    if v_alert:
+        alerts.append(("viability", v_alert))
     return HealthAssessment(
         at=now,
         agents=tuple(healths[a.agent_id] for a in agents),
@@ -110,12 +116,13 @@ def evaluate(
         overall=overall_health(scores, weights),
         viability=value,
         viability_state=v_state,
-        alert=viability_alert(previous.viability_state if previous else None, v_state),
+        alert=v_alert,
         algedonic=pain(queues, indicators, broker_errors, value, previous),
         bottlenecks=bottlenecks(healths, queues),
         indicators=indicators,
         expected_capacity=expected,
         agent_states={agent_id: band_with_hysteresis(h.score, None) for agent_id, h in healths.items()},
+        alerts=tuple(alerts),
     )
 
 

@@ -114,3 +114,17 @@ def viability_alert(previous: ViabilityState | None, current: ViabilityState) ->
     if current is ViabilityState.NORMAL and before is not ViabilityState.NORMAL:
         return "recovery"
     return None
+
+
+def state_alert(previous: HealthState | None, current: HealthState) -> str | None:
+    """The seed's health state machine: degraded raises a warning, unhealthy escalates as critical,
+    a return to healthy from either is a recovery; unknown states raise nothing."""
+    if previous is None or HealthState.UNKNOWN in (previous, current) or previous is current:
+        return None
+    if current is HealthState.UNHEALTHY:
+        return "critical"
+    if current is HealthState.DEGRADED and previous is HealthState.HEALTHY:
+        return "warning"
+    if current is HealthState.HEALTHY:
+        return "recovery"
+    return None

@@ -65,10 +65,15 @@ def register(app: Celery) -> None:
         ctx.realtime.client.set(PREVIOUS_KEY, json.dumps(previous_to_dict(result.carry())), ex=ttl)
         summary = assessment_to_dict(result, agents=False)
         ctx.realtime.client.publish(CHANNEL, json.dumps(summary))
-        if result.alert or result.algedonic:
-            log.warning("viability %.2f (%s) alert=%s pain=%s", result.viability, result.viability_state,
-                        result.alert, list(result.algedonic))  # fmt: skip
-        return {"viability": round(result.viability, 4), "state": result.viability_state.value, "alert": result.alert}
+        if result.alerts or result.algedonic:
+            log.warning("viability %.2f (%s) alerts=%s pain=%s", result.viability, result.viability_state,
+                        list(result.alerts), list(result.algedonic))  # fmt: skip
+        return {
+            "viability": round(result.viability, 4),
+            "state": result.viability_state.value,
+            "alert": result.alert,
+            "alerts": [f"{subject}:{kind}" for subject, kind in result.alerts],
+        }
 
     @app.task(name=names.HEALTH_CHECK, base=VsmTask, bind=True, shared=False, ignore_result=False)
     def check(self: VsmTask) -> dict[str, Any]:

@@ -146,6 +146,8 @@ def drop_database(url: str) -> None:
 
 
 API_TOKEN = "integration-token"
+CYCLE_INTERVAL_S = 2.0  # short intervals for tests that play beat (see cycles.py)
+CYCLE_TIMEOUT_S = 1.0
 
 
 @pytest.fixture
@@ -170,3 +172,16 @@ def live_api(settings: Settings, clean_services: None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"collect_interval_s": CYCLE_INTERVAL_S, "collect_timeout_s": CYCLE_TIMEOUT_S})
+
+
+@pytest.fixture
+def pipeline(fast_settings: Settings, clean_services: None) -> Iterator[PipelineApp]:
+    app = create_app(fast_settings)
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
+                      queues=list(queues.ALL), shutdown_timeout=20):  # fmt: skip
+        yield app

@@ -54,6 +54,7 @@ def fleet_workers(
     """Start one `celery worker` subprocess per name and wait until each answers a ping."""
     env = {**os.environ, "VSMMON_TEST_FLEET_BROKER_URL": broker_url, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     workers: list[FleetWorker] = []
+    log_dir.mkdir(parents=True, exist_ok=True)
     try:
         for name in names:
             log = log_dir / f"{name}.log"

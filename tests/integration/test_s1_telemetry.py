@@ -5,68 +5,17 @@ The test plays beat: it starts a cycle every interval, as `vsmmon beat` would.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
-from celery.contrib.testing.worker import start_worker
 
-from tests.integration.conftest import API_TOKEN, poll
+from tests.integration.conftest import API_TOKEN
+from tests.integration.cycles import INTERVAL_S, TIMEOUT_S, Beat
 from tests.integration.fleet import control_app, fleet_workers
-from vsmmon import queues
 from vsmmon.agent import Reporter
 from vsmmon.config import Settings
-from vsmmon.models import CollectionSummary
 from vsmmon.storage.postgres import PostgresStore
-from workers import names
-from workers.app import create_app
 from workers.context import PipelineApp
-
-INTERVAL_S = 2.0
-TIMEOUT_S = 1.0
-
-
-@pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"collect_interval_s": INTERVAL_S, "collect_timeout_s": TIMEOUT_S})
-
-
-@pytest.fixture
-def pipeline(fast_settings: Settings, clean_services: None) -> Iterator[PipelineApp]:
-    app = create_app(fast_settings)
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
-                      queues=list(queues.ALL), shutdown_timeout=20):  # fmt: skip
-        yield app
-
-
-class Beat:
-    """Starts a collection every interval and waits for it to be stored and aggregated."""
-
-    def __init__(self, app: PipelineApp, store: PostgresStore, before_each: Any = None) -> None:
-        self.app, self.store, self.before_each = app, store, before_each
-        self.next_at = time.monotonic()
-        self.done: list[CollectionSummary] = []
-
-    def cycle(self) -> CollectionSummary:
-        while time.monotonic() < self.next_at:  # pacing, as beat does: cycles are INTERVAL_S apart
-            time.sleep(0.05)
-        self.next_at = time.monotonic() + INTERVAL_S
-        if self.before_each:
-            self.before_each()
-        previous = self.done[-1].id if self.done else None
-        self.app.send_task(names.COLLECT_RUN)
-
-        def stored() -> CollectionSummary | None:
-            latest = self.store.latest_collection()
-            ok = latest and latest.id != previous and latest.aggregated_at is not None
-            return latest if ok else None
-
-        summary = poll(stored, deadline_s=20, what="the cycle's collection to be stored")
-        self.done.append(summary)
-        return summary
 
 
 def status_of(store: PostgresStore, agent_id: str) -> str | None:

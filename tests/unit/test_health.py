@@ -118,9 +118,11 @@ def test_losing_half_the_fleet_degrades_s1_and_viability_and_recovery_is_signall
     assert second.viability < first.viability
     assert second.viability_state is ViabilityState.WARNING
     assert second.alert == "warning"
+    assert ("S1", "critical") in second.alerts
     back = evaluate(NOW + timedelta(seconds=60), fleet, [], control, second.carry())
     assert back.states["S1"] is HealthState.HEALTHY
     assert back.alert == "recovery"
+    assert ("S1", "recovery") in back.alerts
 
 
 def test_learned_capacity_follows_up_at_once_and_down_slowly() -> None:

@@ -12,6 +12,7 @@ from vsmmon.viability import (
     band,
     band_with_hysteresis,
     overall_health,
+    state_alert,
     viability,
     viability_alert,
     viability_state,
@@ -81,3 +82,15 @@ def test_viability_alerts_are_edge_triggered() -> None:
     assert states == [V.NORMAL, V.WARNING, V.WARNING, V.CRITICAL, V.CRITICAL, V.WARNING, V.WARNING, V.NORMAL, V.NORMAL]
     assert alerts == [None, "warning", None, "critical", None, None, None, "recovery", None]
     assert viability_alert(V.NORMAL, V.CRITICAL) == "critical"  # straight to critical: one critical alert
+
+
+def test_system_state_alerts_follow_the_seed_state_machine() -> None:
+    assert state_alert(H.HEALTHY, H.DEGRADED) == "warning"
+    assert state_alert(H.DEGRADED, H.UNHEALTHY) == "critical"
+    assert state_alert(H.HEALTHY, H.UNHEALTHY) == "critical"
+    assert state_alert(H.UNHEALTHY, H.DEGRADED) is None  # better, not yet healthy
+    assert state_alert(H.UNHEALTHY, H.HEALTHY) == "recovery"
+    assert state_alert(H.DEGRADED, H.HEALTHY) == "recovery"
+    assert state_alert(H.HEALTHY, H.HEALTHY) is None
+    assert state_alert(None, H.UNHEALTHY) is None  # no previous check: no edge
+    assert state_alert(H.UNKNOWN, H.UNHEALTHY) is None

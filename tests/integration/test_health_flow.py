@@ -1,0 +1,57 @@
+"""Stop half the workers: S1 falls and viability leaves normal within 2 health intervals; bring them
+back: a recovery. Real workers, real collection, real health tasks (the test plays beat)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.cycles import Beat
+from tests.integration.fleet import fleet_workers
+from vsmmon.config import Settings
+from vsmmon.storage.postgres import PostgresStore
+from workers import names
+from workers.context import PipelineApp
+
+
+def assess(app: PipelineApp) -> dict[str, object]:
+    result: dict[str, object] = app.send_task(names.HEALTH_ASSESS).get(timeout=30)
+    return result
+
+
+def test_half_the_fleet_stopped_degrades_s1_and_viability_then_recovers(
+    pipeline: PipelineApp,
+    fast_settings: Settings,
+    store: PostgresStore,
+    tmp_path: Path,
+) -> None:
+    broker = fast_settings.require("broker_url")
+    beat = Beat(pipeline, store)
+    names_ = ["h1", "h2", "h3", "h4"]
+    with fleet_workers(broker, names_[:2], tmp_path / "a", concurrency=1) as stable:
+        with fleet_workers(broker, names_[2:], tmp_path / "b", concurrency=1) as doomed:
+            for _ in range(3):
+                beat.cycle()
+            before = assess(pipeline)
+            assert before["state"] == "normal", before
+            s1_before = store.health_history("system", "S1", store.latest_collection().started_at)[-1]  # type: ignore[union-attr]
+            assert s1_before["status"] == "healthy"
+            for w in doomed:
+                w.kill()
+            after = [assess(pipeline)]
+            beat.cycle()
+            after.append(assess(pipeline))  # within 2 health intervals
+        raised = [x for a in after for x in a["alerts"]]  # type: ignore[attr-defined]
+        assert "S1:critical" in raised or "S1:warning" in raised, after
+        assert min(float(a["viability"]) for a in after) < float(before["viability"])  # type: ignore[arg-type]
+        s1_now = store.health_history("system", "S1", store.latest_collection().started_at)[-1]  # type: ignore[union-attr]
+        assert s1_now["status"] in ("degraded", "unhealthy")
+        with fleet_workers(broker, names_[2:], tmp_path / "c", concurrency=1):  # brought back
+            recovered = []
+            for _ in range(3):
+                beat.cycle()
+                recovered.append(assess(pipeline))
+                if "S1:recovery" in recovered[-1]["alerts"]:  # type: ignore[operator]
+                    break
+        assert "S1:recovery" in recovered[-1]["alerts"], recovered  # type: ignore[operator]
+        assert recovered[-1]["state"] == "normal"
+        assert stable
