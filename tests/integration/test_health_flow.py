@@ -43,6 +43,14 @@ def test_half_the_fleet_stopped_degrades_s1_and_viability_then_recovers(
         raised = [x for a in after for x in a["alerts"]]  # type: ignore[attr-defined]
         assert "S1:critical" in raised or "S1:warning" in raised, after
         assert min(float(a["viability"]) for a in after) < float(before["viability"])  # type: ignore[arg-type]
+        from fastapi.testclient import TestClient
+
+        from vsmmon.web import create_app as create_web
+
+        with TestClient(create_web(fast_settings, report_self=False)) as web:
+            latest = web.get("/api/v1/health").json()
+        assert latest["systems"]["S1"]["state"] in ("degraded", "unhealthy")
+        assert latest["systems"]["S1"]["factors"][0]["inputs"]["availability"] < 1
         s1_now = store.health_history("system", "S1", store.latest_collection().started_at)[-1]  # type: ignore[union-attr]
         assert s1_now["status"] in ("degraded", "unhealthy")
         with fleet_workers(broker, names_[2:], tmp_path / "c", concurrency=1):  # brought back

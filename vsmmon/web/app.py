@@ -18,7 +18,13 @@ from vsmmon.web.limits import BodySizeLimit, RequestTiming
 from vsmmon.web.resources import Resources, default_resources
 from vsmmon.web.routes_health_checks import TaskGateway
 
-ROUTERS = (routes_health.router, routes_collections.router, routes_agents.router, routes_health_checks.router)
+ROUTERS = (
+    routes_health.router,
+    routes_collections.router,
+    routes_agents.router,
+    routes_health_checks.router,
+    routes_health_checks.latest_router,
+)
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:

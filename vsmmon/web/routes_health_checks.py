@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from vsmmon.web.auth import require_token, require_token_for_reads
+from vsmmon.web.resources import Resources, resources
 
 HEALTH_CHECK_TASK = "vsmmon.health.check"
 router = APIRouter(prefix="/api/v1/health-checks", tags=["health checks"])
@@ -29,6 +31,20 @@ def gateway(request: Request) -> TaskGateway:
 
 
 Gateway = Annotated[TaskGateway, Depends(gateway)]
+
+
+latest_router = APIRouter(prefix="/api/v1", tags=["health checks"])
+
+
+@latest_router.get("/health", dependencies=[Depends(require_token_for_reads)])
+async def latest_health(res: Annotated[Resources, Depends(resources)]) -> dict[str, Any]:
+    """The last scheduled assessment: viability, S1-S5 with their factors and inputs."""
+    since = datetime.now(UTC) - timedelta(hours=1)
+    rows = await run_in_threadpool(res.store.health_history, "viability", "viability", since)
+    if not rows:
+        raise HTTPException(404, "no health assessment in the last hour")
+    summary: dict[str, Any] = rows[-1]["inputs"]
+    return summary
 
 
 @router.post("", status_code=202, dependencies=[Depends(require_token)])
