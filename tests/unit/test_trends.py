@@ -1,0 +1,235 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vsmmon.trends import (
+    Direction,
+    analyse,
+    cusum,
+    direction_of,
+    fit_line,
+    holt,
+    least_squares,
+    robust_anomaly,
+    t_cdf,
+    t_quantile,
+)
+
+gaps = st.floats(0.5, 100.0)
+values = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@st.composite
+def series(draw: st.DrawFn, min_size: int = 2) -> tuple[list[float], list[float]]:
+    n = draw(st.integers(min_size, 60))
+    steps = draw(st.lists(gaps, min_size=n, max_size=n))
+    ts = [float(t) for t in np.cumsum(steps) - steps[0]]
+    return ts, draw(st.lists(values, min_size=n, max_size=n))
+
+
+def numpy_stderr(ts: list[float], ys: list[float]) -> float:
+    design = np.column_stack([ts, np.ones(len(ts))])
+    coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
+    residuals = np.asarray(ys) - design @ coef
+    s2 = residuals @ residuals / (len(ts) - 2)
+    return float(np.sqrt(s2 * np.linalg.inv(design.T @ design)[0, 0]))
+
+
+def slope_tolerance(ts: list[float], ys: list[float]) -> float:
+    # rounding moves a slope by ~eps * |y| / span; 1e-9 of that scale leaves room for numpy's own rounding
+    return 1e-9 * (max(abs(y) for y in ys) + 1.0) / (ts[-1] - ts[0])
+
+
+def test_slope_and_intercept_equal_numpy_polyfit_on_seeded_random_series() -> None:
+    rng = np.random.default_rng(20261126)
+    for _ in range(500):
+        n = int(rng.integers(2, 300))
+        ts = np.sort(rng.uniform(0, 3600, n))
+        ys = rng.normal(rng.uniform(-1e3, 1e3), rng.uniform(0.1, 100), n) + rng.normal(0, 1) * ts
+        slope, intercept, _ = least_squares(list(ts), list(ys))
+        expected_slope, expected_intercept = np.polyfit(ts, ys, 1)
+        assert slope == pytest.approx(expected_slope, rel=1e-9, abs=1e-9)
+        assert intercept == pytest.approx(expected_intercept, rel=1e-9, abs=1e-9)
+
+
+@given(series())
+def test_slope_and_intercept_equal_numpy_polyfit(data: tuple[list[float], list[float]]) -> None:
+    ts, ys = data
+    slope, intercept, _ = least_squares(ts, ys)
+    expected_slope, expected_intercept = np.polyfit(ts, ys, 1)
+    tolerance = slope_tolerance(ts, ys)
+    assert abs(slope - expected_slope) <= 1e-9 * abs(expected_slope) + tolerance
+    assert abs(intercept - expected_intercept) <= 1e-9 * abs(expected_intercept) + tolerance * (ts[-1] + 1.0)
+
+
+@given(series(min_size=3))
+def test_slope_stderr_equals_the_numpy_covariance_formula(data: tuple[list[float], list[float]]) -> None:
+    ts, ys = data
+    _, _, stderr = least_squares(ts, ys)
+    assert stderr == pytest.approx(numpy_stderr(ts, ys), rel=1e-6, abs=slope_tolerance(ts, ys))
+
+
+def test_two_points_give_the_line_through_them_and_an_infinite_stderr() -> None:
+    assert least_squares([0.0, 10.0], [5.0, 25.0]) == (2.0, 5.0, math.inf)
+    assert direction_of(2.0, math.inf, 2) is Direction.FLAT
+
+
+def test_a_line_needs_two_distinct_timestamps_and_matching_lengths() -> None:
+    with pytest.raises(ValueError, match="2 distinct timestamps"):
+        fit_line([3.0, 3.0, 3.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="2 timestamps for 3 values"):
+        fit_line([0.0, 1.0], [1.0, 2.0, 3.0])
+    assert analyse([1.0], [1.0]) is None
+    assert analyse([2.0, 2.0], [1.0, 5.0]) is None
+    with pytest.raises(ValueError, match="must not decrease"):
+        analyse([10.0, 5.0, 0.0], [1.0, 2.0, 3.0])
+
+
+@given(series(), st.floats(-1e6, 1e6, allow_nan=False))
+def test_a_constant_series_has_slope_zero_and_no_anomaly(data: tuple[list[float], list[float]], c: float) -> None:
+    ts, _ = data
+    trend = analyse(ts, [c] * len(ts))
+    assert trend is not None
+    assert trend.slope_per_s == 0.0
+    assert trend.intercept == c
+    assert trend.direction is Direction.FLAT
+    assert trend.anomaly == 0.0
+    assert trend.change_at is None
+    assert trend.trend_per_s == 0.0
+
+
+@given(series(), st.floats(-1e3, 1e3).filter(lambda c: abs(c) > 1e-3))
+def test_scaling_a_series_scales_its_slope(data: tuple[list[float], list[float]], c: float) -> None:
+    ts, ys = data
+    slope, _, _ = least_squares(ts, ys)
+    scaled, _, _ = least_squares(ts, [c * y for y in ys])
+    assert abs(scaled - c * slope) <= 1e-9 * abs(c * slope) + abs(c) * slope_tolerance(ts, ys)
+
+
+@given(series(), st.floats(-1e6, 1e6))
+def test_shifting_a_series_leaves_its_slope_unchanged(data: tuple[list[float], list[float]], d: float) -> None:
+    ts, ys = data
+    slope, _, _ = least_squares(ts, ys)
+    shifted, _, _ = least_squares(ts, [y + d for y in ys])
+    assert abs(shifted - slope) <= 1e-9 * abs(slope) + slope_tolerance(ts, [abs(y) + abs(d) for y in ys])
+
+
+@given(series(min_size=3))
+def test_negating_a_series_mirrors_its_direction(data: tuple[list[float], list[float]]) -> None:
+    ts, ys = data
+    up, down = analyse(ts, ys), analyse(ts, [-y for y in ys])
+    assert up is not None
+    assert down is not None
+    assert down.slope_per_s == -up.slope_per_s
+    mirror = {Direction.RISING: Direction.FALLING, Direction.FALLING: Direction.RISING, Direction.FLAT: Direction.FLAT}
+    assert down.direction is mirror[up.direction]
+
+
+@pytest.mark.parametrize(
+    ("p", "df", "table"),
+    [
+        (0.975, 1, 12.706204736),
+        (0.975, 2, 4.302652730),
+        (0.975, 3, 3.182446305),
+        (0.975, 5, 2.570581836),
+        (0.975, 10, 2.228138852),
+        (0.975, 30, 2.042272456),
+        (0.975, 120, 1.979930405),
+        (0.95, 5, 2.015048373),
+        (0.995, 1, 63.656741163),
+        (0.995, 10, 3.169272673),
+        (0.025, 10, -2.228138852),
+    ],
+)
+def test_t_quantile_matches_the_published_table(p: float, df: int, table: float) -> None:
+    assert t_quantile(p, df) == pytest.approx(table, abs=1e-8)
+
+
+@given(st.floats(0.001, 0.999), st.integers(1, 400))
+def test_t_quantile_inverts_the_exact_distribution_function(p: float, df: int) -> None:
+    assert t_cdf(t_quantile(p, df), df) == pytest.approx(p, abs=1e-9)
+
+
+def test_direction_needs_a_significant_slope() -> None:
+    # df = 10: the two-sided 95 % critical value is 2.228
+    assert direction_of(2.3, 1.0, 12) is Direction.RISING
+    assert direction_of(-2.3, 1.0, 12) is Direction.FALLING
+    assert direction_of(2.2, 1.0, 12) is Direction.FLAT
+    assert direction_of(2.2, 1.0, 12, confidence=0.9) is Direction.RISING
+    assert direction_of(5.0, 0.0, 3) is Direction.RISING  # a perfect line
+    assert direction_of(5.0, 0.1, 2) is Direction.FLAT
+
+
+def reference_holt(ys: list[float], alpha: float, beta: float) -> tuple[float, float]:
+    levels, trends = [ys[0]], [ys[1] - ys[0] if len(ys) > 1 else 0.0]
+    for t in range(1, len(ys)):
+        levels.append(alpha * ys[t] + (1 - alpha) * (levels[t - 1] + trends[t - 1]))
+        trends.append(beta * (levels[t] - levels[t - 1]) + (1 - beta) * trends[t - 1])
+    return levels[-1], trends[-1]
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=80), st.floats(0.01, 1.0), st.floats(0.0, 1.0))
+def test_holt_equals_a_plain_reference_implementation(ys: list[float], alpha: float, beta: float) -> None:
+    level, trend = holt(ys, alpha, beta)
+    expected_level, expected_trend = reference_holt(ys, alpha, beta)
+    assert level == pytest.approx(expected_level, rel=1e-12, abs=1e-6)
+    assert trend == pytest.approx(expected_trend, rel=1e-12, abs=1e-6)
+
+
+def test_holt_follows_a_line_and_analyse_turns_its_trend_per_second() -> None:
+    ys = [10.0 + 3.0 * i for i in range(20)]
+    assert holt(ys) == pytest.approx((ys[-1], 3.0))
+    trend = analyse([5.0 * i for i in range(20)], ys)
+    assert trend is not None
+    assert trend.trend_per_s == pytest.approx(0.6)
+    assert trend.slope_per_s == pytest.approx(0.6)
+    assert trend.direction is Direction.RISING
+    with pytest.raises(ValueError, match="alpha"):
+        holt(ys, alpha=0.0)
+
+
+@pytest.mark.parametrize(
+    ("ys", "expected"),
+    [
+        ([1.0, 2.0, 3.0, 4.0, 100.0], 97 / 1.4826),  # median 3, MAD 1
+        ([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0], 4.5 / (1.4826 * 0.5)),  # median 4.5, MAD 0.5
+        ([10.0, 12.0, 11.0, 13.0, 9.0, 11.0], 0.0),  # the last is the median
+        ([5.0, 5.0, 5.0, 5.0, 9.0], 4 / (1.2533 * 0.8)),  # MAD 0: mean absolute deviation 0.8
+        ([7.0], 0.0),
+    ],
+)
+def test_robust_anomaly_on_hand_worked_examples(ys: list[float], expected: float) -> None:
+    assert robust_anomaly(ys) == pytest.approx(expected)
+
+
+def test_cusum_fires_just_after_a_step_and_rarely_in_stationary_noise() -> None:
+    false_alarms, late = 0, []
+    for seed in range(200):
+        noise = np.random.default_rng(seed).normal(50.0, 2.0, 300)
+        false_alarms += cusum(list(noise)) is not None
+        for at, shift in ((60, 6.0), (150, -6.0)):  # 3 sigma up, 3 sigma down
+            stepped = noise.copy()
+            stepped[at:] += shift
+            alarm = cusum(list(stepped))
+            if alarm is None or not at <= alarm <= at + 5:
+                late.append((seed, at, alarm))
+    assert false_alarms <= 0.1 * 200
+    assert len(late) <= 0.05 * 400, late
+
+
+def test_cusum_finds_a_step_in_a_noiseless_series_at_the_step() -> None:
+    assert cusum([1.0] * 30 + [2.0] * 10) == 30
+    assert cusum([1.0] * 40) is None
+
+
+def test_analyse_reports_the_anomaly_and_change_of_the_last_samples() -> None:
+    rng = np.random.default_rng(7)
+    ys = [*rng.normal(100.0, 1.0, 69), 130.0]
+    trend = analyse([5.0 * i for i in range(len(ys))], ys)
+    assert trend is not None
+    assert trend.n == 70
+    assert trend.anomaly > 10
+    assert trend.change_at == 69
