@@ -14,6 +14,11 @@ SCHEDULE = {
         "every": "collect_interval_s",
         "expires_after_period": True,
     },
+    "analyse-fleet": {  # trends, forecasts, time to exhaustion, capacity plans, recommendations
+        "task": names.ANALYSIS_RUN,
+        "every": 60,
+        "expires_after_period": True,
+    },
     "assess-health": {
         "task": names.HEALTH_ASSESS,
         "every": "health_interval_s",

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_agents.add_commands(sub)
     cli_check.add_command(sub)
 
+    recs = sub.add_parser("recommendations", help="what the analysis stage recommends now")
+    recs.add_argument("--json", action="store_true", help="print JSON")
+
     sub.add_parser("beat", help="the scheduler (run exactly one)")
     sub.add_parser("serve", help="the HTTP service: API, health endpoints")
     return parser
@@ -175,7 +178,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_recommendations(args: argparse.Namespace, settings: Settings) -> int:
+    from vsmmon.storage.postgres import store_for
+    from vsmmon.web.routes_analysis import recommendation_to_dict
+
+    with store_for(runfile.resolve(settings).sqlalchemy_url()) as store:
+        found = [recommendation_to_dict(r) for r in store.recommendations(datetime.now(UTC))]
+    if args.json:
+        print(json.dumps({"recommendations": found}))
+        return 0
+    if not found:
+        print("no current recommendations")
+    for r in found:
+        print(f"{r['kind']:<20} {r['target']:<30} {json.dumps(r['action'])}  (confidence {r['confidence']:.2f})")
+        print(f"    {r['rationale']}")
+    return 0
+
+
 COMMANDS = {
+    "recommendations": cmd_recommendations,
     "check": cli_check.cmd_check,
     "simulate": cli_agents.cmd_simulate,
     "agent": cli_agents.cmd_agent,

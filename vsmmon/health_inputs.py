@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,7 +50,13 @@ def rate_per_s(points: Sequence[Point]) -> float | None:
     return delta / span if span > 0 else None
 
 
-def gather(agents: Sequence[AgentInfo], window: RealtimeWindow, settings: Settings, now: datetime) -> Gathered:
+def gather(
+    agents: Sequence[AgentInfo],
+    window: RealtimeWindow,
+    settings: Settings,
+    now: datetime,
+    exhaustion_s: Mapping[str, float | None] | None = None,
+) -> Gathered:
     """Everything `evaluate` needs, from the registry and the last minutes of the real-time window."""
     shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
     operational = [a for a in shown if a.kind in OPERATIONAL]
@@ -63,6 +69,7 @@ def gather(agents: Sequence[AgentInfo], window: RealtimeWindow, settings: Settin
         concurrency_total=sum(a.metrics.get("concurrency", 0.0) for a in workers),
         pool_series={a.agent_id: _values(window.read(a.agent_id, "concurrency", now, OSCILLATION_S)) for a in workers},
         identities=[(",".join(sorted(a.queues)), f"{a.version}|{a.config_hash}") for a in workers],
+        exhaustion_s=dict(exhaustion_s or {}),
     )
     broker_errors = [f"{a.agent_id}: {e}" for a in shown if a.kind == AgentKind.BROKER.value for e in a.errors.values()]
     return Gathered(inputs, queues, control, broker_errors)

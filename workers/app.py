@@ -65,9 +65,9 @@ def create_app(
     app = PipelineApp(settings, context_factory)
     app.conf.update(celery_config(settings))
     install_plugin(app)
-    from workers import aggregate, collect, health, maintenance, persist
+    from workers import aggregate, analyse, collect, health, maintenance, persist
 
-    for module in (collect, persist, aggregate, health, maintenance):
+    for module in (collect, persist, aggregate, analyse, health, maintenance):
         module.register(app)
     return app
 

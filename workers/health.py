@@ -23,6 +23,7 @@ from vsmmon.health_codec import assessment_to_dict, previous_from_dict, previous
 from vsmmon.health_inputs import gather
 from vsmmon.models import AgentKind
 from workers import names
+from workers.analyse import EXHAUSTION_KEY
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
@@ -39,7 +40,9 @@ def assess(ctx: WorkerContext, poller: FleetPoller) -> HealthAssessment:
         a.agent_id for a in registry if a.kind == AgentKind.CELERY_WORKER.value and a.status in ("online", "stale")
     )
     answered = poller.ask("vsm_health", expected, timeout_s=settings.collect_timeout_s, everyone=False)
-    gathered = gather(registry, ctx.realtime, settings, now)
+    raw_exhaustion = ctx.realtime.client.get(EXHAUSTION_KEY)
+    exhaustion = json.loads(raw_exhaustion) if raw_exhaustion else None
+    gathered = gather(registry, ctx.realtime, settings, now, exhaustion)
     silent = set(expected) - set(answered)
     agents = [replace(a, live=False) if a.agent_id in silent else a for a in gathered.agents]
     raw = ctx.realtime.client.get(PREVIOUS_KEY)

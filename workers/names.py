@@ -10,6 +10,7 @@ COLLECT_RUN = "vsmmon.collect.run"
 PERSIST_COLLECTION = "vsmmon.persist.collection"
 AGGREGATE_COLLECTION = "vsmmon.aggregate.collection"
 MAINTENANCE_RUN = "vsmmon.maintenance.run"
+ANALYSIS_RUN = "vsmmon.analysis.run"
 HEALTH_ASSESS = "vsmmon.health.assess"
 HEALTH_CHECK = "vsmmon.health.check"
 

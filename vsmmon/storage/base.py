@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
+from vsmmon.analysis import AnalysisResult
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
 from vsmmon.registry import AgentRecord, Transition
 from vsmmon.retention import Policy
@@ -69,6 +70,14 @@ class Store(Protocol):
 
     def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
         """Stored rows of one subject since a time, oldest first."""
+        ...
+
+    def save_analysis(self, result: AnalysisResult) -> int:
+        """Store an analysis: trends, forecasts, recommendations (upserted on their fingerprint)."""
+        ...
+
+    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
+        """Recommendations not yet expired, most confident first."""
         ...
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from vsmmon.analysis import AnalysisResult
 from vsmmon.errors import NotFound
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, Sample
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
@@ -23,6 +24,7 @@ class MemoryStore:
     registry: dict[str, AgentInfo] = field(default_factory=dict)
     history: list[Transition] = field(default_factory=list)
     health: dict[tuple[str, str, datetime], dict[str, Any]] = field(default_factory=dict)
+    advice: dict[str, dict[str, Any]] = field(default_factory=dict)
     _rollups: dict[tuple[str, str, int, datetime], Rollup] = field(default_factory=dict)
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
@@ -110,6 +112,17 @@ class MemoryStore:
     def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
         found = [r for (sc, su, at), r in self.health.items() if (sc, su) == (scope, subject) and at >= since]
         return sorted(found, key=lambda r: r["at"])
+
+    def save_analysis(self, result: AnalysisResult) -> int:
+        for r in result.recommendations:
+            self.advice[r.fingerprint] = {"fingerprint": r.fingerprint, "kind": r.kind, "target": r.target,
+                                          "action": dict(r.action), "rationale": r.rationale,
+                                          "confidence": r.confidence, "expires_at": r.expires_at}  # fmt: skip
+        return len(result.trends) + len(result.forecasts) + len(result.recommendations)
+
+    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
+        live = [r for r in self.advice.values() if r["expires_at"] > now]
+        return sorted(live, key=lambda r: -float(r["confidence"]))
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         keep = {r.table: now - r.keep for r in rules}

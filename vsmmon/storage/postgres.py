@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -14,12 +16,22 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
+from vsmmon.analysis import AnalysisResult
 from vsmmon.errors import NotFound, StoreUnavailable
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
 from vsmmon.retention import Policy, plan
 from vsmmon.storage.partitions import MaintenanceReport, carry_out, existing_partitions
-from vsmmon.storage.tables import agent_transitions, agents, collections, health_assessments, metric_rollups
+from vsmmon.storage.tables import (
+    agent_transitions,
+    agents,
+    collections,
+    forecasts,
+    health_assessments,
+    metric_rollups,
+    recommendations,
+    trends,
+)
 
 T = TypeVar("T")
 
@@ -182,6 +194,66 @@ class PostgresStore:
         )
         return [dict(r._mapping) for r in self._in_transaction(lambda conn: conn.execute(query).all())]
 
+    def save_analysis(self, result: AnalysisResult) -> int:
+        """Trends and forecasts of one analysis; recommendations upserted on their fingerprint."""
+        at = result.at
+        trend_rows = [
+            {
+                "at": at,
+                "agent_id": a,
+                "metric": m,
+                "window_s": w,
+                "slope": _finite(t.slope_per_s),
+                "slope_stderr": _finite(t.slope_stderr),
+                "direction": t.direction.value,
+                "level": _finite(t.level),
+                "trend": _finite(t.trend_per_s),
+                "anomaly": _finite(t.anomaly),
+            }
+            for a, m, w, t in result.trends
+        ]
+        forecast_rows = [
+            {
+                "at": at,
+                "agent_id": a,
+                "metric": m,
+                "horizon_s": int(f.horizon_s),
+                "value": f.value_at_horizon,
+                "lower": _finite(f.lower),
+                "upper": _finite(f.upper),
+            }
+            for a, m, f in result.forecasts
+        ]
+
+        def write(conn: Connection) -> int:
+            if trend_rows:
+                conn.execute(insert(trends).on_conflict_do_nothing(), trend_rows)
+            if forecast_rows:
+                conn.execute(insert(forecasts).on_conflict_do_nothing(), forecast_rows)
+            for r in result.recommendations:
+                stmt = insert(recommendations).values(
+                    id=uuid.uuid4(), fingerprint=r.fingerprint, created_at=at, updated_at=at, expires_at=r.expires_at,
+                    kind=r.kind, target=r.target, action=dict(r.action), rationale=r.rationale, confidence=r.confidence,
+                )  # fmt: skip
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["fingerprint"],
+                        set_={
+                            k: stmt.excluded[k]
+                            for k in ("updated_at", "expires_at", "action", "rationale", "confidence")
+                        },
+                    )
+                )
+            return len(trend_rows) + len(forecast_rows) + len(result.recommendations)
+
+        return self._in_transaction(write)
+
+    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
+        """Recommendations not yet expired, most confident first."""
+        r = recommendations.c
+        query = sa.select(recommendations).where(r.expires_at > now).order_by(r.confidence.desc(), r.updated_at.desc())
+        return [dict(row._mapping) for row in self._in_transaction(lambda conn: conn.execute(query).all())]
+
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         """Create partitions ahead, drop those past retention, trim small tables: one transaction."""
 
@@ -311,3 +383,7 @@ def store_for(url: str) -> Iterator[PostgresStore]:
         yield PostgresStore(engine)
     finally:
         engine.dispose()
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None

@@ -102,3 +102,47 @@ health_assessments = Table(
     Column("check_id", UUID(as_uuid=True), nullable=True),
     postgresql_partition_by="RANGE (at)",
 )
+
+trends = Table(
+    "trends",
+    metadata,
+    Column("at", TS, primary_key=True),
+    Column("agent_id", Text, primary_key=True),
+    Column("metric", Text, primary_key=True),
+    Column("window_s", Integer, primary_key=True),
+    Column("slope", Float),
+    Column("slope_stderr", Float),
+    Column("direction", Text, nullable=False),
+    Column("level", Float),
+    Column("trend", Float),
+    Column("anomaly", Float),
+    postgresql_partition_by="RANGE (at)",
+)
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("at", TS, primary_key=True),
+    Column("agent_id", Text, primary_key=True),
+    Column("metric", Text, primary_key=True),
+    Column("horizon_s", Integer, primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("lower", Float),
+    Column("upper", Float),
+    postgresql_partition_by="RANGE (at)",
+)
+
+recommendations = Table(
+    "recommendations",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("fingerprint", Text, nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("action", JSONB, nullable=False),
+    Column("rationale", Text, nullable=False),
+    Column("confidence", Float, nullable=False),
+)
