@@ -155,7 +155,12 @@ def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     staging = RedisStaging.from_url(settings.require("redis_url"))
     reporter = SelfReporter("beat", staging, settings.collect_interval_s).start()
     try:
-        app.Beat(schedule=str(data_dir / "celerybeat-schedule"), loglevel=settings.log_level, max_interval=5).run()
+        app.Beat(
+            schedule=str(data_dir / "celerybeat-schedule"),
+            scheduler="workers.leader:LeaderScheduler",  # any number of beats; one schedules
+            loglevel=settings.log_level,
+            max_interval=5,
+        ).run()
     finally:
         reporter.stop()
     return 0
