@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     recs = sub.add_parser("recommendations", help="what the analysis stage recommends now")
     recs.add_argument("--json", action="store_true", help="print JSON")
 
-    sub.add_parser("beat", help="the scheduler (run exactly one)")
+    flower = sub.add_parser("flower", help="Flower on the pipeline's broker (auth: FLOWER_BASIC_AUTH=user:password)")
+    flower.add_argument("--port", type=int, default=5555, help="HTTP port (default 5555)")
+    flower.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+
+    sub.add_parser("beat", help="the scheduler (run any number; exactly one schedules)")
     sub.add_parser("serve", help="the HTTP service: API, health endpoints")
     return parser
 
@@ -200,7 +204,22 @@ def cmd_recommendations(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from workers.app import create_app
+
+    if not os.environ.get("FLOWER_BASIC_AUTH") and args.address not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError("FLOWER_BASIC_AUTH", "required when Flower listens beyond this machine (user:password)")
+    app = create_app(runfile.resolve(settings))
+    app.set_current()  # Flower reads task results through the current app
+    app.set_default()
+    app.start(["flower", f"--port={args.port}", f"--address={args.address}"])
+    return 0
+
+
 COMMANDS = {
+    "flower": cmd_flower,
     "recommendations": cmd_recommendations,
     "check": cli_check.cmd_check,
     "simulate": cli_agents.cmd_simulate,

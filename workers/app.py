@@ -41,6 +41,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # the pipeline's own tasks (about one a second) show in Flower; monitored fleets need not send events
+        "worker_send_task_events": True,
         "beat_schedule": schedule_from(beat_schedule.SCHEDULE, settings),
         "result_expires": 3600,
     }
