@@ -335,31 +335,48 @@ def _upsert_agents(conn: Connection, collection: Collection) -> None:
         cursor.execute("TRUNCATE agents_in")
 
 
+_ROLLUPS_IN = """
+CREATE TEMP TABLE IF NOT EXISTS rollups_in (
+    agent_id text, metric text, window_s integer, window_start timestamptz, count bigint,
+    min float8, max float8, sum float8, last float8, last_ts timestamptz
+) ON COMMIT DELETE ROWS
+"""
+_ROLLUPS_IN_TYPES = [
+    "text",
+    "text",
+    "int4",
+    "timestamptz",
+    "int8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "timestamptz",
+]
+_MERGE_ROLLUPS = """
+INSERT INTO metric_rollups AS r SELECT * FROM rollups_in
+ON CONFLICT (agent_id, metric, window_s, window_start) DO UPDATE SET
+    count = r.count + excluded.count,
+    min = LEAST(r.min, excluded.min),
+    max = GREATEST(r.max, excluded.max),
+    sum = r.sum + excluded.sum,
+    last = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last ELSE r.last END,
+    last_ts = GREATEST(r.last_ts, excluded.last_ts)
+"""
+
+
 def _merge_rollups(conn: Connection, rollups: list[Rollup]) -> None:
-    stmt = insert(metric_rollups)
-    ex, cur = stmt.excluded, metric_rollups.c
-    newer = ex.last_ts >= cur.last_ts
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["agent_id", "metric", "window_s", "window_start"],
-            set_={
-                "count": cur.count + ex.count,
-                "min": sa.func.least(cur.min, ex.min),
-                "max": sa.func.greatest(cur.max, ex.max),
-                "sum": cur.sum + ex.sum,
-                "last": sa.case((newer, ex.last), else_=cur.last),
-                "last_ts": sa.func.greatest(cur.last_ts, ex.last_ts),
-            },
-        ),
-        [_rollup_row(r) for r in rollups],
-    )
-
-
-def _rollup_row(r: Rollup) -> dict[str, Any]:
-    return {
-        "agent_id": r.agent_id, "metric": r.metric, "window_s": r.window_s, "window_start": r.window_start,
-        "count": r.count, "min": r.min, "max": r.max, "sum": r.sum, "last": r.last, "last_ts": r.last_ts,
-    }  # fmt: skip
+    """COPY into a temporary table and one merge: 60,000 rollups a cycle at 1,000 agents x 20 metrics."""
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    with raw.cursor() as cursor:
+        cursor.execute(_ROLLUPS_IN)
+        with cursor.copy("COPY rollups_in FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_ROLLUPS_IN_TYPES)
+            for r in rollups:
+                copy.write_row((r.agent_id, r.metric, r.window_s, r.window_start, r.count, r.min, r.max, r.sum,
+                                r.last, r.last_ts))  # fmt: skip
+        cursor.execute(_MERGE_ROLLUPS)
+        cursor.execute("TRUNCATE rollups_in")
 
 
 def _summary(row: Any) -> CollectionSummary:
