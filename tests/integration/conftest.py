@@ -79,6 +79,8 @@ def clean_services(settings: Settings) -> None:
     """Empty tables and the Redis db: each test starts from nothing and sees only its own writes."""
     engine = sa.create_engine(settings.sqlalchemy_url())
     with engine.begin() as conn:
+        # a connection leaked by an earlier test must fail this one fast and clearly, not hang it
+        conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
         conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)}"))
     engine.dispose()
     client = redis.Redis.from_url(settings.require("redis_url"))

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.integration.conftest import poll
@@ -32,6 +33,7 @@ def start_beat(settings: Settings, name: str, tmp_path: Path) -> tuple[subproces
     return proc, log
 
 
+@pytest.mark.timeout(RUN_S + 120)
 def test_two_beats_schedule_once_per_interval_and_the_standby_takes_over(
     settings: Settings, clean_services: None, tmp_path: Path
 ) -> None:

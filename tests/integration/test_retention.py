@@ -83,10 +83,11 @@ def test_health_past_7_days_and_alerts_past_30_days_go_younger_ones_stay(
             row = {"id": uuid.uuid4(), "fp": f"fp-{days}", "status": status, "at": NOW - days * DAY, "res": resolved_at}
             conn.execute(INSERT_ALERT, row)
     store.maintain(rules, NOW, AHEAD)
-    ages = sorted(
-        round((NOW - at).total_seconds() / 86400)
-        for (at,) in store.engine.connect().execute(sa.text("SELECT at FROM health_assessments"))
-    )
+    with store.engine.connect() as conn:
+        ages = sorted(
+            round((NOW - at).total_seconds() / 86400)
+            for (at,) in conn.execute(sa.text("SELECT at FROM health_assessments"))
+        )
+        left = {row[0] for row in conn.execute(sa.text("SELECT fingerprint FROM alerts"))}
     assert ages == [1, 6]
-    left = {row[0] for row in store.engine.connect().execute(sa.text("SELECT fingerprint FROM alerts"))}
     assert left == {"fp-29", "fp-40"}  # resolved 31 d ago: gone; resolved 29 d ago and still firing: kept
