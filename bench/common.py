@@ -40,19 +40,28 @@ class Stats:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a measure must reach: a minimum ratio to its baseline and optionally a minimum figure."""
+    """What a measure must reach: a ratio to its baseline (a floor or a ceiling) and optionally a minimum figure."""
 
-    min_ratio: float
+    min_ratio: float | None = None
+    max_ratio: float | None = None
     min_figure: float | None = None
 
     def met(self, ratio: float, figure: float) -> bool:
-        return ratio >= self.min_ratio and (self.min_figure is None or figure >= self.min_figure)
+        return (
+            (self.min_ratio is None or ratio >= self.min_ratio)
+            and (self.max_ratio is None or ratio <= self.max_ratio)
+            and (self.min_figure is None or figure >= self.min_figure)
+        )
 
     def describe(self, unit: str, digits: int) -> str:
-        text = f"ratio >= {self.min_ratio:.2f}"
+        parts = []
+        if self.min_ratio is not None:
+            parts.append(f"ratio >= {self.min_ratio:.2f}")
+        if self.max_ratio is not None:
+            parts.append(f"ratio <= {self.max_ratio:.2f}")
         if self.min_figure is not None:
-            text += f" and >= {self.min_figure:,.{digits}f} {unit}"
-        return text
+            parts.append(f">= {self.min_figure:,.{digits}f} {unit}")
+        return " and ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +78,24 @@ class Result:
     target: Target
     digits: int = 0
     notes: tuple[str, ...] = field(default=())
+    ratios: Stats | None = None
+    """Per-repetition ratios, when both sides ran at the same time: the ratio is then their median."""
+    aa_ratios: Stats | None = None
+    """Per-repetition ratios of the same method with the baseline on both sides: the noise of the method."""
+    figure_detail: str = ""
+    """A second figure of the measured side, shown after its spread (e.g. an in-process cost)."""
 
     @property
     def ratio(self) -> float:
+        if self.ratios is not None:
+            return self.ratios.median
         return self.figure.median / self.baseline.median
 
     @property
     def aa_ratio(self) -> float | None:
-        """The baseline's odd repetitions against its even ones: how far apart noise alone puts two sides."""
+        """Noise alone between two sides: the A/A repetitions' median, else baseline's odd against even ones."""
+        if self.aa_ratios is not None:
+            return self.aa_ratios.median
         values = self.baseline.values
         if len(values) < 4:
             return None
@@ -102,6 +121,12 @@ class Result:
         """`median unit (min …, max …)` of one side."""
         low, high = f"{stats.min:,.{self.digits}f}", f"{stats.max:,.{self.digits}f}"
         return f"{self.amount(stats.median)} (min {low}, max {high})"
+
+    @property
+    def figure_text(self) -> str:
+        """The measured side's spread, and its detail when it has one."""
+        spread = self.spread(self.figure)
+        return f"{spread}; {self.figure_detail}" if self.figure_detail else spread
 
 
 def alternating(repetitions: int) -> Iterator[tuple[int, bool]]:

@@ -1,9 +1,10 @@
-"""The monitored app of P1: a Celery app with one no-op task, with or without the vsmmon plugin.
+"""The monitored app of the measures: a Celery app with one no-op task, with or without the vsmmon plugin.
 
-Its worker runs as `python -m celery -A bench.fleet_app worker …` and its producer as
-`python -m bench.fleet_app`, each in a subprocess. The environment decides
-the broker (`VSMMON_BENCH_REDIS_URL`) and whether `vsmmon.agent.install` runs (`VSMMON_BENCH_PLUGIN=1`),
-as it would in a monitored app; without the plugin, `vsmmon.agent.plugin` is never imported.
+Its workers run as `python -m celery -A bench.fleet_app worker …` and its producers as
+`python -m bench.fleet_app [load …]`, each in a subprocess. The environment decides the broker
+(`VSMMON_BENCH_REDIS_URL`), whether `vsmmon.agent.install` runs (`VSMMON_BENCH_PLUGIN=1`), as it would
+in a monitored app (without the plugin, `vsmmon.agent.plugin` is never imported), and whether workers
+and clients send task events for a monitor like Flower (`VSMMON_BENCH_EVENTS=1`).
 """
 
 from __future__ import annotations
@@ -11,21 +12,19 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 import redis
 from celery import Celery
 
 NOOP_TASK = "bench.noop"
-COUNTER_KEY = "bench:noop:count"
-MARKS_KEY = "bench:noop:marks"
-DONE_KEY = "bench:noop:done"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+LOAD_TICK_S = 0.005
 
 
-def create_app(broker_url: str, *, plugin: bool) -> Celery:
-    """A JSON-only app whose `bench.noop` counts its runs in Redis and stamps the marks it reaches."""
+def create_app(broker_url: str, *, plugin: bool, events: bool = False) -> Celery:
+    """A JSON-only app whose `bench.noop` counts its runs in a Redis key the caller names."""
     app = Celery("vsmmon_bench_fleet", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -35,6 +34,8 @@ def create_app(broker_url: str, *, plugin: bool) -> Celery:
         task_ignore_result=True,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        worker_send_task_events=events,
+        task_send_sent_event=events,
     )
     if plugin:
         from vsmmon.agent import install
@@ -42,22 +43,30 @@ def create_app(broker_url: str, *, plugin: bool) -> Celery:
         install(app, version="bench fleet")
 
     @app.task(name=NOOP_TASK, ignore_result=True)
-    def noop(first_mark: int, last_mark: int) -> None:
-        """Count one run; stamp the monotonic clock (system-wide on Linux) when the count hits a mark."""
-        count = _redis(broker_url).incr(COUNTER_KEY)
-        if count in (first_mark, last_mark):
-            _redis(broker_url).hset(MARKS_KEY, str(count), repr(time.monotonic()))
-        if count == last_mark:
-            _redis(broker_url).rpush(DONE_KEY, "1")
+    def noop(counter: str) -> None:
+        """Count one run in `counter`."""
+        _redis(broker_url).incr(counter)
 
     return app
 
 
-def publish(app: Celery, queue: str, tasks: int, first_mark: int) -> None:
+def publish(app: Celery, queue: str, tasks: int, counter: str) -> None:
     """Send `tasks` no-op tasks to `queue` through one producer, as a monitored app's client would."""
     with app.producer_or_acquire() as producer:
         for _ in range(tasks):
-            app.send_task(NOOP_TASK, args=(first_mark, tasks), queue=queue, producer=producer)
+            app.send_task(NOOP_TASK, args=(counter,), queue=queue, producer=producer)
+
+
+def load(app: Celery, queue: str, rate: float, seconds: float, counter: str) -> int:
+    """Send no-op tasks to `queue` at `rate` per second for `seconds`, evenly; return how many were sent."""
+    sent, started = 0, time.monotonic()
+    with app.producer_or_acquire() as producer:
+        while (elapsed := time.monotonic() - started) < seconds:
+            for _ in range(int(elapsed * rate) - sent):
+                app.send_task(NOOP_TASK, args=(counter,), queue=queue, producer=producer)
+                sent += 1
+            time.sleep(LOAD_TICK_S)
+    return sent
 
 
 @cache
@@ -71,6 +80,7 @@ def from_environment() -> Celery:
     return create_app(
         os.environ.get("VSMMON_BENCH_REDIS_URL", DEFAULT_REDIS_URL),
         plugin=os.environ.get("VSMMON_BENCH_PLUGIN") == "1",
+        events=os.environ.get("VSMMON_BENCH_EVENTS") == "1",
     )
 
 
@@ -83,14 +93,21 @@ def __getattr__(name: str) -> Celery:
     raise AttributeError(name)
 
 
-def main(lines: Iterable[str]) -> None:
-    """`python -m bench.fleet_app`: for each `QUEUE TASKS FIRST_MARK` line, pre-fill QUEUE, then say `ok`."""
+def main(argv: Sequence[str], lines: Iterable[str]) -> None:
+    """`python -m bench.fleet_app`: for each `QUEUE TASKS COUNTER` line, pre-fill QUEUE, then say `ok`.
+
+    `python -m bench.fleet_app load QUEUE RATE SECONDS COUNTER`: publish at a fixed rate, then say `sent N`.
+    """
     app = from_environment()
+    if argv[:1] == ["load"]:
+        queue, rate, seconds, counter = argv[1:]
+        print(f"sent {load(app, queue, float(rate), float(seconds), counter)}", flush=True)
+        return
     for line in lines:
-        queue, tasks, first_mark = line.split()
-        publish(app, queue, int(tasks), int(first_mark))
+        queue, tasks, counter = line.split()
+        publish(app, queue, int(tasks), counter)
         print("ok", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.stdin)
+    main(sys.argv[1:], sys.stdin)

@@ -8,25 +8,38 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bench.common import Result
+from bench.common import Result, Stats
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+ROW_ID = re.compile(r"^\|\s*([A-Z]+\d+)\s*\|")
 COLUMNS = ("id", "what", "baseline", "figure", "ratio", "target", "result", "reps", "run (UTC)")
 INTRO = """\
 # Benchmarks
 
 The machines this project runs on are shared and noisy, so no absolute figure here is comparable from
-one run to the next. Each measure therefore measures its baseline in the same run, alternating
-baseline and measured repetitions (ABBA order) so that drift weighs on both alike, and is judged on
-the ratio of the two medians (plus, where the target says so, an absolute floor). Every figure is the
-median of the repetitions, with their min and max, and was measured on real PostgreSQL and Redis
-servers in the run named on its row. The console output of a run also gives an A/A ratio (the
-baseline's odd repetitions against its even ones): how far noise alone moved a ratio in that run.
+one run to the next. Each measure therefore measures its baseline in the same run and is judged on a
+ratio to it (plus, where the target says so, an absolute floor):
 
-Reproduce with `make bench` (every measure, a few minutes on 2 cores; rewrites this table and exits
+- **Side by side** (P1): the measured worker and the baseline worker run at the same time, each
+  draining its own pre-filled queue, so whatever else the machine does weighs on both alike; each
+  repetition gives one ratio over a window common to both, and the ratio is the median of those.
+  The console output also gives the same method's A/A ratios (the baseline on both sides): how far
+  noise alone moves a ratio in that run.
+- **Alternating** (P2, P3, C1): baseline and measured repetitions alternate (ABBA order) so that drift
+  weighs on both alike; the ratio is that of the two medians. The console output gives an A/A ratio
+  (the baseline's odd repetitions against its even ones).
+- **Phases** (P8): the same load is run three times, each time with a fresh fleet: monitored by vsmmon,
+  unmonitored, and followed by Flower; a monitor's cost is its own process's CPU plus the workers'
+  extra CPU against the unmonitored phase.
+
+Costs (P2, P8, C1) must stay under a ratio, throughputs (P1, P3) above one. Every figure is the median
+of the repetitions, with their min and max, measured on real PostgreSQL, Redis and Celery worker
+processes in the run named on its row.
+
+Reproduce with `make bench` (every measure, about 8 minutes on 2 cores; rewrites this table and exits
 non-zero when a measure misses its target) or `make bench BENCH=p3_ingest` (one measure, by module
 name; the other rows are kept). `make bench-quick` runs every measure with few repetitions and small
-sizes to prove they still run; it prints only. The services are chosen with
+sizes to prove they still run (about 80 s); it prints only. The services are chosen with
 `VSMMON_BENCH_DATABASE_URL` (a throwaway database is created on that server and dropped) and
 `VSMMON_BENCH_REDIS_URL` (that db index is flushed).
 """
@@ -60,14 +73,23 @@ def console_lines(result: Result) -> list[str]:
     lines = [
         f"{r.id}  {r.what}",
         f"    baseline  {r.baseline_name}: {r.spread(r.baseline)}, {r.baseline.n} repetitions",
-        f"    figure    {r.figure_name}: {r.spread(r.figure)}, {r.figure.n} repetitions",
+        f"    figure    {r.figure_name}: {r.figure_text}, {r.figure.n} repetitions",
     ]
     lines += [f"    note      {note}" for note in r.notes]
-    if r.aa_ratio is not None:
+    if r.aa_ratios is not None:
+        lines.append(f"    A/A       baseline on both sides, same method: ratio {spread_ratio(r.aa_ratios)}")
+    elif r.aa_ratio is not None:
         lines.append(f"    A/A       baseline's odd against even repetitions: ratio {r.aa_ratio:.3f}")
+    if r.ratios is not None:
+        lines.append(f"    ratios    per repetition (both sides at the same time): {spread_ratio(r.ratios)}")
     target = r.target.describe(r.unit, r.digits)
     lines.append(f"    ratio     {r.ratio:.3f}    target {target}    {r.verdict}")
     return lines
+
+
+def spread_ratio(stats: Stats) -> str:
+    """`median (min …, max …), n repetitions` of ratios."""
+    return f"{stats.median:.3f} (min {stats.min:.3f}, max {stats.max:.3f}), {stats.n} repetitions"
 
 
 def table_row(result: Result, when: datetime) -> str:
@@ -77,8 +99,8 @@ def table_row(result: Result, when: datetime) -> str:
         r.id,
         r.what,
         f"{r.baseline_name}: {r.spread(r.baseline)}",
-        f"{r.figure_name}: {r.spread(r.figure)}",
-        f"{r.ratio:.3f}",
+        f"{r.figure_name}: {r.figure_text}",
+        ratio_cell(r),
         r.target.describe(r.unit, r.digits),
         f"**{r.verdict}**",
         str(r.repetitions),
@@ -87,21 +109,38 @@ def table_row(result: Result, when: datetime) -> str:
     return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
 
 
+def ratio_cell(result: Result) -> str:
+    """The ratio, with the spread of the per-repetition ratios and the A/A median when it has them."""
+    r = result
+    if r.ratios is None:
+        return f"{r.ratio:.3f}"
+    aa = f"; A/A {r.aa_ratio:.3f}" if r.aa_ratio is not None else ""
+    return f"{r.ratio:.3f} (per repetition: min {r.ratios.min:.3f}, max {r.ratios.max:.3f}{aa})"
+
+
 def earlier_rows(text: str) -> dict[str, str]:
     """Rows of an existing table, by measure id, so a run of one measure keeps the others."""
     rows = {}
     for line in text.splitlines():
-        match = re.match(r"^\|\s*(P\d+)\s*\|", line)
+        match = ROW_ID.match(line)
         if match:
             rows[match.group(1)] = line
     return rows
+
+
+def row_order(measure_id: str) -> tuple[bool, str, int]:
+    """Performance targets (P1, P2, …) first, by number; then other measures (C1, …) by letter and number."""
+    match = re.fullmatch(r"([A-Z]+)(\d+)", measure_id)
+    if match is None:
+        return True, measure_id, 0
+    return match.group(1) != "P", match.group(1), int(match.group(2))
 
 
 def rewrite(results: list[Result], machine: Machine, when: datetime, path: Path = BENCHMARKS_MD) -> None:
     """Write BENCHMARKS.md: the intro, the machine, and one row per measure (this run's or kept)."""
     rows = earlier_rows(path.read_text()) if path.exists() else {}
     rows.update({r.id: table_row(r, when) for r in results})
-    ordered = [rows[key] for key in sorted(rows, key=lambda k: int(k[1:]))]
+    ordered = [rows[key] for key in sorted(rows, key=row_order)]
     header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
     body = "\n".join(ordered)
     last_run = f"Last run: {when.strftime('%Y-%m-%d %H:%M')} UTC on {machine.describe()}."
