@@ -14,7 +14,14 @@ from typing import cast
 from bench.common import Result
 from bench.report import console_lines, read_machine, rewrite
 
-MEASURES = ("p1_plugin_overhead", "p2_collection_cycle", "p3_ingest", "p8_monitoring_cpu", "c1_probe_cost")
+MEASURES = (
+    "p1_plugin_overhead",
+    "p2_collection_cycle",
+    "p3_ingest",
+    "p8_monitoring_cpu",
+    "c1_probe_cost",
+    "c2_assessment_cpu",
+)
 """Every measure, by module name under `bench/`; each has `run(quick: bool) -> Result`."""
 
 
