@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 _PR_SET_PDEATHSIG = 1
 
 
@@ -98,11 +96,3 @@ def stop_all(children: Sequence[Child], deadline_s: float) -> None:
     end = time.monotonic() + deadline_s
     for child in children:
         child.stop(timeout_s=(end - time.monotonic()) / 1.5)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (for tests and for the shutdown check)."""
-    try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -78,13 +77,6 @@ class RealtimeWindow:
                 value = _F32.unpack_from(values_raw, slot * 4)[0]
                 points.append(Point(datetime.fromtimestamp(cycle * self.interval_s, tz=UTC), value))
         return sorted(points, key=lambda p: p.ts)
-
-    def forget(self, agent_ids: Iterable[str]) -> None:
-        """Drop agents' rings (a purged agent)."""
-        for agent_id in agent_ids:
-            keys = list(self.client.scan_iter(match=f"{PREFIX}{agent_id}\x00*", count=500))
-            if keys:
-                self.client.delete(*keys)
 
     def memory_bytes(self, sample: int = 200) -> int:
         """An estimate of the window's Redis memory, from a sample of its keys."""

@@ -37,6 +37,11 @@ class TcpProxy:
                     self._listener.shutdown(socket.SHUT_RDWR)
                 self._listener.close()
                 self._listener = None
+        self.break_connections()
+
+    def break_connections(self) -> None:
+        """Break the open connections but keep accepting new ones, as a broker restart does."""
+        with self._lock:
             for sock in self._open:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import closing, suppress
+from contextlib import closing
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from celery import Celery
 from kombu import Connection, Exchange, Queue
 
 import vsmmon.agent
+from tests.integration.proxy import TcpProxy
 from vsmmon.sources.broker import AmqpQueueProbe, QueueStats, RedisQueueProbe, queue_probe
 
 pytestmark = pytest.mark.integration
@@ -282,70 +282,19 @@ def test_amqp_a_queue_not_declared_is_an_error_and_the_next_queue_is_still_read(
     assert again[0].messages == 3
 
 
-class CuttableProxy:
-    """A TCP forwarder to the broker whose open connections a test can cut, as a broker restart does."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self._target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._sockets: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
-        self.port = self._listener.getsockname()[1]
-        self._spawn(self._accept)
-
-    def _spawn(self, target: Any, *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-                upstream = socket.create_connection(self._target, timeout=2)
-            except OSError:
-                return
-            self._sockets += [client, upstream]
-            self._spawn(self._pump, client, upstream)
-            self._spawn(self._pump, upstream, client)
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            return
-
-    def cut(self) -> None:
-        for sock in list(self._sockets):
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._sockets.clear()
-
-    def close(self) -> None:
-        with suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
-        self._listener.close()
-        self.cut()
-        for thread in self._threads:
-            thread.join(timeout=2)
-
-
 @needs_rabbitmq
 def test_amqp_a_connection_dropped_between_reads_is_replaced_within_the_read(amqp_queue: str) -> None:
     parts = urlsplit(AMQP_URL)
-    proxy = CuttableProxy((parts.hostname or "127.0.0.1", parts.port or 5672))
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672).start()
     probe = AmqpQueueProbe.from_url(AMQP_URL.replace(f":{parts.port}", f":{proxy.port}", 1))
     try:
         assert probe.read([amqp_queue], NOW) == ([QueueStats(amqp_queue, 3, 0, None, {})], {})
-        proxy.cut()
+        proxy.break_connections()
         time.sleep(0.1)
         assert probe.read([amqp_queue], NOW) == ([QueueStats(amqp_queue, 3, 0, None, {})], {})
     finally:
         probe.close()
-        proxy.close()
+        proxy.stop()
 
 
 def test_a_down_amqp_broker_gives_an_error_per_queue_quickly_and_hides_the_password() -> None:
