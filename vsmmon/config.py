@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     retention_health_s: float = Field(default=7 * 86400, gt=0, description="health history (seed: 7 d)")
     retention_alerts_s: float = Field(default=30 * 86400, gt=0, description="alerts, actions, decisions (30 d)")
     buffer_horizon_s: int = Field(default=900, ge=60, description="collected data waits this long for the database")
+    visibility_timeout_s: int = Field(
+        default=300, ge=1, description="Redis broker: a task unacknowledged this long (its worker died) is redelivered"
+    )
     memory_soft_bytes: float = Field(default=512 * 2**20, gt=0, description="worker memory health starts to fall")
     memory_hard_bytes: float = Field(default=1024 * 2**20, gt=0, description="worker memory health reaches 0")
     expected_capacity: float | None = Field(default=None, gt=0, description="expected live concurrency; else learned")
@@ -82,6 +85,15 @@ class Settings(BaseSettings):
     def _redis_needed_beside_amqp(self) -> Settings:
         if self.broker_url and not self.broker_url.startswith("redis") and self.redis_url is None:
             raise ValueError("REDIS_URL: required when BROKER_URL is not Redis (staging and pub/sub use Redis)")
+        return self
+
+    @model_validator(mode="after")
+    def _redelivered_before_the_buffer_expires(self) -> Settings:
+        if self.visibility_timeout_s >= self.buffer_horizon_s:
+            raise ValueError(
+                "VISIBILITY_TIMEOUT_S: must be below BUFFER_HORIZON_S, or a task of a killed worker is redelivered "
+                "after its staged data expired"
+            )
         return self
 
     @property

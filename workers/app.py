@@ -45,6 +45,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "beat_schedule": schedule_from(beat_schedule.SCHEDULE, settings),
         "result_expires": 3600,
+        "broker_transport_options": transport_options(settings),
+    }
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """Redis transport options: when a dead worker's unacknowledged tasks go back to their queue."""
+    # Redis has no consumer acks: a message taken by a worker that died (acks_late) is put back once it has
+    # been unacknowledged for the visibility timeout. That must exceed the longest task plus the longest
+    # retry countdown a worker holds (maintenance: 120 s), or a running task is delivered twice, and stay
+    # below the staging horizon, or the staged data is gone when the task returns. kombu's default sweep
+    # (every 100 s) would add up to 100 s: sweep every timeout / 4, at most 10 s.
+    if not settings.require("broker_url").startswith("redis"):
+        return {}  # RabbitMQ redelivers a dead consumer's unacknowledged messages at once
+    timeout_s = settings.visibility_timeout_s
+    return {
+        "visibility_timeout": timeout_s,
+        "unacked_restore_interval": max(1, min(10, timeout_s // 4)),
+        "unacked_restore_throttle": 1,
     }
 
 
