@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.aggregator import aggregate
+from vsmmon.aggregator import aggregate, window_start
 from vsmmon.errors import NotFound
 from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.registry import AgentStatus, evaluate
@@ -92,3 +92,39 @@ class StoreContract:
         [agent] = store.agents()
         assert (agent.status, agent.status_since) == ("offline", later)
         assert [t.to_status for t in store.transitions("celery@w0")] == [AgentStatus.OFFLINE]
+
+    def test_coarse_windows_read_right_across_window_closes_and_a_late_collection(self, store: Store) -> None:
+        # 5 min windows close as collections move on, hours close at 13:00; a retried collection of 12:00:08
+        # arrives after its window and hour were folded: every level must still count each sample once
+        start = datetime(2026, 11, 26, 12, 50, 3, tzinfo=UTC)
+        times = [start + timedelta(seconds=20 * i) for i in range(60)]  # 12:50:03 .. 13:09:43
+        late = make_collection(datetime(2026, 11, 26, 12, 0, 8, tzinfo=UTC), cpu=1000.0, agents=1)
+        cpu = {t: float(i) for i, t in enumerate(times)}
+        for i, t in enumerate(times):
+            c = make_collection(t, cpu=cpu[t], agents=1)
+            store.save_collection(c, t)
+            assert store.apply_rollups(c.id, aggregate(c.samples()), t) is True
+            if i == 45:
+                store.save_collection(late, t)
+                assert store.apply_rollups(late.id, aggregate(late.samples()), t) is True
+        values = {**cpu, late.started_at: 1000.0}
+
+        def expect(window_s: int) -> list[tuple[datetime, int, float, float, float]]:
+            found: dict[datetime, list[float]] = {}
+            for t, v in values.items():
+                found.setdefault(window_start(t, window_s), []).append(v)
+            return [(s, len(vs), min(vs), max(vs), sum(vs)) for s, vs in sorted(found.items())]
+
+        for window_s in (300, 3600, 86400):
+            got = [(r.window_start, r.count, r.min, r.max, r.sum) for r in store.rollups("celery@w0", "cpu_percent",
+                                                                                          window_s)]  # fmt: skip
+            assert got == expect(window_s), window_s
+        [day] = store.rollups("celery@w0", "cpu_percent", 86400)
+        assert (day.last, day.last_ts) == (59.0, times[-1])
+        assert day.quantile(0.0) == 0.0
+        assert abs((day.quantile(1.0) or 0.0) - 1000.0) <= 10.0  # within the sketch's 1 %
+        assert abs((day.quantile(0.5) or 0.0) - 30.0) <= 0.3  # 61 values: rank floor(0.5 * 60) = 30 is 30.0
+
+    def test_rollups_of_an_unknown_series_or_window_are_empty(self, store: Store) -> None:
+        assert store.rollups("nobody", "cpu_percent", 3600) == []
+        assert store.rollups("celery@w0", "cpu_percent", 60) == []

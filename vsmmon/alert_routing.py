@@ -38,6 +38,7 @@ _PAIN = (  # the messages of `vsmmon.assessment.pain`
     (re.compile(r"broker unreachable"), "unreachable"),
     (re.compile(r"fleet error rate"), "error_rate"),
     (re.compile(r"viability fell"), "fast_drop"),
+    (re.compile(r"S3 action on (?P<target>.+) did not"), "control_failed"),
 )
 _PAIN_TARGET = {"no_consumer": "", "unreachable": "broker", "error_rate": "fleet", "fast_drop": "viability"}
 
@@ -54,14 +55,22 @@ def signals_from_assessment(assessment: HealthAssessment) -> list[Signal]:
     if (severity := _VIABILITY_SEVERITY.get(assessment.viability_state)) is not None:
         summary = f"viability {assessment.viability:.2f} ({assessment.viability_state})"
         signals.append(Signal("viability", "system", severity, summary=summary, system_wide=True))
-    for message in assessment.algedonic:
-        target, condition = _pain_key(message)
-        labels = {"condition": condition}
-        signals.append(Signal("algedonic", target, Severity.CRITICAL, labels, message, system_wide=True))
+    signals += signals_from_pain(assessment.algedonic)
     for message in assessment.bottlenecks:
         target, _, rest = message.partition(": ")
         labels = {"factor": rest.split(" ", 1)[0] or "unknown"}
         signals.append(Signal("bottleneck", target, Severity.WARNING, labels, message, resource=True))
+    return signals
+
+
+def signals_from_pain(messages: Sequence[str]) -> list[Signal]:
+    """Algedonic messages as critical, system-wide signals (straight to S5)."""
+    signals = []
+    for message in messages:
+        target, condition = _pain_key(message)
+        signals.append(
+            Signal("algedonic", target, Severity.CRITICAL, {"condition": condition}, message, system_wide=True)
+        )
     return signals
 
 
@@ -76,7 +85,10 @@ def signal_from_recommendation(rec: Recommendation, now: datetime) -> Signal | N
 def _pain_key(message: str) -> tuple[str, str]:
     for pattern, condition in _PAIN:
         if match := pattern.match(message):
-            return (f"queue {match['target']}" if condition == "no_consumer" else _PAIN_TARGET[condition]), condition
+            if condition in ("no_consumer", "control_failed"):
+                prefix = "queue " if condition == "no_consumer" else ""
+                return prefix + match["target"], condition
+            return _PAIN_TARGET[condition], condition
     return re.sub(r"\d+(?:\.\d+)?", "#", message), "other"  # numbers masked: a stable fingerprint
 
 

@@ -61,6 +61,24 @@ class Settings(BaseSettings):
     purge_after_s: float = Field(default=3600, ge=0, description="offline agents leave live views after this")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest HTTP request body accepted")
     reads_need_token: bool = Field(default=False, description="require the token for GET requests too")
+    alert_pending_s: float = Field(default=30, ge=0, description="a warning or info alert fires once held this long")
+    alert_cooldown_s: float = Field(default=300, ge=0, description="no re-notification of an alert within this")
+    alert_max_per_hour: int = Field(default=20, ge=1, description="notifications per hour (criticals always go)")
+    alert_resolve_after_s: float = Field(default=60, ge=0, description="an alert resolves once clear this long")
+    alert_escalate_after_s: float = Field(default=900, gt=0, description="unacknowledged firing alert escalates")
+    webhook_urls: str = Field(default="", description="comma-separated Alertmanager-format webhook receivers")
+    external_url: str = Field(default="http://127.0.0.1:8000", description="vsmmon's URL as receivers should see it")
+    control_dry_run: bool = Field(default=False, description="S3 records the actions it would take, applies none")
+    control_limits: str = Field(
+        default="*=1:16", description="S3 bounds per queue, `queue=min:max` comma-separated (`*`: any other)"
+    )
+    control_max_step: int = Field(default=2, ge=1, le=64, description="S3 changes a pool by at most this much")
+    control_cooldown_s: float = Field(default=300, ge=0, description="S3 acts on one target at most this often")
+    control_verify_after_s: float = Field(default=300, gt=0, description="S3 checks an action's effect this later")
+    s5_protective_queues: str = Field(
+        default="", description="non-critical queues S5's protective mode stops consuming (empty: never)"
+    )
+    s5_hold_on_control_failure: bool = Field(default=True, description="S5 freezes S3 when its actions fail")
 
     @field_validator("broker_url", "database_url", "redis_url", "fleet_broker_url")
     @classmethod
@@ -71,6 +89,20 @@ class Settings(BaseSettings):
         scheme = value.split("://", 1)[0] if "://" in value else ""
         if scheme not in schemes:
             raise ValueError(f"expected a URL starting with one of {', '.join(s + '://' for s in schemes)}")
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: str) -> str:
+        for url in (u.strip() for u in value.split(",") if u.strip()):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError("expected comma-separated http:// or https:// URLs")
+        return value
+
+    @field_validator("control_limits")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        parse_limits(value)
         return value
 
     @field_validator("log_level")
@@ -107,6 +139,21 @@ class Settings(BaseSettings):
         return tuple(q.strip() for q in self.watch_queues.split(",") if q.strip())
 
     @property
+    def concurrency_limits(self) -> dict[str, tuple[int, int]]:
+        """CONTROL_LIMITS as {queue: (min, max)}; "*" for any queue not named."""
+        return parse_limits(self.control_limits)
+
+    @property
+    def webhooks(self) -> tuple[str, ...]:
+        """WEBHOOK_URLS as a tuple."""
+        return tuple(u.strip() for u in self.webhook_urls.split(",") if u.strip())
+
+    @property
+    def protective_queues(self) -> tuple[str, ...]:
+        """S5_PROTECTIVE_QUEUES as a tuple."""
+        return tuple(q.strip() for q in self.s5_protective_queues.split(",") if q.strip())
+
+    @property
     def embedded(self) -> bool:
         """True when neither broker nor database is configured: `vsmmon up` starts its own."""
         return self.broker_url is None and self.database_url is None
@@ -134,6 +181,25 @@ class Settings(BaseSettings):
                 ENV_PREFIX + name.upper(), "not set (start `vsmmon up` for the embedded servers, or set it)"
             )
         return str(value)
+
+
+def parse_limits(text: str) -> dict[str, tuple[int, int]]:
+    """`queue=min:max,...` as {queue: (min, max)}, with "*" defaulting to 1:16.
+
+    Raises:
+        ValueError: an entry is not `name=min:max` with 1 <= min <= max.
+    """
+    limits = {"*": (1, 16)}
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        name, _, bounds = entry.partition("=")
+        low, _, high = bounds.partition(":")
+        if not name.strip() or not low.strip().isdigit() or not high.strip().isdigit():
+            raise ValueError("expected comma-separated queue=min:max entries")
+        lo, hi = int(low), int(high)
+        if not 1 <= lo <= hi:
+            raise ValueError(f"{name.strip()[:60]}: need 1 <= min <= max")
+        limits[name.strip()] = (lo, hi)
+    return limits
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
+from vsmmon.sketch import EMPTY, Sketch
+
 ROLLUP_WINDOWS_S: tuple[int, ...] = (300, 3600, 86400)
 """The trend windows of the seed design: 5 min, 1 h, 24 h."""
 
@@ -110,7 +112,7 @@ class CollectionSummary:
 
 @dataclass(frozen=True, slots=True)
 class Rollup:
-    """Summary of one metric of one agent over one window (count, min, max, sum, last)."""
+    """Summary of one metric of one agent over one window (count, min, max, sum, last, a quantile sketch)."""
 
     agent_id: str
     metric: str
@@ -122,10 +124,15 @@ class Rollup:
     sum: float
     last: float
     last_ts: datetime
+    sketch: Sketch = EMPTY  # p50/p95/p99 within `vsmmon.sketch.ALPHA`; empty for rollups stored before it
 
     @property
     def mean(self) -> float:
         return self.sum / self.count
+
+    def quantile(self, q: float) -> float | None:
+        """The window's q-quantile from its sketch (None when it has none)."""
+        return self.sketch.quantile(q)
 
     def merge(self, other: Rollup) -> Rollup:
         """Combine two rollups of the same key; the order of merging does not matter."""
@@ -148,6 +155,7 @@ class Rollup:
             self.sum + other.sum,
             newer.last,
             newer.last_ts,
+            self.sketch.merge(other.sketch),
         )
 
 

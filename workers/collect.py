@@ -12,8 +12,10 @@ from celery import Celery, chain
 
 from vsmmon.collector import collect
 from vsmmon.models import AgentKind, AgentReport
+from vsmmon.screen import screen
 from vsmmon.sources.broker import QueueStats
 from workers import names
+from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
@@ -45,6 +47,8 @@ def register(app: Celery) -> None:
             queue_errors=queue_errors,
             interval_s=settings.collect_interval_s,
         )
+        if pain := screen(collection):  # algedonic conditions go to the alert manager at once, not in 30 s
+            report_signals(self.app, "screen", pain, ttl_s=3 * settings.collect_interval_s)
         ctx.staging.put(collection)
         ctx.staging.mark_seen(replies, now)
         cid = str(collection.id)

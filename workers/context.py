@@ -12,10 +12,12 @@ import redis
 from celery import Celery, Task
 
 from vsmmon import queues
+from vsmmon.alert_book import AlertBook
 from vsmmon.config import Settings
 from vsmmon.realtime import RealtimeWindow
 from vsmmon.sources.broker import QueueProbe, queue_probe
 from vsmmon.staging import RedisStaging, Staging
+from vsmmon.storage.alert_records import AlertRecords
 from vsmmon.storage.base import Store
 from vsmmon.storage.postgres import PostgresStore, create_engine
 
@@ -34,15 +36,29 @@ class WorkerContext:
     realtime: RealtimeWindow
     queue_probes: list[tuple[QueueProbe, tuple[str, ...]]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
+    records: AlertRecords | None = None  # alerting history (PostgreSQL)
+
+    @property
+    def alert_book(self) -> AlertBook:
+        """The alert manager's ledger (Redis)."""
+        return AlertBook(self.realtime.client)
+
+    @property
+    def alert_records(self) -> AlertRecords:
+        if self.records is None:
+            raise RuntimeError("this worker context has no alert records")
+        return self.records
 
 
 ContextFactory = Callable[[Settings], WorkerContext]
 
 
 def build_context(settings: Settings) -> WorkerContext:
+    engine = create_engine(settings.sqlalchemy_url(), pool_size=2)
     return WorkerContext(
         settings=settings,
-        store=PostgresStore(create_engine(settings.sqlalchemy_url(), pool_size=2)),
+        store=PostgresStore(engine),
+        records=AlertRecords(engine),
         staging=RedisStaging.from_url(settings.require("redis_url"), horizon_s=settings.buffer_horizon_s),
         realtime=RealtimeWindow(redis.Redis.from_url(settings.require("redis_url")), settings.collect_interval_s),
         queue_probes=queue_probes(settings),

@@ -17,9 +17,9 @@ class CeleryGateway:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def send(self, name: str) -> str:
+    def send(self, name: str, args: tuple[Any, ...] = ()) -> str:
         try:
-            return str(self.app.send_task(name, retry=False).id)
+            return str(self.app.send_task(name, args=args, retry=False).id)
         except Exception as e:  # kombu's connection errors vary by transport
             raise TransientError(f"broker unreachable: {e}") from e
 

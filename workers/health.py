@@ -13,22 +13,25 @@ import logging
 import os
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
 
+from vsmmon.alert_routing import signals_from_assessment
 from vsmmon.assessment import HealthAssessment, evaluate
 from vsmmon.health_codec import assessment_to_dict, previous_from_dict, previous_to_dict, rows
 from vsmmon.health_inputs import gather
 from vsmmon.models import AgentKind
 from workers import names
+from workers.alerts import report_signals
 from workers.analyse import EXHAUSTION_KEY
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
 log = logging.getLogger(__name__)
 PREVIOUS_KEY = "vsm:health:previous"
+ACCURACY_KEY = "vsm:analysis:accuracy"  # written by the analysis stage: {"smape": float | null, ...}
 CHANNEL = "vsm:health"
 
 
@@ -43,14 +46,32 @@ def assess(ctx: WorkerContext, poller: FleetPoller) -> HealthAssessment:
     raw_exhaustion = ctx.realtime.client.get(EXHAUSTION_KEY)
     exhaustion = json.loads(raw_exhaustion) if raw_exhaustion else None
     gathered = gather(registry, ctx.realtime, settings, now, exhaustion)
+    control = replace(gathered.control, **alerting_inputs(ctx, now))
     silent = set(expected) - set(answered)
     agents = [replace(a, live=False) if a.agent_id in silent else a for a in gathered.agents]
     raw = ctx.realtime.client.get(PREVIOUS_KEY)
     previous = previous_from_dict(json.loads(raw)) if raw else None
     return evaluate(
-        now, agents, gathered.queues, gathered.control, previous,
+        now, agents, gathered.queues, control, previous,
         expected_capacity=settings.expected_capacity, broker_errors=gathered.broker_errors,
     )  # fmt: skip
+
+
+def alerting_inputs(ctx: WorkerContext, now: datetime) -> dict[str, Any]:
+    """S3's control efficacy (last hour), S5's escalation handling (last 24 h), S4's forecast accuracy."""
+    settings, records = ctx.settings, ctx.alert_records
+    total, effective = records.efficacy(now - timedelta(hours=1))
+    criticals, handled = records.critical_handling(now - timedelta(hours=24), settings.alert_escalate_after_s)
+    raw = ctx.realtime.client.get(ACCURACY_KEY)
+    accuracy = json.loads(raw) if raw else {}
+    smape = accuracy.get("smape") if isinstance(accuracy, dict) else None
+    return {
+        "actions_total": total,
+        "actions_effective": effective,
+        "critical_alerts": criticals,
+        "critical_handled": handled,
+        "smape": float(smape) if isinstance(smape, int | float) else None,
+    }
 
 
 def register(app: Celery) -> None:
@@ -68,6 +89,7 @@ def register(app: Celery) -> None:
         ctx.realtime.client.set(PREVIOUS_KEY, json.dumps(previous_to_dict(result.carry())), ex=ttl)
         summary = assessment_to_dict(result, agents=False)
         ctx.realtime.client.publish(CHANNEL, json.dumps(summary))
+        report_signals(self.app, "health", signals_from_assessment(result), ttl_s=3 * ctx.settings.health_interval_s)
         if result.alerts or result.algedonic:
             log.warning("viability %.2f (%s) alerts=%s pain=%s", result.viability, result.viability_state,
                         list(result.alerts), list(result.algedonic))  # fmt: skip

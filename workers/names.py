@@ -13,6 +13,13 @@ MAINTENANCE_RUN = "vsmmon.maintenance.run"
 ANALYSIS_RUN = "vsmmon.analysis.run"
 HEALTH_ASSESS = "vsmmon.health.assess"
 HEALTH_CHECK = "vsmmon.health.check"
+ALERTS_EVALUATE = "vsmmon.alerts.evaluate"
+ALERTS_RECORD = "vsmmon.alerts.record"
+ALERTS_DELIVER = "vsmmon.alerts.deliver"
+ALERTS_WEBHOOK = "vsmmon.alerts.webhook"
+S3_CONTROL = "vsmmon.s3.control"
+S3_VERIFY = "vsmmon.s3.verify"
+S5_POLICY = "vsmmon.s5.policy"
 
 ROUTES = {
     "vsmmon.collect.*": queues.COLLECT,

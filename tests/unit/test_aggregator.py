@@ -4,8 +4,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vsmmon.aggregator import aggregate, window_start
-from vsmmon.models import Rollup, Sample
+from vsmmon.aggregator import BASE_WINDOW_S, aggregate, combine, fold, window_start
+from vsmmon.models import ROLLUP_WINDOWS_S, Rollup, Sample
+from vsmmon.sketch import ALPHA
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -22,7 +23,7 @@ def test_one_rollup_per_agent_metric_and_window() -> None:
         Sample(T0 + timedelta(minutes=6), "a", "cpu", 10.0),
         Sample(T0, "b", "cpu", 1.0),
     ]
-    rollups = {(r.agent_id, r.window_s, r.window_start): r for r in aggregate(samples)}
+    rollups = {(r.agent_id, r.window_s, r.window_start): r for r in aggregate(samples, ROLLUP_WINDOWS_S)}
     first = rollups[("a", 300, T0)]
     assert (first.count, first.min, first.max, first.sum, first.last) == (3, 4.0, 8.0, 18.0, 6.0)
     assert rollups[("a", 300, T0 + timedelta(minutes=5))].count == 1
@@ -62,3 +63,53 @@ def test_merging_rollups_of_two_halves_equals_one_rollup_of_the_whole(xs: list[f
         expected.count, expected.min, expected.max, expected.last, expected.last_ts,
     )  # fmt: skip
     assert np.isclose(merged.sum, expected.sum, rtol=1e-9, atol=1e-6)
+
+
+def test_a_collection_is_aggregated_into_its_5_min_window_only() -> None:
+    samples = [Sample(T0 + timedelta(seconds=5 * i), "a", "cpu", float(i)) for i in range(3)]
+    assert {(r.window_s, r.count) for r in aggregate(samples)} == {(BASE_WINDOW_S, 3)}
+
+
+spread = st.lists(st.floats(0, 3 * 86400, allow_nan=False), min_size=1, max_size=80)
+
+
+@given(spread, values)
+def test_folding_5_min_windows_into_hours_and_hours_into_days_equals_aggregating_directly(
+    offsets: list[float], xs: list[float]
+) -> None:
+    samples = [Sample(T0 + timedelta(seconds=o), "a", "m", x) for o, x in zip(offsets, xs, strict=False)]
+    base = aggregate(samples)
+    for coarse, finer in ((3600, base), (86400, fold(base, 3600))):
+        folded = {r.window_start: r for r in fold(finer, coarse)}
+        direct = {r.window_start: r for r in aggregate(samples, [coarse])}
+        assert folded.keys() == direct.keys()
+        for start, d in direct.items():
+            f = folded[start]
+            assert (f.count, f.min, f.max, f.last_ts, f.sketch) == (d.count, d.min, d.max, d.last_ts, d.sketch)
+            assert f.last in {s.value for s in samples if s.ts == d.last_ts}
+            assert np.isclose(f.sum, d.sum, rtol=1e-9, atol=1e-6)
+
+
+def test_a_rollup_carries_percentiles_within_the_sketch_accuracy() -> None:
+    xs = np.random.default_rng(5).gamma(2.0, 30.0, size=60 * 12).tolist()  # an hour at 5 s
+    samples = [Sample(T0 + timedelta(seconds=5 * i), "a", "runtime", x) for i, x in enumerate(xs)]
+    [hour] = fold(aggregate(samples), 3600)
+    for q in (0.5, 0.95, 0.99):
+        truth = float(np.percentile(xs, 100 * q, method="lower"))
+        assert abs(hour.quantile(q) - truth) <= ALPHA * truth  # type: ignore[operator]
+
+
+def test_combine_merges_parts_of_a_window_and_orders_by_window() -> None:
+    early = aggregate([Sample(T0, "a", "m", 1.0)])
+    late = aggregate(
+        [Sample(T0 + timedelta(minutes=7), "a", "m", 5.0), Sample(T0 + timedelta(seconds=5), "a", "m", 3.0)]
+    )
+    [first, second] = combine([*late, *early])
+    assert (first.window_start, first.count, first.max, second.count) == (T0, 2, 3.0, 1)
+
+
+def test_folding_into_a_window_that_is_not_coarser_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="does not fold"):
+        fold(aggregate([Sample(T0, "a", "m", 1.0)], [3600]), 300)

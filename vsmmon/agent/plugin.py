@@ -156,7 +156,9 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         consumer = state.consumer
         info = getattr(consumer.pool, "info", None) or {}
         children = [int(pid) for pid in info.get("processes", []) if isinstance(pid, int)]
-        metrics["concurrency"] = float(getattr(consumer.controller, "concurrency", 0) or 0)
+        # the pool's size now (pool_grow / pool_shrink / autoscale change it), else the configured one
+        size = getattr(consumer.pool, "num_processes", None) or getattr(consumer.controller, "concurrency", 0)
+        metrics["concurrency"] = float(size or 0)
         queues = sorted(q.name for q in consumer.task_consumer.queues) if consumer.task_consumer else []
     except Exception as e:
         errors["pool"] = repr(e)

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from vsmmon.aggregator import BASE_WINDOW_S, fold
 from vsmmon.analysis import AnalysisResult
 from vsmmon.errors import NotFound
-from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, Sample
+from vsmmon.models import ROLLUP_WINDOWS_S, AgentInfo, Collection, CollectionSummary, Rollup, Sample
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
 from vsmmon.retention import Policy
 from vsmmon.storage.partitions import MaintenanceReport
@@ -54,7 +55,10 @@ class MemoryStore:
         summary = self.get_collection(collection_id)
         if summary.aggregated_at is not None:
             return False
-        for rollup in rollups:
+        if any(r.window_s != BASE_WINDOW_S for r in rollups):
+            raise ValueError(f"a collection is merged as {BASE_WINDOW_S} s rollups; coarser ones are folded from them")
+        # every level at once: the same windows, as they stand now, that PostgreSQL's folds give
+        for rollup in [r for w in ROLLUP_WINDOWS_S for r in fold(rollups, w)]:
             key = (rollup.agent_id, rollup.metric, rollup.window_s, rollup.window_start)
             existing = self._rollups.get(key)
             self._rollups[key] = rollup if existing is None else existing.merge(rollup)

@@ -21,6 +21,7 @@ from vsmmon.errors import NotFound, StoreUnavailable
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
 from vsmmon.retention import Policy, plan
+from vsmmon.storage import rollups as rollup_store
 from vsmmon.storage.partitions import MaintenanceReport, carry_out, existing_partitions
 from vsmmon.storage.tables import (
     agent_transitions,
@@ -28,7 +29,6 @@ from vsmmon.storage.tables import (
     collections,
     forecasts,
     health_assessments,
-    metric_rollups,
     recommendations,
     trends,
 )
@@ -82,14 +82,13 @@ class PostgresStore:
                 sa.update(collections)
                 .where(collections.c.id == collection_id, collections.c.aggregated_at.is_(None))
                 .values(aggregated_at=now)
-                .returning(collections.c.id)
+                .returning(collections.c.started_at)
             ).first()
             if claimed is None:
                 if conn.execute(sa.select(collections.c.id).where(collections.c.id == collection_id)).first():
                     return False
                 raise NotFound(f"collection {collection_id} is not stored")
-            if rollups:
-                _merge_rollups(conn, rollups)
+            rollup_store.merge_collection(conn, rollups, claimed.started_at)
             return True
 
         return self._in_transaction(write)
@@ -107,14 +106,7 @@ class PostgresStore:
         return _summary(row)
 
     def rollups(self, agent_id: str, metric: str, window_s: int) -> list[Rollup]:
-        r = metric_rollups.c
-        query = (
-            sa.select(metric_rollups)
-            .where(r.agent_id == agent_id, r.metric == metric, r.window_s == window_s)
-            .order_by(r.window_start)
-        )
-        rows = self._in_transaction(lambda conn: conn.execute(query).all())
-        return [Rollup(*row) for row in rows]
+        return self._in_transaction(lambda conn: rollup_store.read(conn, agent_id, metric, window_s))
 
     def agent_records(self) -> list[AgentRecord]:
         a = agents.c
@@ -333,50 +325,6 @@ def _upsert_agents(conn: Connection, collection: Collection) -> None:
                 )  # fmt: skip
         cursor.execute(_MERGE_AGENTS)
         cursor.execute("TRUNCATE agents_in")
-
-
-_ROLLUPS_IN = """
-CREATE TEMP TABLE IF NOT EXISTS rollups_in (
-    agent_id text, metric text, window_s integer, window_start timestamptz, count bigint,
-    min float8, max float8, sum float8, last float8, last_ts timestamptz
-) ON COMMIT DELETE ROWS
-"""
-_ROLLUPS_IN_TYPES = [
-    "text",
-    "text",
-    "int4",
-    "timestamptz",
-    "int8",
-    "float8",
-    "float8",
-    "float8",
-    "float8",
-    "timestamptz",
-]
-_MERGE_ROLLUPS = """
-INSERT INTO metric_rollups AS r SELECT * FROM rollups_in
-ON CONFLICT (agent_id, metric, window_s, window_start) DO UPDATE SET
-    count = r.count + excluded.count,
-    min = LEAST(r.min, excluded.min),
-    max = GREATEST(r.max, excluded.max),
-    sum = r.sum + excluded.sum,
-    last = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last ELSE r.last END,
-    last_ts = GREATEST(r.last_ts, excluded.last_ts)
-"""
-
-
-def _merge_rollups(conn: Connection, rollups: list[Rollup]) -> None:
-    """COPY into a temporary table and one merge: 60,000 rollups a cycle at 1,000 agents x 20 metrics."""
-    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
-    with raw.cursor() as cursor:
-        cursor.execute(_ROLLUPS_IN)
-        with cursor.copy("COPY rollups_in FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_ROLLUPS_IN_TYPES)
-            for r in rollups:
-                copy.write_row((r.agent_id, r.metric, r.window_s, r.window_start, r.count, r.min, r.max, r.sum,
-                                r.last, r.last_ts))  # fmt: skip
-        cursor.execute(_MERGE_ROLLUPS)
-        cursor.execute("TRUNCATE rollups_in")
 
 
 def _summary(row: Any) -> CollectionSummary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -88,6 +89,33 @@ metric_rollups = Table(
     Column("sum", Float, nullable=False),
     Column("last", Float, nullable=False),
     Column("last_ts", TS, nullable=False),
+    Column("q_keys", ARRAY(Integer), nullable=False, server_default="{}"),  # vsmmon.sketch buckets
+    Column("q_counts", ARRAY(Integer), nullable=False, server_default="{}"),
+)
+
+# The 5 min windows still open (fillfactor 50: merged at every collection); see migration 0005.
+rollups_open = Table(
+    "rollups_open",
+    metadata,
+    Column("agent_id", Text, primary_key=True),
+    Column("metric", Text, primary_key=True),
+    Column("window_start", TS, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("min", Float, nullable=False),
+    Column("max", Float, nullable=False),
+    Column("sum", Float, nullable=False),
+    Column("last", Float, nullable=False),
+    Column("last_ts", TS, nullable=False),
+    Column("q_keys", ARRAY(Integer), nullable=False),
+    Column("q_counts", ARRAY(Integer), nullable=False),
+)
+
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("open_from", TS, nullable=True),
+    Column("days_from", TS, nullable=True),
 )
 
 health_assessments = Table(
@@ -129,6 +157,7 @@ forecasts = Table(
     Column("value", Float, nullable=False),
     Column("lower", Float),
     Column("upper", Float),
+    Column("actual", Float),  # observed when the forecast fell due
     postgresql_partition_by="RANGE (at)",
 )
 

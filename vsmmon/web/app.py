@@ -13,7 +13,14 @@ from vsmmon import __version__
 from vsmmon.config import Settings
 from vsmmon.errors import BufferUnavailable, StoreUnavailable
 from vsmmon.selfreport import RequestStats, SelfReporter
-from vsmmon.web import routes_agents, routes_analysis, routes_collections, routes_health, routes_health_checks
+from vsmmon.web import (
+    routes_agents,
+    routes_alerts,
+    routes_analysis,
+    routes_collections,
+    routes_health,
+    routes_health_checks,
+)
 from vsmmon.web.limits import BodySizeLimit, RequestTiming
 from vsmmon.web.resources import Resources, default_resources
 from vsmmon.web.routes_health_checks import TaskGateway
@@ -25,6 +32,7 @@ ROUTERS = (
     routes_health_checks.router,
     routes_health_checks.latest_router,
     routes_analysis.router,
+    routes_alerts.router,
 )
 
 

@@ -1,0 +1,176 @@
+"""The alert manager in the pipeline: a simulated overload reaches S3, which grows a real worker's pool;
+pain reaches S5 as a message on vsm.s5.policy and a policy decision; a webhook receiver gets the
+Alertmanager-format message. Real Redis, PostgreSQL, Celery workers (the test plays beat)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+
+from tests.integration.conftest import poll
+from tests.integration.cycles import Beat
+from tests.integration.fleet import control_app, fleet_workers
+from vsmmon import queues
+from vsmmon.alert_book import AlertBook
+from vsmmon.config import Settings
+from vsmmon.storage.alert_records import AlertRecords
+from vsmmon.storage.postgres import PostgresStore, create_engine
+from workers import names
+from workers.app import create_app
+from workers.context import PipelineApp
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def alert_settings(fast_settings: Settings) -> Settings:
+    # warnings fire at the first check that sees them (no 30 s pending), so the test need not wait
+    return fast_settings.model_copy(update={"alert_pending_s": 0.0, "control_verify_after_s": 3600.0})
+
+
+@pytest.fixture
+def records(alert_settings: Settings) -> Iterator[AlertRecords]:
+    engine = create_engine(alert_settings.sqlalchemy_url())
+    yield AlertRecords(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def app_for(alert_settings: Settings, clean_services: None) -> Iterator[Any]:
+    """Start pipeline workers on given queues: `with app_for(queues) as app`."""
+
+    def start(consumed: list[str], settings: Settings = alert_settings) -> Any:
+        app = create_app(settings)
+        return app, start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
+                                 queues=consumed, shutdown_timeout=20)  # fmt: skip
+
+    yield start
+
+
+def assess(app: PipelineApp) -> dict[str, Any]:
+    result: dict[str, Any] = app.send_task(names.HEALTH_ASSESS).get(timeout=30)
+    return result
+
+
+def pool_size(broker: str, hostname: str) -> int:
+    stats = control_app(broker).control.inspect(destination=[hostname], timeout=2).stats() or {}
+    return len(stats[hostname]["pool"]["processes"])
+
+
+def test_overload_reaches_s3_which_grows_the_workers_pool(
+    app_for: Any, alert_settings: Settings, store: PostgresStore, records: AlertRecords, tmp_path: Path
+) -> None:
+    broker = alert_settings.require("broker_url")
+    app, worker = app_for(list(queues.ALL))
+    with worker, fleet_workers(broker, ["busy"], tmp_path, concurrency=1, queues="work") as (busy,):
+        assert pool_size(broker, busy.hostname) == 1
+        producer = control_app(broker)
+        for _ in range(40):  # far more work than one process drains: saturation 1 while the test runs
+            producer.send_task("fleet.sleep", args=(1.0,), queue="work")
+        beat = Beat(app, store)
+        for _ in range(3):
+            beat.cycle()
+        assess(app)  # sees the worker saturated: a bottleneck, a resource alert for S3
+
+        def grown() -> dict[str, Any] | None:
+            rows = [r for r in records.actions() if r["target"] == busy.hostname and r["action"] == "pool_grow"]
+            return rows[0] if rows else None
+
+        action = poll(grown, deadline_s=30, what="S3 to grow the busy worker's pool")
+        assert action["before"]["processes"] == 1 and action["before"]["pool"] == "prefork"
+        assert action["after"]["processes"] == 3, action  # max_step 2, bound 16
+        assert action["params"] == {"n": 2} and action["dry_run"] is False
+        assert "bottleneck" in action["reason"] and busy.hostname in action["reason"]
+        assert pool_size(broker, busy.hostname) == 3  # seen through inspect stats, not S3's own record
+        alert = records.alert(str(action["alert_id"]))
+        assert alert["type"] == "bottleneck" and alert["target"] == busy.hostname
+        assert any(e["event"] == "notified" and "s3" in e["detail"]["routes"] for e in alert["events"])
+        assert worker
+
+
+def queued_tasks(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    """The messages waiting on a Redis queue, decoded (kombu: JSON envelope, base64 body)."""
+    found = []
+    for raw in client.lrange(queue, 0, -1):
+        envelope = json.loads(raw)
+        body = json.loads(base64.b64decode(envelope["body"]))
+        found.append({"task": envelope["headers"]["task"], "args": body[0]})
+    return found
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+    fail_first = 0
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if Receiver.fail_first > 0:  # a receiver that is briefly down: the webhook task retries
+            Receiver.fail_first -= 1
+            self.send_response(503)
+        else:
+            Receiver.received.append(body)
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.received, Receiver.fail_first = [], 1
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def test_pain_reaches_s5_as_a_message_and_a_decision_and_the_webhook_gets_alertmanager_json(
+    app_for: Any, alert_settings: Settings, store: PostgresStore, records: AlertRecords, receiver: str,
+) -> None:  # fmt: skip
+    settings = alert_settings.model_copy(update={"watch_queues": "orphan", "webhook_urls": receiver})
+    client = redis.Redis.from_url(settings.require("redis_url"))
+    producer = control_app(settings.require("broker_url"))
+    for _ in range(3):
+        producer.send_task("fleet.ok", queue="orphan")  # a queue nobody consumes: algedonic pain
+    without_s5 = [q for q in queues.ALL if q != queues.S5_POLICY]
+    app, worker = app_for(without_s5, settings)
+    with worker:
+        Beat(app, store).cycle()
+        waiting = poll(lambda: queued_tasks(client, queues.S5_POLICY) or None, deadline_s=20,
+                       what="a message on vsm.s5.policy")  # fmt: skip
+        (message,) = waiting
+        assert message["task"] == names.S5_POLICY
+        alert = message["args"][0]["alert"]
+        assert (alert["type"], alert["target"], alert["severity"]) == ("algedonic", "queue orphan", "critical")
+        assert alert["labels"] == {"condition": "no_consumer"}
+        book = AlertBook(client)
+        (open_alert,) = [a for a in book.read().state.alerts.values() if a.type == "algedonic"]
+        assert str(open_alert.id) == alert["id"]
+        payload = poll(lambda: Receiver.received[0] if Receiver.received else None, deadline_s=30,
+                       what="the webhook receiver to get the notification (after one 503)")  # fmt: skip
+    assert payload["version"] == "4" and payload["status"] == "firing" and payload["receiver"] == "vsmmon"
+    (sent,) = payload["alerts"]
+    assert sent["labels"] == {"alertname": "algedonic", "severity": "critical", "target": "queue orphan",
+                              "condition": "no_consumer"}  # fmt: skip
+    assert sent["endsAt"] == "0001-01-01T00:00:00Z" and sent["startsAt"].endswith("Z")
+    assert sent["fingerprint"] == open_alert.fingerprint and payload["externalURL"] == settings.external_url
+    assert {"groupKey", "truncatedAlerts", "groupLabels", "commonLabels", "commonAnnotations"} <= payload.keys()
+    s5_app, s5_worker = app_for([queues.S5_POLICY], settings)
+    with s5_worker:
+        decision = poll(lambda: records.decisions()[0] if records.decisions() else None, deadline_s=20,
+                        what="S5's decision")  # fmt: skip
+    assert decision["decision"] == "notify" and str(decision["alert_id"]) == alert["id"]
+    assert "queue orphan" in decision["detail"]["reason"]
+    assert client.llen(queues.S5_POLICY) == 0
+    assert s5_app

@@ -1,0 +1,216 @@
+"""Hierarchical rollups on PostgreSQL: open 5 min windows merged per collection, closed ones folded upwards.
+
+Per collection only `rollups_open` is touched: its 5 min rows are merged through COPY and one upsert (HOT
+updates: the table is small and has fillfactor 50). When a collection starts a new 5 min window, the earlier
+windows close: they move to `metric_rollups` and are folded into their 1 h rows; when a 1 h window closes it is
+folded into its 24 h row. `rollup_state` says how far each fold has gone (`open_from`, `days_from`); a late
+collection (a retry after an outage) whose window has already been folded is merged straight into every level
+already folded. Every step runs under the state row's lock, so aggregations are serialised and never race a fold.
+
+Invariants a reader relies on (`read`): a stored 5 min row is closed and part of its 1 h row; a stored 1 h row
+is part of its 24 h row iff it starts before `days_from`; an open 5 min row is part of no stored row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vsmmon.aggregator import BASE_WINDOW_S, combine, fold, window_start
+from vsmmon.models import ROLLUP_WINDOWS_S, Rollup
+from vsmmon.sketch import Sketch
+
+HOUR_S, DAY_S = ROLLUP_WINDOWS_S[1], ROLLUP_WINDOWS_S[2]
+_COLUMNS = "count, min, max, sum, last, last_ts, q_keys, q_counts"
+_OPEN_IN = """
+CREATE TEMP TABLE IF NOT EXISTS open_in (
+    agent_id text, metric text, window_start timestamptz, count bigint, min float8, max float8, sum float8,
+    last float8, last_ts timestamptz, q_keys int4[], q_counts int4[]
+) ON COMMIT DELETE ROWS
+"""
+_OPEN_TYPES = ["text", "text", "timestamptz", "int8", "float8", "float8", "float8", "float8", "timestamptz",
+               "int4[]", "int4[]"]  # fmt: skip
+# One new sample per series per collection: when its bucket is already there, add to its count (array ops in C,
+# no subquery), else append the pair; a stored sketch may hold a key twice, `Sketch.from_pairs` sums them.
+_POS = "array_position(r.q_keys, excluded.q_keys[1])"
+_ONE_KNOWN = "cardinality(excluded.q_keys) = 1 AND excluded.q_keys[1] = ANY(r.q_keys)"
+_MERGE_OPEN = f"""
+INSERT INTO rollups_open AS r SELECT * FROM open_in
+ON CONFLICT (agent_id, metric, window_start) DO UPDATE SET
+    count = r.count + excluded.count,
+    min = LEAST(r.min, excluded.min),
+    max = GREATEST(r.max, excluded.max),
+    sum = r.sum + excluded.sum,
+    last = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last ELSE r.last END,
+    last_ts = GREATEST(r.last_ts, excluded.last_ts),
+    q_keys = CASE WHEN {_ONE_KNOWN} THEN r.q_keys ELSE r.q_keys || excluded.q_keys END,
+    q_counts = CASE WHEN {_ONE_KNOWN}
+        THEN r.q_counts[:{_POS} - 1] || (r.q_counts[{_POS}] + excluded.q_counts[1]) || r.q_counts[{_POS} + 1:]
+        ELSE r.q_counts || excluded.q_counts END
+"""
+_CLOSED_IN = """
+CREATE TEMP TABLE IF NOT EXISTS closed_in (
+    agent_id text, metric text, window_s integer, window_start timestamptz, count bigint, min float8, max float8,
+    sum float8, last float8, last_ts timestamptz, q_keys int4[], q_counts int4[]
+) ON COMMIT DELETE ROWS
+"""
+_CLOSED_TYPES = ["text", "text", "int4", *_OPEN_TYPES[2:]]
+_REPLACE_CLOSED = f"""
+INSERT INTO metric_rollups (agent_id, metric, window_s, window_start, {_COLUMNS})
+SELECT * FROM closed_in
+ON CONFLICT (agent_id, metric, window_s, window_start) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", "))}
+"""
+_STORED_FOR = f"""
+SELECT r.agent_id, r.metric, r.window_s, r.window_start, {", ".join("r." + c for c in _COLUMNS.split(", "))}
+FROM metric_rollups r
+JOIN unnest(%s::text[], %s::text[], %s::int4[], %s::timestamptz[]) AS k(agent_id, metric, window_s, window_start)
+  ON r.agent_id = k.agent_id AND r.metric = k.metric AND r.window_s = k.window_s AND r.window_start = k.window_start
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    open_from: datetime | None  # 5 min windows starting before this are closed (stored, folded into 1 h)
+    days_from: datetime | None  # 1 h windows starting before this are folded into 24 h
+
+
+def lock_state(conn: Connection) -> State:
+    """The fold state, locked until the transaction ends (every rollup write goes through here)."""
+    query = sa.text("SELECT open_from, days_from FROM rollup_state WHERE id = 1 FOR UPDATE")
+    row = conn.execute(query).first()
+    if row is None:  # emptied (tests truncate it): nothing folded yet
+        conn.execute(sa.text("INSERT INTO rollup_state VALUES (1, NULL, NULL) ON CONFLICT DO NOTHING"))
+        row = conn.execute(query).one()
+    return State(row.open_from, row.days_from)
+
+
+def read_state(conn: Connection) -> State:
+    row = conn.execute(sa.text("SELECT open_from, days_from FROM rollup_state WHERE id = 1")).first()
+    return State(None, None) if row is None else State(row.open_from, row.days_from)
+
+
+def merge_collection(conn: Connection, rollups: Sequence[Rollup], started_at: datetime) -> None:
+    """Merge one collection's 5 min rollups, then fold every window its start closes. Raises: ValueError."""
+    if any(r.window_s != BASE_WINDOW_S for r in rollups):
+        raise ValueError(f"a collection is merged as {BASE_WINDOW_S} s rollups; coarser ones are folded from them")
+    state = lock_state(conn)
+    late = [r for r in rollups if state.open_from is not None and r.window_start < state.open_from]
+    fresh = [r for r in rollups if state.open_from is None or r.window_start >= state.open_from]
+    if fresh:
+        _merge_open(conn, fresh)
+    if late:
+        folded_days = [r for r in late if state.days_from is not None and r.window_start < state.days_from]
+        _merge_closed(conn, [*late, *fold(late, HOUR_S), *fold(folded_days, DAY_S)])
+    cutoff = window_start(started_at, BASE_WINDOW_S)
+    if state.open_from is None or cutoff > state.open_from:
+        _close(conn, cutoff, state)
+
+
+def _merge_open(conn: Connection, rollups: Sequence[Rollup]) -> None:
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    with raw.cursor() as cursor:
+        cursor.execute(_OPEN_IN)
+        with cursor.copy("COPY open_in FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_OPEN_TYPES)
+            write = copy.write_row
+            for r in rollups:
+                write((r.agent_id, r.metric, r.window_start, r.count, r.min, r.max, r.sum, r.last, r.last_ts,
+                       list(r.sketch.keys), list(r.sketch.counts)))  # fmt: skip
+        cursor.execute(_MERGE_OPEN)
+        cursor.execute("TRUNCATE open_in")
+
+
+def _close(conn: Connection, cutoff: datetime, state: State) -> None:
+    """Store the 5 min windows starting before `cutoff`, fold them into 1 h, and complete 1 h windows into 24 h."""
+    rows = conn.execute(
+        sa.text(f"SELECT agent_id, metric, window_start, {_COLUMNS} FROM rollups_open WHERE window_start < :cutoff"),
+        {"cutoff": cutoff},
+    ).all()
+    closing = [_rollup(r.agent_id, r.metric, BASE_WINDOW_S, r) for r in rows]
+    if closing:
+        _merge_closed(conn, [*closing, *fold(closing, HOUR_S)])
+        conn.execute(sa.text("DELETE FROM rollups_open WHERE window_start < :cutoff"), {"cutoff": cutoff})
+    hour_cut = window_start(cutoff, HOUR_S)
+    days_from = state.days_from
+    if days_from is None:
+        days_from = min((window_start(r.window_start, HOUR_S) for r in closing), default=hour_cut)
+    if hour_cut > days_from:
+        hours = conn.execute(
+            sa.text(
+                f"SELECT agent_id, metric, window_start, {_COLUMNS} FROM metric_rollups "
+                "WHERE window_s = :w AND window_start >= :since AND window_start < :until"
+            ),
+            {"w": HOUR_S, "since": days_from, "until": hour_cut},
+        ).all()
+        _merge_closed(conn, fold([_rollup(r.agent_id, r.metric, HOUR_S, r) for r in hours], DAY_S))
+        days_from = hour_cut
+    conn.execute(
+        sa.text("UPDATE rollup_state SET open_from = :open_from, days_from = :days_from WHERE id = 1"),
+        {"open_from": cutoff, "days_from": days_from},
+    )
+
+
+def _merge_closed(conn: Connection, rollups: Sequence[Rollup]) -> None:
+    """Merge rollups into the stored rows of their windows: read, merge exactly (sketches too), write back."""
+    if not rollups:
+        return
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    merged = {(r.agent_id, r.metric, r.window_s, r.window_start): r for r in combine(rollups)}
+    with raw.cursor() as cursor:
+        keys = list(merged)
+        cursor.execute(_STORED_FOR, [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                                     [k[3] for k in keys]])  # fmt: skip
+        for a, m, w, start, count, low, high, total, last, last_ts, q_keys, q_counts in cursor.fetchall():
+            sketch = Sketch.from_pairs(q_keys, q_counts)
+            stored = Rollup(a, m, w, start, count, low, high, total, last, last_ts, sketch)
+            key = (a, m, w, start)
+            merged[key] = stored.merge(merged[key])
+        cursor.execute(_CLOSED_IN)
+        with cursor.copy("COPY closed_in FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_CLOSED_TYPES)
+            for r in merged.values():
+                copy.write_row((r.agent_id, r.metric, r.window_s, r.window_start, r.count, r.min, r.max, r.sum,
+                                r.last, r.last_ts, list(r.sketch.keys), list(r.sketch.counts)))  # fmt: skip
+        cursor.execute(_REPLACE_CLOSED)
+        cursor.execute("TRUNCATE closed_in")
+
+
+def _rollup(agent_id: str, metric: str, window_s: int, row: Any) -> Rollup:
+    return Rollup(agent_id, metric, window_s, row.window_start, row.count, row.min, row.max, row.sum, row.last,
+                  row.last_ts, Sketch.from_pairs(row.q_keys, row.q_counts))  # fmt: skip
+
+
+def read(conn: Connection, agent_id: str, metric: str, window_s: int) -> list[Rollup]:
+    """One series' rollups of one window length, each window as it stands now (open parts included)."""
+    if window_s not in ROLLUP_WINDOWS_S:
+        return []
+    state = read_state(conn)
+    levels = [w for w in ROLLUP_WINDOWS_S if w <= window_s]
+    stored = conn.execute(
+        sa.text(
+            f"SELECT window_s, window_start, {_COLUMNS} FROM metric_rollups "
+            "WHERE agent_id = :a AND metric = :m AND window_s = ANY(:levels)"
+        ),
+        {"a": agent_id, "m": metric, "levels": levels},
+    ).all()
+    open_rows = conn.execute(
+        sa.text(f"SELECT window_start, {_COLUMNS} FROM rollups_open WHERE agent_id = :a AND metric = :m"),
+        {"a": agent_id, "m": metric},
+    ).all()
+    by_level: dict[int, list[Rollup]] = {w: [] for w in ROLLUP_WINDOWS_S}
+    for r in stored:
+        by_level[r.window_s].append(_rollup(agent_id, metric, r.window_s, r))
+    opened = [_rollup(agent_id, metric, BASE_WINDOW_S, r) for r in open_rows]
+    if window_s == BASE_WINDOW_S:
+        return combine([*by_level[BASE_WINDOW_S], *opened])
+    if window_s == HOUR_S:
+        return combine([*by_level[HOUR_S], *fold(opened, HOUR_S)])
+    unfolded_hours = [h for h in by_level[HOUR_S] if state.days_from is None or h.window_start >= state.days_from]
+    return combine([*by_level[DAY_S], *fold(unfolded_hours, DAY_S), *fold(opened, DAY_S)])

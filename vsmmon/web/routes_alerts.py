@@ -1,0 +1,181 @@
+"""Alerts, silences, S3's control actions and S5's policy decisions.
+
+Open alerts are read from the alert manager's ledger (Redis: what is true now); history from PostgreSQL.
+Ack, resolve and silence change the ledger under its lock, here in the HTTP process, so they work while
+the alerts worker is busy or down; a manual resolve's recovery notice is handed to the pipeline
+(`vsmmon.alerts.deliver`) through the task gateway.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.concurrency import run_in_threadpool
+
+from vsmmon import alert_desk
+from vsmmon.alert_book import CHANNEL, AlertBook
+from vsmmon.alert_codec import notification_to_dict, public_alert, silence_to_dict
+from vsmmon.errors import InvalidInput, NotFound, TransientError
+from vsmmon.storage.alert_records import AlertRecords
+from vsmmon.web.auth import require_token, require_token_for_reads
+from vsmmon.web.resources import Resources, resources
+from vsmmon.web.routes_health_checks import TaskGateway
+
+ALERTS_DELIVER_TASK = "vsmmon.alerts.deliver"
+OPEN = ("pending", "firing", "acknowledged")
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+Res = Annotated[Resources, Depends(resources)]
+Ref = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9\-]+$", description="id or fingerprint")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MatcherText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+class Who(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: Name
+    comment: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+class NewSilence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: dict[MatcherText, MatcherText] = Field(min_length=1, max_length=20)
+    duration_s: float = Field(gt=0, le=alert_desk.MAX_SILENCE_S, allow_inf_nan=False)
+    created_by: Name
+    comment: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+def _book(res: Resources) -> AlertBook:
+    return AlertBook(res.redis)
+
+
+def _records(res: Resources) -> AlertRecords:
+    engine = getattr(res.store, "engine", None)
+    if engine is None:
+        raise HTTPException(503, "this HTTP service has no PostgreSQL store")
+    return AlertRecords(engine)
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
+            for k, v in row.items()}  # fmt: skip
+
+
+def _call(work: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a desk operation, turning its errors into HTTP answers."""
+    try:
+        return work(*args, **kwargs)
+    except NotFound as e:
+        raise HTTPException(404, str(e)) from None
+    except InvalidInput as e:
+        raise HTTPException(422, str(e)) from None
+    except TransientError as e:
+        raise HTTPException(503, str(e)) from None
+
+
+@router.get("/alerts", dependencies=[Depends(require_token_for_reads)])
+async def list_alerts(
+    res: Res,
+    status: Annotated[Literal["active", "pending", "firing", "acknowledged", "resolved", "all"], Query()] = "active",
+    limit: Limit = 200,
+) -> dict[str, Any]:
+    """Open alerts from the live ledger (`active`: pending, firing and acknowledged), or the history."""
+    if status in ("active", *OPEN):
+        found = await run_in_threadpool(_call, alert_desk.open_alerts, _book(res))
+        shown = [public_alert(a) for a in found if status in ("active", a.status)]
+        return {"alerts": shown[:limit]}
+    rows = await run_in_threadpool(_records(res).alerts, None if status == "all" else status, limit)
+    return {"alerts": [_shown(r) for r in rows]}
+
+
+@router.get("/alerts/{ref}", dependencies=[Depends(require_token_for_reads)])
+async def get_alert(ref: Ref, res: Res) -> dict[str, Any]:
+    """The latest recorded alert with this id or fingerprint, with its events."""
+    row = await run_in_threadpool(_call, _records(res).alert, ref)
+    return {**_shown(row), "events": [_shown(e) for e in row["events"]]}
+
+
+def _publish(res: Resources, outcome: alert_desk.Outcome) -> None:
+    for alert in outcome.changed:
+        message = {"type": "alert", "event": str(alert.status), "data": public_alert(alert)}
+        res.redis.publish(CHANNEL, json.dumps(message))
+
+
+@router.post("/alerts/{ref}/ack", dependencies=[Depends(require_token)])
+async def acknowledge(ref: Ref, body: Who, res: Res) -> dict[str, Any]:
+    """Acknowledge an open alert: it stops escalating and reminding."""
+
+    def work() -> dict[str, Any]:
+        outcome = _call(alert_desk.acknowledge, _book(res), ref, body.by, datetime.now(UTC))
+        _records(res).save(outcome.changed, outcome.events)
+        _publish(res, outcome)
+        found = [a for a in alert_desk.open_alerts(_book(res)) if ref in (str(a.id), a.fingerprint)]
+        return public_alert(found[0]) if found else {"id": ref, "status": "acknowledged"}
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/alerts/{ref}/resolve", dependencies=[Depends(require_token)])
+async def resolve(ref: Ref, body: Who, request: Request, res: Res) -> dict[str, Any]:
+    """Resolve an open alert by hand; its recovery notice goes where its firing went."""
+    gateway: TaskGateway | None = getattr(request.app.state, "gateway", None)
+
+    def work() -> dict[str, Any]:
+        policy = alert_desk.policy_for(res.settings)
+        outcome = _call(alert_desk.resolve, _book(res), ref, body.by, datetime.now(UTC), policy)
+        _records(res).save(outcome.changed, outcome.events)
+        _publish(res, outcome)
+        delivered = False
+        if outcome.notifications and gateway is not None:
+            args = ([notification_to_dict(n) for n in outcome.notifications],)
+            _call(gateway.send, ALERTS_DELIVER_TASK, args)
+            delivered = True
+        resolved = outcome.changed[0]
+        return {**public_alert(resolved), "recovery_sent": delivered}
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/silences", dependencies=[Depends(require_token_for_reads)])
+async def list_silences(res: Res) -> dict[str, Any]:
+    found = await run_in_threadpool(_call, alert_desk.silences, _book(res), datetime.now(UTC))
+    return {"silences": [silence_to_dict(s) for s in found]}
+
+
+@router.post("/silences", status_code=201, dependencies=[Depends(require_token)])
+async def add_silence(body: NewSilence, res: Res) -> dict[str, Any]:
+    """Mute notifications of the alerts matching every matcher (type, target, severity, fingerprint or a label)."""
+    silence = await run_in_threadpool(
+        _call, alert_desk.add_silence, _book(res), body.matchers, body.duration_s,
+        created_by=body.created_by, comment=body.comment, now=datetime.now(UTC),
+    )  # fmt: skip
+    return silence_to_dict(silence)
+
+
+@router.delete("/silences/{silence_id}", status_code=204, dependencies=[Depends(require_token)])
+async def remove_silence(silence_id: UUID, res: Res) -> Response:
+    found = await run_in_threadpool(_call, alert_desk.remove_silence, _book(res), silence_id)
+    if not found:
+        raise HTTPException(404, f"no silence {silence_id}")
+    return Response(status_code=204)
+
+
+@router.get("/control-actions", dependencies=[Depends(require_token_for_reads)])
+async def control_actions(res: Res, limit: Limit = 200) -> dict[str, Any]:
+    """S3's actions, newest first: what, why, before, after, and whether it helped."""
+    rows = await run_in_threadpool(_records(res).actions, limit)
+    return {"actions": [_shown(r) for r in rows]}
+
+
+@router.get("/policy-decisions", dependencies=[Depends(require_token_for_reads)])
+async def policy_decisions(res: Res, limit: Limit = 200) -> dict[str, Any]:
+    """S5's decisions, newest first."""
+    rows = await run_in_threadpool(_records(res).decisions, limit)
+    return {"decisions": [_shown(r) for r in rows]}

@@ -1,0 +1,135 @@
+"""`vsmmon.alerts.*`: the alert manager's tasks (queue vsm.alerts).
+
+- `evaluate(source, signals, ttl_s)`: a stage reports the conditions it sees; the manager steps and the
+  notifications go out at once: S5 first (the critical path), then S3, the dashboard and webhooks;
+- `record(alerts, events)`: the history rows, retried while PostgreSQL is away, so an outage delays the
+  record, never an alert;
+- `deliver(notifications)`: notifications decided elsewhere (a resolve from the API or the CLI);
+- `webhook(url, payload)`: one Alertmanager-format POST, retried with backoff on 5xx and network errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+from celery import Celery
+
+from vsmmon.alert_book import CHANNEL
+from vsmmon.alert_codec import (
+    alert_from_dict,
+    alert_to_dict,
+    notification_from_dict,
+    notification_to_dict,
+    public_alert,
+    signal_to_dict,
+    signals_from_list,
+)
+from vsmmon.alert_desk import Outcome, policy_for, report
+from vsmmon.alert_routing import alertmanager_payload
+from vsmmon.alerts import Event, Notification, Signal
+from vsmmon.errors import InvalidInput, TransientError
+from vsmmon.redact import redact_url
+from workers import names
+from workers.context import VsmTask, WorkerContext
+
+log = logging.getLogger(__name__)
+WEBHOOK_TIMEOUT_S = 5.0
+WEBHOOK_RECEIVER = "vsmmon"
+
+
+def report_signals(app: Celery, source: str, signals: Sequence[Signal], ttl_s: float) -> None:
+    """Hand a stage's signals to the alert manager (the conditions it sees holding now)."""
+    app.send_task(names.ALERTS_EVALUATE, args=(source, [signal_to_dict(s) for s in signals], ttl_s))
+
+
+def dispatch(app: Celery, ctx: WorkerContext, outcome: Outcome) -> None:
+    """Deliver an outcome's notifications and have its rows recorded."""
+    deliver(app, ctx, outcome.notifications)
+    client = ctx.realtime.client
+    for alert in outcome.changed:
+        client.publish(CHANNEL, json.dumps({"type": "alert", "event": str(alert.status), "data": public_alert(alert)}))
+    if outcome.changed or outcome.events:
+        app.send_task(names.ALERTS_RECORD, args=([alert_to_dict(a) for a in outcome.changed],
+                                                 [event_to_dict(e) for e in outcome.events]))  # fmt: skip
+
+
+def deliver(app: Celery, ctx: WorkerContext, notifications: Sequence[Notification]) -> None:
+    """S5 and S3 by their queues, the dashboard by pub/sub, webhooks by a retried task each."""
+    for route, task in (("s5", names.S5_POLICY), ("s3", names.S3_CONTROL)):
+        for n in notifications:
+            if route in n.routes:
+                app.send_task(task, args=(notification_to_dict(n),))
+    for n in notifications:
+        message = {"type": "alert", "event": n.kind, "over_cap": n.over_cap, "data": public_alert(n.alert)}
+        ctx.realtime.client.publish(CHANNEL, json.dumps(message))
+    hooked = [n for n in notifications if "webhook" in n.routes]
+    urls = ctx.settings.webhooks
+    if hooked and urls:
+        payload = alertmanager_payload(hooked, WEBHOOK_RECEIVER, ctx.settings.external_url)
+        for url in urls:
+            app.send_task(names.ALERTS_WEBHOOK, args=(url, payload))
+
+
+def event_to_dict(e: Event) -> dict[str, Any]:
+    detail = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in e.detail.items()}
+    return {"alert_id": str(e.alert_id), "at": e.at.isoformat(), "event": e.event, "detail": detail}
+
+
+def event_from_dict(raw: Any) -> Event:
+    if not isinstance(raw, dict):
+        raise InvalidInput("event", "expected an object")
+    try:
+        return Event(UUID(raw["alert_id"]), datetime.fromisoformat(raw["at"]), raw["event"], dict(raw["detail"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise InvalidInput("event", f"malformed: {e}") from None
+
+
+def register(app: Celery) -> None:
+    @app.task(name=names.ALERTS_EVALUATE, base=VsmTask, bind=True, shared=False,
+              autoretry_for=(TransientError,), retry_backoff=1, retry_backoff_max=10, max_retries=None)  # fmt: skip
+    def evaluate(self: VsmTask, source: str, signals: list[Any], ttl_s: float) -> dict[str, Any]:
+        ctx = self.ctx
+        parsed = signals_from_list(signals)
+        outcome = report(ctx.alert_book, str(source), parsed, ctx.clock(), ttl_s=float(ttl_s),
+                         policy=policy_for(ctx.settings))  # fmt: skip
+        dispatch(self.app, ctx, outcome)
+        return {
+            "source": source,
+            "signals": len(parsed),
+            "notified": [f"{n.kind}:{n.alert.type}:{n.alert.target}" for n in outcome.notifications],
+            "suppressed": len(outcome.suppressed),
+        }
+
+    @app.task(name=names.ALERTS_RECORD, base=VsmTask, bind=True, shared=False,
+              autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=30, max_retries=None)  # fmt: skip
+    def record(self: VsmTask, alerts: list[Any], events: list[Any]) -> dict[str, int]:
+        changed = [alert_from_dict(a) for a in alerts]
+        self.ctx.alert_records.save(changed, [event_from_dict(e) for e in events])
+        return {"alerts": len(changed), "events": len(events)}
+
+    @app.task(name=names.ALERTS_DELIVER, base=VsmTask, bind=True, shared=False)
+    def deliver_task(self: VsmTask, notifications: list[Any]) -> int:
+        parsed = [notification_from_dict(n) for n in notifications]
+        deliver(self.app, self.ctx, parsed)
+        return len(parsed)
+
+    @app.task(name=names.ALERTS_WEBHOOK, base=VsmTask, bind=True, shared=False,
+              autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=300, max_retries=8)  # fmt: skip
+    def webhook(self: VsmTask, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+        shown = redact_url(url)
+        try:
+            response = httpx.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S)
+        except httpx.HTTPError as e:
+            raise TransientError(f"webhook {shown}: {type(e).__name__}: {e}") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientError(f"webhook {shown}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            log.error("webhook %s refused the notification: HTTP %d %s", shown, response.status_code,
+                      response.text[:200])  # fmt: skip
+        return {"url": shown, "status": response.status_code, "alerts": len(payload.get("alerts", []))}

@@ -1,0 +1,225 @@
+"""`vsmmon.s3.control` and `vsmmon.s3.verify` (queue vsm.s3.control): S3 acts on resource alerts.
+
+`control` looks at the candidate workers through inspect `stats` (pool type and processes, autoscaler),
+asks `vsmmon.control.plan` for a bounded action, applies it through Celery remote control unless dry-run,
+reads `stats` again until the pool shows the change (the "after"), records the action with before and
+after, and schedules `verify` after `VSMMON_CONTROL_VERIFY_AFTER_S`. `verify` decides whether the action
+helped; one that did not is algedonic pain for S5 ("S3 action on X did not restore health").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from celery import Celery
+
+from vsmmon.alert_book import CHANNEL
+from vsmmon.alert_codec import notification_from_dict
+from vsmmon.alerts import Notification, Severity, Signal
+from vsmmon.control import ControlPolicy, Plan, Watch, WorkerView, effective, plan
+from vsmmon.errors import NotFound, TransientError
+from vsmmon.models import AgentKind
+from vsmmon.registry import AgentStatus
+from workers import names
+from workers.alerts import report_signals
+from workers.context import VsmTask, WorkerContext
+from workers.fleet import FleetPoller
+from workers.s5 import held_by
+
+CONTROL_TIMEOUT_S = 2.0
+SETTLE_S = 10.0  # how long the pool may take to show the change in stats
+MAX_CANDIDATES = 20
+
+
+def policy_for(ctx: WorkerContext) -> ControlPolicy:
+    s = ctx.settings
+    return ControlPolicy(s.concurrency_limits, s.control_max_step, s.control_cooldown_s, s.control_dry_run)
+
+
+def candidates(ctx: WorkerContext, target: str) -> list[Known]:
+    """Live Celery workers of the registry that an alert on `target` may concern, busiest first."""
+    alive = (AgentStatus.ONLINE.value, AgentStatus.STALE.value)
+    live = [a for a in ctx.store.agents() if a.kind == AgentKind.CELERY_WORKER.value and a.status in alive]
+    if target.startswith("queue "):
+        live = [a for a in live if target.removeprefix("queue ") in a.queues]
+    elif any(a.agent_id == target for a in live):
+        live = [a for a in live if a.agent_id == target]
+    busiest = sorted(live, key=lambda a: -_saturation(a.metrics))[:MAX_CANDIDATES]
+    return [(a.agent_id, tuple(a.queues), _saturation(a.metrics)) for a in busiest]
+
+
+def _saturation(metrics: Any) -> float:
+    concurrency = metrics.get("concurrency") or 0.0
+    return float(metrics.get("active", 0.0)) / concurrency if concurrency else 0.0
+
+
+Known = tuple[str, tuple[str, ...], float | None]
+"""A worker as the registry knows it: hostname, the queues it consumes, its last saturation."""
+
+
+def views(fleet: Celery, known: Sequence[Known]) -> list[WorkerView]:
+    """The workers as inspect `stats` shows them now (a worker that does not answer is left out)."""
+    if not known:
+        return []
+    stats = fleet.control.inspect(destination=[k[0] for k in known], timeout=CONTROL_TIMEOUT_S).stats() or {}
+    found: dict[str, Any] = dict(stats)
+    return [_view(host, s, queues, sat) for host, queues, sat in known if isinstance(s := found.get(host), dict)]
+
+
+def _view(hostname: str, stats: dict[str, Any], queues: tuple[str, ...], saturation: float | None) -> WorkerView:
+    pool = stats.get("pool") or {}
+    implementation = str(pool.get("implementation", ""))  # e.g. "celery.concurrency.prefork:TaskPool"
+    kind = implementation.split(":", maxsplit=1)[0].rsplit(".", 1)[-1] or "unknown"
+    processes = pool.get("processes")
+    count = len(processes) if isinstance(processes, list) else int(pool.get("max-concurrency") or 0)
+    scaler = stats.get("autoscaler") or None
+    autoscale = (int(scaler["max"]), int(scaler["min"])) if isinstance(scaler, dict) and "max" in scaler else None
+    return WorkerView(hostname, kind, count, queues, autoscale, saturation)
+
+
+def read_signal(ctx: WorkerContext, watch: Watch, now: datetime) -> float | None:
+    """The latest collected value of the watched signal ("saturation": active / concurrency)."""
+    window = ctx.realtime
+
+    def last(metric: str) -> float | None:
+        points = window.read(watch.agent_id, metric, now, 3 * ctx.settings.collect_interval_s)
+        return points[-1].value if points else None
+
+    if watch.metric != "saturation":
+        return last(watch.metric)
+    active, concurrency = last("active"), last("concurrency")
+    return None if active is None or not concurrency else active / concurrency
+
+
+def apply(fleet: Celery, p: Plan) -> dict[str, Any]:
+    """Send the plan's command to its worker; the worker's reply."""
+    destination = [p.destination] if p.destination else None
+    if p.action == "pool_grow":
+        replies = fleet.control.pool_grow(p.params["n"], destination=destination, reply=True, timeout=CONTROL_TIMEOUT_S)
+    elif p.action == "pool_shrink":
+        replies = fleet.control.pool_shrink(p.params["n"], destination=destination, reply=True,
+                                            timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+    else:
+        replies = fleet.control.autoscale(p.params["max"], p.params["min"], destination=destination, reply=True,
+                                          timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+    merged: dict[str, Any] = {}
+    for reply in replies or []:
+        merged.update(reply)
+    answer: dict[str, Any] = merged.get(p.destination or "", {"error": "no reply"})
+    return answer
+
+
+def settle(fleet: Celery, p: Plan, before: WorkerView) -> WorkerView | None:
+    """Poll stats until the pool shows the change (or SETTLE_S passes): the action's "after"."""
+    deadline = time.monotonic() + SETTLE_S
+    view = None
+    while True:
+        found = views(fleet, [(before.hostname, before.queues, before.saturation)])
+        view = found[0] if found else view
+        if view is not None and (p.expected_processes is None or view.processes == p.expected_processes):
+            return view
+        if view is not None and p.action == "autoscale" and view.autoscale and view.autoscale[0] == p.params["max"]:
+            return view
+        if time.monotonic() >= deadline:
+            return view
+        time.sleep(0.2)
+
+
+def _shown(view: WorkerView | None) -> dict[str, Any]:
+    if view is None:
+        return {}
+    return {"processes": view.processes, "pool": view.pool, "autoscale": list(view.autoscale or []) or None}
+
+
+def publish(ctx: WorkerContext, row: dict[str, Any]) -> None:
+    shown = {k: (str(v) if isinstance(v, UUID) else v.isoformat() if isinstance(v, datetime) else v)
+             for k, v in row.items()}  # fmt: skip
+    ctx.realtime.client.publish(CHANNEL, json.dumps({"type": "control_action", "data": shown}))
+
+
+def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification) -> dict[str, Any]:
+    """Plan, apply (unless dry-run), observe and record S3's action on one notification."""
+    now, policy = ctx.clock(), policy_for(ctx)
+    if n.kind == "recovery":
+        return {"action": "none", "reason": f"{n.alert.type} on {n.alert.target} recovered"}
+    workers = views(fleet, candidates(ctx, n.alert.target))
+    last: dict[str, datetime] = {}
+    for done in ctx.alert_records.actions(since=now - timedelta(seconds=policy.cooldown_s)):
+        if done["action"] != "none" and not done["dry_run"]:
+            last.setdefault(done["target"], done["at"])
+    p = plan(n.alert, n.kind, workers, last, now=now, policy=policy, held_by=held_by(ctx))
+    action_id = uuid.uuid4()
+    row: dict[str, Any] = {
+        "id": action_id, "at": now, "target": p.destination or n.alert.target, "action": p.action,
+        "params": dict(p.params), "reason": p.reason, "alert_id": n.alert.id, "dry_run": policy.dry_run,
+    }  # fmt: skip
+    if p.action == "none":
+        row["dry_run"] = False
+        ctx.alert_records.save_action(row)
+        publish(ctx, row)
+        return {"action": "none", "reason": p.reason, "id": str(action_id)}
+    before = next(w for w in workers if w.hostname == p.destination)
+    watched = None
+    if p.watch is not None:
+        w = p.watch
+        watched = {"agent_id": w.agent_id, "metric": w.metric, "want": w.want, "value": read_signal(ctx, w, now)}
+    row["before"] = {**_shown(before), "watch": watched}
+    if policy.dry_run:
+        row["after"] = {"applied": False}
+    else:
+        reply = apply(fleet, p)
+        row["after"] = {**_shown(settle(fleet, p, before) if "ok" in reply else None), "reply": reply}
+    ctx.alert_records.save_action(row)
+    publish(ctx, row)
+    if not policy.dry_run and "ok" in row["after"]["reply"]:
+        app.send_task(names.S3_VERIFY, args=(str(action_id),), countdown=ctx.settings.control_verify_after_s)
+    return {"action": p.action, "destination": p.destination, "params": dict(p.params), "id": str(action_id),
+            "before": row["before"], "after": row["after"]}  # fmt: skip
+
+
+def check(app: Celery, ctx: WorkerContext, action_id: str) -> dict[str, Any]:
+    """Did the action help? Recorded once; one that did not is algedonic pain for S5."""
+    now = ctx.clock()
+    try:
+        row = ctx.alert_records.action(UUID(action_id))
+    except NotFound:
+        return {"id": action_id, "verified": False}
+    if row["verified_at"] is not None:
+        return {"id": action_id, "verified": True, "effective": row["effective"]}
+    raw = (row["before"] or {}).get("watch")
+    watch = Watch(raw["agent_id"], raw["metric"], raw["want"]) if raw else None
+    value = read_signal(ctx, watch, now) if watch else None
+    still_open = {a.id for a in ctx.alert_book.read().state.alerts.values()}
+    resolved = row["alert_id"] is not None and row["alert_id"] not in still_open
+    helped = effective(watch.want if watch else "down", raw.get("value") if raw else None, value, resolved)
+    ctx.alert_records.verify_action(row["id"], now, helped, {"signal": value, "alert_resolved": resolved})
+    publish(ctx, {**row, "verified_at": now, "effective": helped})
+    if not helped:
+        target, waited = row["target"], ctx.settings.control_verify_after_s
+        summary = (f"S3 action on {target} did not restore health within {waited:.0f} s "
+                   f"({row['action']} {json.dumps(row['params'])})")  # fmt: skip
+        pain = Signal("algedonic", target, Severity.CRITICAL, {"condition": "control_failed"}, summary,
+                      system_wide=True)  # fmt: skip
+        report_signals(app, f"s3:{target}", [pain], ttl_s=waited)
+    return {"id": action_id, "verified": True, "effective": helped, "signal": value, "alert_resolved": resolved}
+
+
+def register(app: Celery) -> None:
+    pollers: dict[str, FleetPoller] = {}
+
+    @app.task(name=names.S3_CONTROL, base=VsmTask, bind=True, shared=False,
+              autoretry_for=(TransientError,), retry_backoff=1, retry_backoff_max=30, max_retries=10)  # fmt: skip
+    def control(self: VsmTask, notification: dict[str, Any]) -> dict[str, Any]:
+        fleet = pollers.setdefault("fleet", FleetPoller.for_settings(app, self.ctx.settings)).app
+        return act(self.app, self.ctx, fleet, notification_from_dict(notification))
+
+    @app.task(name=names.S3_VERIFY, base=VsmTask, bind=True, shared=False,
+              autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=None)  # fmt: skip
+    def verify(self: VsmTask, action_id: str) -> dict[str, Any]:
+        return check(self.app, self.ctx, action_id)

@@ -1,0 +1,99 @@
+"""`vsmmon.s5.policy` (queue vsm.s5.policy): S5 records each escalation and decides (`vsmmon.policy`).
+
+What S5 has in force (a protective mode, a hold on S3) is kept in Redis under `STANDING_KEY`, with the
+workers whose consumers a protective mode cancelled, so its lifting gives each its queue back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+
+from vsmmon.alert_book import CHANNEL
+from vsmmon.alert_codec import notification_from_dict, public_alert
+from vsmmon.errors import TransientError
+from vsmmon.policy import Standing, decide
+from workers import names
+from workers.context import VsmTask, WorkerContext
+from workers.fleet import FleetPoller
+
+log = logging.getLogger(__name__)
+STANDING_KEY = "vsm:s5:standing"
+HOLD_MAX_S = 3600.0  # a hold nobody lifts ends by itself
+CONTROL_TIMEOUT_S = 2.0
+
+
+def read_standing(ctx: WorkerContext) -> dict[str, Any]:
+    raw = ctx.realtime.client.get(STANDING_KEY)
+    data: dict[str, Any] = json.loads(raw) if raw else {}
+    hold_until = data.get("hold_until")
+    if hold_until is not None and hold_until < ctx.clock().timestamp():
+        data.pop("hold_for", None)
+        data.pop("hold_until", None)
+    return data
+
+
+def held_by(ctx: WorkerContext) -> str | None:
+    """Why S3 must not act now (S5 holds it), or None."""
+    data = read_standing(ctx)
+    return data.get("hold_reason") if data.get("hold_for") else None
+
+
+def _consumers(app: Celery, queues: tuple[str, ...]) -> dict[str, list[str]]:
+    """Workers consuming each queue, by inspect active_queues."""
+    replies = app.control.inspect(timeout=CONTROL_TIMEOUT_S).active_queues() or {}
+    found: dict[str, list[str]] = {q: [] for q in queues}
+    for host, consumed in replies.items():
+        for q in consumed or []:
+            if q.get("name") in found:
+                found[q["name"]].append(host)
+    return {q: sorted(hosts) for q, hosts in found.items() if hosts}
+
+
+def register(app: Celery) -> None:
+    pollers: dict[str, FleetPoller] = {}
+
+    @app.task(name=names.S5_POLICY, base=VsmTask, bind=True, shared=False,
+              autoretry_for=(TransientError,), retry_backoff=1, retry_backoff_max=30, max_retries=20)  # fmt: skip
+    def policy(self: VsmTask, notification: dict[str, Any]) -> dict[str, Any]:
+        ctx, settings = self.ctx, self.ctx.settings
+        n = notification_from_dict(notification)
+        now = ctx.clock()
+        data = read_standing(ctx)
+        standing = Standing(data.get("protective_for"), data.get("hold_for"))
+        verdict = decide(n.alert, n.kind, standing, protective_queues=settings.protective_queues,
+                         hold_on_control_failure=settings.s5_hold_on_control_failure)  # fmt: skip
+        fleet = pollers.setdefault("fleet", FleetPoller.for_settings(self.app, settings)).app
+        detail: dict[str, Any] = {"reason": verdict.reason, "kind": n.kind, "alert": public_alert(n.alert)}
+        if verdict.decision == "protective_mode":
+            cancelled = _consumers(fleet, settings.protective_queues)
+            for queue, hosts in cancelled.items():
+                fleet.control.cancel_consumer(queue, destination=hosts, reply=True, timeout=CONTROL_TIMEOUT_S)
+            data.update(protective_for=n.alert.fingerprint, protective=cancelled)
+            detail["cancelled"] = cancelled
+        elif verdict.decision == "hold":
+            until = now + timedelta(seconds=HOLD_MAX_S)
+            data.update(hold_for=n.alert.fingerprint, hold_reason=verdict.reason, hold_until=until.timestamp())
+            detail["hold_until"] = until.isoformat()
+        if "protective_mode" in verdict.lifts:
+            restored = data.pop("protective", {}) or {}
+            for queue, hosts in restored.items():
+                fleet.control.add_consumer(queue, destination=hosts, reply=True, timeout=CONTROL_TIMEOUT_S)
+            data.pop("protective_for", None)
+            detail["restored"] = restored
+        if "hold" in verdict.lifts:
+            for key in ("hold_for", "hold_reason", "hold_until"):
+                data.pop(key, None)
+        detail["lifts"] = list(verdict.lifts)
+        ctx.realtime.client.set(STANDING_KEY, json.dumps(data))
+        row = {"id": uuid.uuid4(), "at": now, "alert_id": n.alert.id, "decision": verdict.decision, "detail": detail}
+        ctx.alert_records.save_decision(row)
+        shown = {**row, "id": str(row["id"]), "at": now.isoformat(), "alert_id": str(n.alert.id)}
+        ctx.realtime.client.publish(CHANNEL, json.dumps({"type": "policy_decision", "data": shown}))
+        log.warning("S5 %s: %s", verdict.decision, verdict.reason)
+        return {"decision": verdict.decision, "reason": verdict.reason, "id": shown["id"]}
