@@ -45,7 +45,7 @@ def records(alert_settings: Settings) -> Iterator[AlertRecords]:
 
 
 @pytest.fixture
-def app_for(alert_settings: Settings, clean_services: None) -> Iterator[Any]:
+def app_for(alert_settings: Settings, clean_services: None) -> Any:
     """Start pipeline workers on given queues: `with app_for(queues) as app`."""
 
     def start(consumed: list[str], settings: Settings = alert_settings) -> Any:
@@ -53,7 +53,7 @@ def app_for(alert_settings: Settings, clean_services: None) -> Iterator[Any]:
         return app, start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
                                  queues=consumed, shutdown_timeout=20)  # fmt: skip
 
-    yield start
+    return start
 
 
 def assess(app: PipelineApp) -> dict[str, Any]:
@@ -86,13 +86,17 @@ def test_overload_reaches_s3_which_grows_the_workers_pool(
             return rows[0] if rows else None
 
         action = poll(grown, deadline_s=30, what="S3 to grow the busy worker's pool")
-        assert action["before"]["processes"] == 1 and action["before"]["pool"] == "prefork"
+        assert action["before"]["processes"] == 1
+        assert action["before"]["pool"] == "prefork"
         assert action["after"]["processes"] == 3, action  # max_step 2, bound 16
-        assert action["params"] == {"n": 2} and action["dry_run"] is False
-        assert "bottleneck" in action["reason"] and busy.hostname in action["reason"]
+        assert action["params"] == {"n": 2}
+        assert action["dry_run"] is False
+        assert "bottleneck" in action["reason"]
+        assert busy.hostname in action["reason"]
         assert pool_size(broker, busy.hostname) == 3  # seen through inspect stats, not S3's own record
         alert = records.alert(str(action["alert_id"]))
-        assert alert["type"] == "bottleneck" and alert["target"] == busy.hostname
+        assert alert["type"] == "bottleneck"
+        assert alert["target"] == busy.hostname
         assert any(e["event"] == "notified" and "s3" in e["detail"]["routes"] for e in alert["events"])
         assert worker
 
@@ -159,18 +163,23 @@ def test_pain_reaches_s5_as_a_message_and_a_decision_and_the_webhook_gets_alertm
         assert str(open_alert.id) == alert["id"]
         payload = poll(lambda: Receiver.received[0] if Receiver.received else None, deadline_s=30,
                        what="the webhook receiver to get the notification (after one 503)")  # fmt: skip
-    assert payload["version"] == "4" and payload["status"] == "firing" and payload["receiver"] == "vsmmon"
+    assert payload["version"] == "4"
+    assert payload["status"] == "firing"
+    assert payload["receiver"] == "vsmmon"
     (sent,) = payload["alerts"]
     assert sent["labels"] == {"alertname": "algedonic", "severity": "critical", "target": "queue orphan",
                               "condition": "no_consumer"}  # fmt: skip
-    assert sent["endsAt"] == "0001-01-01T00:00:00Z" and sent["startsAt"].endswith("Z")
-    assert sent["fingerprint"] == open_alert.fingerprint and payload["externalURL"] == settings.external_url
+    assert sent["endsAt"] == "0001-01-01T00:00:00Z"
+    assert sent["startsAt"].endswith("Z")
+    assert sent["fingerprint"] == open_alert.fingerprint
+    assert payload["externalURL"] == settings.external_url
     assert {"groupKey", "truncatedAlerts", "groupLabels", "commonLabels", "commonAnnotations"} <= payload.keys()
     s5_app, s5_worker = app_for([queues.S5_POLICY], settings)
     with s5_worker:
         decision = poll(lambda: records.decisions()[0] if records.decisions() else None, deadline_s=20,
                         what="S5's decision")  # fmt: skip
-    assert decision["decision"] == "notify" and str(decision["alert_id"]) == alert["id"]
+    assert decision["decision"] == "notify"
+    assert str(decision["alert_id"]) == alert["id"]
     assert "queue orphan" in decision["detail"]["reason"]
     assert client.llen(queues.S5_POLICY) == 0
     assert s5_app

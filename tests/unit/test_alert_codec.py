@@ -43,7 +43,8 @@ def test_state_round_trips_through_json() -> None:
     again = state_from_dict(json.loads(json.dumps(state_to_dict(state))))
     assert again.alerts == state.alerts
     assert again.silences == state.silences
-    assert again.sent == state.sent and again.last_sent == state.last_sent
+    assert again.sent == state.sent
+    assert again.last_sent == state.last_sent
 
 
 def test_notifications_and_signals_round_trip() -> None:
@@ -58,9 +59,11 @@ def test_the_ledger_keeps_each_source_report() -> None:
     state, _ = busy_state()
     ledger = Ledger(state, {"health": Report(NOW, 90.0, tuple(SIGNALS))})
     again = ledger_from_json(ledger_to_json(ledger))
-    assert again.sources == ledger.sources and again.state.alerts == state.alerts
+    assert again.sources == ledger.sources
+    assert again.state.alerts == state.alerts
     assert again.holding(NOW + timedelta(seconds=90)) == SIGNALS
-    assert again.holding(NOW + timedelta(seconds=91)) == [] and again.sources == {}
+    assert again.holding(NOW + timedelta(seconds=91)) == []
+    assert again.sources == {}
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ W2 = WorkerView("w2@h", "prefork", 3, ("email",), saturation=0.5)
 def test_a_saturated_worker_grows_by_the_step_within_its_bound() -> None:
     p = plan(bottleneck("w1@h", "queue"), "firing", [W1, W2], {}, now=NOW, policy=POLICY)
     assert (p.action, p.destination, dict(p.params), p.expected_processes) == ("pool_grow", "w1@h", {"n": 2}, 4)
-    assert p.watch is not None and (p.watch.agent_id, p.watch.metric, p.watch.want) == ("w1@h", "saturation", "down")
+    assert p.watch is not None
+    assert (p.watch.agent_id, p.watch.metric, p.watch.want) == ("w1@h", "saturation", "down")
     assert "pool 2 -> 4 (max 8)" in p.reason
 
 
@@ -40,13 +41,15 @@ def test_growth_stops_at_the_tightest_queue_bound() -> None:
     assert (p.action, dict(p.params)) == ("pool_grow", {"n": 1})  # email allows 4: 3 -> 4, not 5
     full = WorkerView("w2@h", "prefork", 4, ("email",))
     p = plan(bottleneck("w2@h", "queue"), "firing", [full], {}, now=NOW, policy=POLICY)
-    assert p.action == "none" and "its maximum (4)" in p.reason
+    assert p.action == "none"
+    assert "its maximum (4)" in p.reason
 
 
 def test_memory_pressure_shrinks_by_one_and_never_below_the_minimum() -> None:
     p = plan(bottleneck("w2@h", "memory"), "firing", [W2], {}, now=NOW, policy=POLICY)
     assert (p.action, dict(p.params), p.expected_processes) == ("pool_shrink", {"n": 1}, 2)
-    assert p.watch is not None and p.watch.metric == "rss_bytes"
+    assert p.watch is not None
+    assert p.watch.metric == "rss_bytes"
     at_min = WorkerView("w2@h", "prefork", 2, ("email",))
     assert plan(bottleneck("w2@h", "memory"), "firing", [at_min], {}, now=NOW, policy=POLICY).action == "none"
 
@@ -56,7 +59,8 @@ def test_a_queue_backlog_grows_its_consumer_with_the_most_room() -> None:
     alert = bottleneck("queue default", "backlog")
     p = plan(alert, "firing", [W1, small, W2], {}, now=NOW, policy=POLICY)
     assert (p.action, p.destination) == ("pool_grow", "a@h")
-    assert p.watch is not None and (p.watch.agent_id, p.watch.metric) == ("queue:default", "messages")
+    assert p.watch is not None
+    assert (p.watch.agent_id, p.watch.metric) == ("queue:default", "messages")
 
 
 def test_cooldown_dry_run_hold_and_pool_type_are_respected() -> None:
@@ -66,7 +70,8 @@ def test_cooldown_dry_run_hold_and_pool_type_are_respected() -> None:
     old = {"w1@h": NOW - timedelta(seconds=301)}
     assert plan(alert, "firing", [W1], old, now=NOW, policy=POLICY).action == "pool_grow"
     held = plan(alert, "firing", [W1], {}, now=NOW, policy=POLICY, held_by="S3's action failed")
-    assert held.action == "none" and "S5 holds" in held.reason
+    assert held.action == "none"
+    assert "S5 holds" in held.reason
     threads = WorkerView("w1@h", "thread", 4, ("default",))
     assert "only prefork" in plan(alert, "firing", [threads], {}, now=NOW, policy=POLICY).reason
     assert plan(alert, "recovery", [W1], {}, now=NOW, policy=POLICY).action == "none"
@@ -86,7 +91,8 @@ def test_recommendations_name_their_command_and_unknown_alerts_get_no_action() -
     odd = firing(Signal("resource_adjustment", "w1@h", Severity.CRITICAL, {"command": "shutdown"}, resource=True))
     assert "no actuator" in plan(odd, "firing", [W1], {}, now=NOW, policy=POLICY).reason
     gone = plan(bottleneck("w9@h", "queue"), "firing", [W1], {}, now=NOW, policy=POLICY)
-    assert gone.action == "none" and "not a live worker" in gone.reason
+    assert gone.action == "none"
+    assert "not a live worker" in gone.reason
 
 
 def test_s3_score_grows_the_busiest_worker() -> None:

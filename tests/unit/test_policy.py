@@ -22,12 +22,14 @@ FAILED = firing(Signal("algedonic", "w1@h", Severity.CRITICAL, {"condition": "co
 
 def test_critical_viability_without_protective_queues_is_notify() -> None:
     v = decide(VIABILITY, "firing", Standing(), protective_queues=(), hold_on_control_failure=True)
-    assert v.decision == "notify" and "viability 0.40" in v.reason
+    assert v.decision == "notify"
+    assert "viability 0.40" in v.reason
 
 
 def test_critical_viability_with_protective_queues_starts_protective_mode_once() -> None:
     v = decide(VIABILITY, "firing", Standing(), protective_queues=("reports",), hold_on_control_failure=True)
-    assert v.decision == "protective_mode" and "reports" in v.reason
+    assert v.decision == "protective_mode"
+    assert "reports" in v.reason
     again = decide(VIABILITY, "reminder", Standing(protective_for=VIABILITY.fingerprint),
                    protective_queues=("reports",), hold_on_control_failure=True)  # fmt: skip
     assert again.decision == "notify"

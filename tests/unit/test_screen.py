@@ -35,7 +35,12 @@ def test_no_judgement_on_consumers_while_a_worker_did_not_answer() -> None:
 def test_an_unreadable_broker_is_pain() -> None:
     broker = AgentReport("broker:127.0.0.1:6379", AgentKind.BROKER, "", errors={"server": "connection refused"})
     (signal,) = screen(collection(WORKER, broker))
-    assert (signal.type, signal.target, signal.severity, signal.system_wide) == ("algedonic", "broker", "critical", True)
+    assert (signal.type, signal.target, signal.severity, signal.system_wide) == (
+        "algedonic",
+        "broker",
+        "critical",
+        True,
+    )
     assert signal.labels == {"condition": "unreachable"}
 
 
