@@ -14,12 +14,14 @@ from vsmmon.config import Settings
 from vsmmon.errors import BufferUnavailable, StoreUnavailable
 from vsmmon.selfreport import RequestStats, SelfReporter
 from vsmmon.web import (
+    dashboard,
     routes_agents,
     routes_alerts,
     routes_analysis,
     routes_collections,
     routes_health,
     routes_health_checks,
+    routes_metrics,
 )
 from vsmmon.web.limits import BodySizeLimit, RequestTiming
 from vsmmon.web.resources import Resources, default_resources
@@ -33,6 +35,7 @@ ROUTERS = (
     routes_health_checks.latest_router,
     routes_analysis.router,
     routes_alerts.router,
+    routes_metrics.router,
 )
 
 
@@ -73,12 +76,14 @@ def create_app(
         finally:
             if reporter is not None:
                 reporter.stop()
+            await dashboard.close(app)
             app.state.resources.close()
 
     app = FastAPI(title="vsmmon", version=__version__, lifespan=lifespan)
     app.state.gateway = gateway
     for router in ROUTERS:
         app.include_router(router)
+    dashboard.install(app)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StoreUnavailable, _unavailable)
     app.add_exception_handler(BufferUnavailable, _unavailable)

@@ -1,0 +1,130 @@
+"""A fleet's state written the way the pipeline writes it: registry, real-time window, assessment, analysis.
+
+Used by the browser tests, the screenshots and the P6 benchmark. The stages are the real ones
+(`evaluate`, `analyse_fleet`, the stores); only the worker processes are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from vsmmon.analysis import MemorySeries, analyse_fleet
+from vsmmon.assessment import HealthAssessment, evaluate
+from vsmmon.health import MB, AgentInputs
+from vsmmon.health_codec import assessment_to_dict, rows
+from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.realtime import RealtimeWindow
+from vsmmon.registry import AgentStatus, Transition
+from vsmmon.storage.postgres import PostgresStore
+from vsmmon.systems import ControlInputs, QueueFlow
+
+HEALTH_CHANNEL = "vsm:health"  # what workers/health.py publishes on
+INTERVAL_S = 5.0
+QUEUES = ("vsm.collect", "vsm.analysis", "orders", "emails")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    workers: list[str]
+    offline: list[str]
+    now: datetime
+
+
+def worker_metrics(i: int, t_s: float, rng: random.Random) -> dict[str, float]:
+    leak = 3 * MB * t_s / INTERVAL_S if i == 0 else 0.0  # the first worker leaks: a forecast worth drawing
+    return {
+        "cpu_percent": 20 + 15 * math.sin(t_s / 60 + i) + rng.uniform(0, 5),
+        "rss_bytes": (150 + (i % 7) * 40) * MB + leak,
+        "children_rss_bytes": 80 * MB,
+        "active": float(rng.randint(0, 4)),
+        "concurrency": 4.0,
+        "tasks_succeeded_total": 1000 + 12 * t_s + i,
+        "tasks_failed_total": 3 + t_s / 50,
+        "task_runtime_p95_s": 0.12 + 0.03 * math.sin(t_s / 40),
+        "queue_wait_p95_s": 0.02 + rng.uniform(0, 0.01),
+        "task.vsmmon.collect.run.succeeded_total": 100 + t_s / INTERVAL_S,
+    }
+
+
+def seed(store: PostgresStore, client: redis.Redis, agents: int = 40, offline: int = 3, cycles: int = 60) -> Fleet:
+    """Register `agents` workers and the queues, `cycles` collections of history, `offline` of them offline."""
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    window = RealtimeWindow(client, INTERVAL_S)
+    names = [f"celery@worker-{i:04d}" for i in range(agents)]
+    start = now - timedelta(seconds=INTERVAL_S * (cycles - 1))
+    for c in range(cycles):
+        at = start + timedelta(seconds=INTERVAL_S * c)
+        t_s = (at - start).total_seconds()
+        reports = [
+            AgentReport(name, AgentKind.CELERY_WORKER, f"host-{i % 5}", worker_metrics(i, t_s, rng), version="2.3",
+                        queues=(QUEUES[i % len(QUEUES)],))
+            for i, name in enumerate(names)
+        ]  # fmt: skip
+        reports += [
+            AgentReport(f"queue:{q}", AgentKind.QUEUE, "", {"messages": float(5 * k + 20 * math.sin(t_s / 50) ** 2)})
+            for k, q in enumerate(QUEUES)
+        ]
+        collection = Collection(uuid.uuid4(), at, 8.0 + rng.uniform(0, 30), tuple(reports))
+        window.write(collection)
+        if c >= cycles - 3:  # the registry and a few stored collections (the /metrics histogram)
+            store.save_collection(collection, at)
+            store.update_registry(collection)
+    gone = names[-offline:] if offline else []
+    store.apply_transitions(
+        [Transition(n, now, AgentStatus.ONLINE, AgentStatus.OFFLINE, "missed its reports") for n in gone]
+    )
+    analyse(store, window, names[:3], now)
+    return Fleet(names, gone, now)
+
+
+def analyse(store: PostgresStore, window: RealtimeWindow, names: list[str], now: datetime) -> None:
+    """The analysis stage on the window's memory and CPU series: forecasts, trends, recommendations."""
+    memory, series = [], {}
+    for name in names:
+        main = window.read(name, "rss_bytes", now)
+        origin = main[0].ts
+        memory.append(
+            MemorySeries(name, ([(p.ts - origin).total_seconds() for p in main], [p.value + 80 * MB for p in main]),
+                         1024 * MB)
+        )  # fmt: skip
+        for metric in ("cpu_percent", "task_runtime_p95_s"):
+            points = window.read(name, metric, now, 300)
+            series[name, metric, 300] = ([(p.ts - now).total_seconds() for p in points], [p.value for p in points])
+    store.save_analysis(analyse_fleet(now, memory, series, []))
+
+
+def assessment(fleet: Fleet, at: datetime | None = None, *, degraded: bool = False) -> HealthAssessment:
+    """A real assessment of the fleet (the health stage's pure entry point)."""
+    rng = random.Random(11)
+    agents = [
+        AgentInputs(
+            name, "celery_worker", name not in fleet.offline,
+            {"rss_bytes": (300 if not degraded or i % 3 else 900) * MB, "concurrency": 4.0, "active": 2.0,
+             "task_runtime_p95_s": 0.15},
+            512 * MB, 1024 * MB, 400.0, float(rng.randint(0, 30 if degraded else 3)), rng.uniform(0.2, 0.7), 0.12,
+        )
+        for i, name in enumerate(fleet.workers)
+    ]  # fmt: skip
+    flows = [QueueFlow(q, 10.0 * k, 4.0, 4.0 - (1.5 if degraded else 0), [10.0 * k] * 20) for k, q in enumerate(QUEUES)]
+    control = ControlInputs(
+        active_total=2.0 * len(agents), concurrency_total=4.0 * len(agents),
+        pool_series={a.agent_id: [4.0] * 20 for a in agents}, identities=[(QUEUES[0], "2.3|abc")] * len(agents),
+    )  # fmt: skip
+    return evaluate(at or datetime.now(UTC), agents, flows, control, expected_capacity=4.0 * len(agents))
+
+
+def store_and_publish(store: PostgresStore, client: redis.Redis, result: HealthAssessment) -> dict[str, Any]:
+    """What the health task does with an assessment: store its rows, publish its summary."""
+    store.save_health(rows(result))
+    summary = assessment_to_dict(result, agents=False)
+    client.publish(HEALTH_CHANNEL, json.dumps(summary))
+    return summary

@@ -1,0 +1,151 @@
+"""The dashboard in headless Chromium against the real HTTP service, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from tests.browser.seed import assessment, seed, store_and_publish
+from tests.integration.conftest import poll
+from vsmmon.storage.postgres import PostgresStore
+
+TIMEOUT_MS = 15_000
+NO_VALUE = "\u2013"  # what the page shows for a missing figure
+
+
+def open_dashboard(page: Any, url: str) -> None:
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT_MS)
+
+
+def shown_at(page: Any, at: str) -> None:
+    page.wait_for_selector(f"#viability[data-at='{at}']", timeout=TIMEOUT_MS)
+
+
+def test_the_page_shows_viability_the_systems_and_the_agents(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis
+) -> None:
+    fleet = seed(store, redis_client, agents=40, offline=3)
+    summary = store_and_publish(store, redis_client, assessment(fleet))
+    open_dashboard(page, live_api)
+    shown_at(page, summary["at"])
+    assert float(page.text_content("#viability-value")) == pytest.approx(summary["viability"], abs=0.0051)
+    assert page.text_content("#viability-state") == summary["viability_state"]
+    for name, system in summary["systems"].items():
+        card = page.locator(f".system[data-system='{name}']")
+        shown = card.locator(".score").text_content()
+        if system["score"] is None:
+            assert shown == NO_VALUE
+        else:
+            assert float(shown) == pytest.approx(system["score"], abs=0.0051)
+        assert card.locator(".muted").nth(1).text_content() == system["state"]
+        for factor in system["factors"]:
+            assert factor["name"] in card.text_content()
+    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 44", timeout=TIMEOUT_MS)
+    assert page.text_content("#agent-counts") == "44 shown, 3 offline"
+    offline = page.locator("#agents tbody td[data-s='offline']")
+    assert offline.count() == 3
+    assert page.locator("#tiles i.offline").count() == 3
+
+
+def test_a_new_assessment_appears_without_a_reload(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis
+) -> None:
+    fleet = seed(store, redis_client, agents=12, offline=0, cycles=3)
+    first = store_and_publish(store, redis_client, assessment(fleet))
+    open_dashboard(page, live_api)
+    shown_at(page, first["at"])
+    page.evaluate("window.sameDocument = true")
+    second = store_and_publish(store, redis_client, assessment(fleet, degraded=True))
+    assert second["viability"] != first["viability"]
+    shown_at(page, second["at"])
+    assert float(page.text_content("#viability-value")) == pytest.approx(second["viability"], abs=0.0051)
+    assert page.evaluate("window.sameDocument") is True  # the page was updated in place, never reloaded
+
+
+def test_one_redis_subscription_serves_every_browser(
+    browser: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis
+) -> None:
+    fleet = seed(store, redis_client, agents=5, offline=0, cycles=3)
+    contexts = [browser.new_context() for _ in range(3)]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for p in pages:
+            open_dashboard(p, live_api)
+        [(_, subscribers)] = redis_client.pubsub_numsub("vsm:health")
+        assert subscribers == 1
+        summary = store_and_publish(store, redis_client, assessment(fleet))
+        for p in pages:
+            shown_at(p, summary["at"])
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def test_the_agent_grid_sorts_and_filters(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis
+) -> None:
+    fleet = seed(store, redis_client, agents=30, offline=4, cycles=3)
+    store_and_publish(store, redis_client, assessment(fleet, degraded=True))
+    open_dashboard(page, live_api)
+    rows = page.locator("#agents tbody tr")
+    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 34", timeout=TIMEOUT_MS)
+    page.select_option("#agent-status", "offline")
+    assert sorted(rows.nth(i).get_attribute("data-id") for i in range(rows.count())) == sorted(fleet.offline)
+    page.select_option("#agent-status", "")
+    page.select_option("#agent-kind", "queue")
+    assert rows.count() == 4
+    page.select_option("#agent-kind", "")
+    page.fill("#agent-filter", "worker-001")
+    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 10", timeout=TIMEOUT_MS)
+    page.fill("#agent-filter", "")
+    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 34", timeout=TIMEOUT_MS)
+
+    def health_column() -> list[float]:
+        cells = page.locator("#agents tbody tr td:nth-child(4)").all_text_contents()
+        return [float(c) for c in cells if c != NO_VALUE]
+
+    page.wait_for_function(
+        "[...document.querySelectorAll('#agents tbody td:nth-child(4)')].some(td => td.textContent !== '\u2013')",
+        timeout=TIMEOUT_MS,
+    )
+    page.click("#agents th[data-sort='score']")  # the default order is by health: this click reverses it
+    descending = health_column()
+    assert descending == sorted(descending, reverse=True)
+    assert len(set(descending)) > 1
+    page.click("#agents th[data-sort='score']")
+    assert health_column() == sorted(descending)
+
+
+def test_charts_draw_the_series_with_the_forecast(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis
+) -> None:
+    seed(store, redis_client, agents=4, offline=0, cycles=60)
+    open_dashboard(page, live_api)
+    assert page.input_value("#chart-agent") == "celery@worker-0000"
+    note = page.locator("#chart-memory .note")
+    poll(lambda: "forecast of memory_bytes" in (note.text_content() or ""), deadline_s=15, what="the memory forecast")
+    for chart in ("cpu", "memory", "throughput", "latency", "queue"):
+        page.wait_for_selector(f"#chart-{chart} canvas", timeout=TIMEOUT_MS)
+        assert page.text_content(f"#chart-{chart} .note") != "no data in this window"
+    assert "Holt projection of cpu_percent" in (page.text_content("#chart-cpu .note") or "")
+    page.click(".windows button[data-window='3600']")
+    page.wait_for_selector(".windows button.on[data-window='3600']")
+    page.click("#agents tbody tr[data-id='celery@worker-0002']")
+    assert page.input_value("#chart-agent") == "celery@worker-0002"
+
+
+def test_the_grid_stays_whole_with_a_thousand_agents(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis
+) -> None:
+    fleet = seed(store, redis_client, agents=1000, offline=25, cycles=2)
+    store_and_publish(store, redis_client, assessment(fleet))
+    open_dashboard(page, live_api)
+    page.wait_for_function("document.querySelectorAll('#tiles i').length === 1004", timeout=TIMEOUT_MS)
+    assert page.locator("#agents tbody tr").count() == 300
+    assert page.text_content("#agents-more") == "704 more match: narrow the filter to see them"
+    assert page.locator("#tiles i.offline").count() == 25
+    page.fill("#agent-filter", "worker-09")
+    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 100", timeout=TIMEOUT_MS)

@@ -1,0 +1,186 @@
+"""The live dashboard: the page, its static files, its SSE stream and the compact reads it draws from.
+
+The page is plain HTML and JavaScript (`static/`, uPlot vendored for the charts): no build step. It
+loads the latest state through the API, then follows `GET /api/v1/events` (server-sent events fed by
+Redis pub/sub through one `EventHub` per process).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from vsmmon.registry import AgentStatus, visible
+from vsmmon.web import series as s
+from vsmmon.web.auth import require_token_for_reads
+from vsmmon.web.events import EventHub
+from vsmmon.web.reads import Reads
+from vsmmon.web.resources import Resources, resources
+from vsmmon.web.routes_agents import _record
+
+STATIC_DIR = Path(__file__).parent / "static"
+LISTEN_TIMEOUT_S = 5.0
+GRID_METRICS = ("cpu_percent", "rss_bytes", "active", "concurrency", "messages", "consumers")
+QUEUE_LINES = 8
+
+page_router = APIRouter(include_in_schema=False)
+router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+Res = Annotated[Resources, Depends(resources)]
+
+
+def install(app: FastAPI) -> None:
+    """The page, its files and its API on `app`."""
+    app.include_router(page_router)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+async def close(app: FastAPI) -> None:
+    """End every browser's stream and the Redis subscription (at shutdown)."""
+    hub: EventHub | None = getattr(app.state, "events", None)
+    if hub is not None:
+        await hub.close()
+
+
+def hub_of(request: Request, res: Resources) -> EventHub:
+    hub: EventHub | None = getattr(request.app.state, "events", None)
+    if hub is None:
+        hub = request.app.state.events = EventHub(res.settings.require("redis_url"))
+    return hub
+
+
+@page_router.get("/")
+@page_router.get("/dashboard")
+async def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def events(
+    request: Request, res: Res, token: Annotated[str | None, Query(description="when reads need a token")] = None
+) -> StreamingResponse:
+    """Server-sent events: `health` (each assessment), `alert`, `control_action`, `policy_decision`.
+
+    EventSource cannot send headers: with VSMMON_READS_NEED_TOKEN the token comes as `?token=`.
+    """
+    expected = res.settings.api_token
+    if res.settings.reads_need_token and (
+        expected is None or not hmac.compare_digest((token or "").encode(), expected.get_secret_value().encode())
+    ):
+        raise HTTPException(401, "missing or wrong token", headers={"WWW-Authenticate": "Bearer"})
+    hub = hub_of(request, res)
+    sub = hub.subscribe(request.headers.get("last-event-id"))
+    if not await hub.listening(LISTEN_TIMEOUT_S):
+        hub.unsubscribe(sub)
+        raise HTTPException(503, "the event stream cannot subscribe to Redis")
+    return StreamingResponse(
+        hub.stream(sub),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/dashboard/agents", dependencies=[Depends(require_token_for_reads)])
+async def dashboard_agents(res: Res) -> dict[str, Any]:
+    """Every agent of the live views with its status, the latest health score and a few figures."""
+    now = datetime.now(UTC)
+    agents = await run_in_threadpool(res.store.agents)
+    at, scores = await run_in_threadpool(Reads.of(res.store).agent_scores, now - timedelta(hours=1))
+    rows = []
+    for a in agents:
+        if not visible(_record(a), now, res.settings.purge_after_s):
+            continue
+        score = scores.get(a.agent_id)
+        rows.append(
+            {
+                "id": a.agent_id,
+                "kind": a.kind,
+                "host": a.host,
+                "status": a.status,
+                "last_seen": a.last_seen.isoformat(),
+                "score": None if score is None else score.score,
+                "state": None if score is None else score.state,
+                "factors": {} if score is None else score.factors,
+                "metrics": {m: a.metrics[m] for m in GRID_METRICS if m in a.metrics},
+            }
+        )
+    offline = sum(1 for r in rows if r["status"] == AgentStatus.OFFLINE.value)
+    return {"at": None if at is None else at.isoformat(), "agents": rows, "offline": offline}
+
+
+@router.get("/dashboard/series", dependencies=[Depends(require_token_for_reads)])
+async def dashboard_series(
+    res: Res,
+    chart: s.Chart,
+    window_s: Annotated[int, Query(description="300, 3600 or 86400")] = 300,
+    agent: Annotated[str | None, Query(description="the agent (every queue for `queue`)")] = None,
+) -> dict[str, Any]:
+    """One chart's lines over 5 min / 1 h (real-time window) or 24 h (5 min rollups), with its forecast."""
+    if window_s not in s.WINDOWS_S:
+        raise HTTPException(422, f"window_s must be one of {', '.join(map(str, s.WINDOWS_S))}")
+    if chart is not s.Chart.QUEUE and not agent:
+        raise HTTPException(422, "agent is required for this chart")
+    return await run_in_threadpool(build_chart, res, chart, window_s, agent, datetime.now(UTC))
+
+
+def build_chart(res: Resources, chart: s.Chart, window_s: int, agent: str | None, now: datetime) -> dict[str, Any]:
+    recipe = s.RECIPES[chart]
+    start_s = now.timestamp() - window_s
+    if chart is s.Chart.QUEUE:
+        queues = [a for a in res.store.agents() if a.kind == "queue" and a.status != AgentStatus.OFFLINE.value]
+        queues.sort(key=lambda a: -a.metrics.get("messages", 0.0))
+        lines = {q.agent_id.removeprefix("queue:"): read(res, q.agent_id, "messages", window_s, now, False)
+                 for q in queues[:QUEUE_LINES]}  # fmt: skip
+        forecast = None
+    else:
+        assert agent is not None
+        counter = recipe.combine == "rate"
+        parts = {m: read(res, agent, m, window_s, now, counter) for m in recipe.metrics}
+        lines = s.combine(recipe, parts)
+        forecast = forecast_of(res, agent, recipe, now)
+    return {
+        "chart": chart.value,
+        "agent": agent,
+        "window_s": window_s,
+        "unit": recipe.unit,
+        "lines": [{"name": name, "points": s.since(points, start_s)} for name, points in lines.items()],
+        "forecast": forecast,
+    }
+
+
+def read(res: Resources, agent: str, metric: str, window_s: int, now: datetime, counter: bool) -> s.Points:  # noqa: PLR0917
+    if window_s <= s.REALTIME_LIMIT_S:
+        return [(p.ts.timestamp(), p.value) for p in res.realtime.read(agent, metric, now, window_s)]
+    return s.rollup_points(res.store.rollups(agent, metric, s.ROLLUP_WINDOW_S), counter)
+
+
+def forecast_of(res: Resources, agent: str, recipe: s.Recipe, now: datetime) -> dict[str, Any] | None:
+    """The stored forecast (with its interval) or a Holt projection over the next 5 min, if any."""
+    reads = Reads.of(res.store)
+    if recipe.forecast_metric:
+        found = reads.forecast(agent, recipe.forecast_metric)
+        if found is None:
+            return None
+        at, points = found
+        base = at.timestamp()
+        return {
+            "source": f"forecast of {recipe.forecast_metric} made at {at.isoformat()}",
+            "points": [[base + p.horizon_s, p.value, p.lower, p.upper] for p in points],
+        }
+    if recipe.trend_metric:
+        trend = reads.trend(agent, recipe.trend_metric, 300)
+        if trend is None or trend.level is None or trend.trend_per_s is None:
+            return None
+        projected = s.projection(trend.at.timestamp(), trend.level, trend.trend_per_s, 300)
+        return {
+            "source": f"Holt projection of {recipe.trend_metric} from {trend.at.isoformat()}",
+            "points": [[t, v, None, None] for t, v in projected],
+        }
+    return None

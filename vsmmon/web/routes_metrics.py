@@ -1,0 +1,193 @@
+"""`GET /metrics`: the current state in Prometheus' text format, read at scrape time.
+
+A custom collector on its own registry reads the registry, the latest assessment and the alerts
+table at each scrape, so the label sets are those of the live views: a purged agent's series are
+gone at the next scrape. The collection duration histogram is cumulative for this process (it
+starts from the stored collections and adds each newly persisted one), like any Prometheus counter.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+import redis
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+
+from vsmmon.errors import StoreUnavailable
+from vsmmon.registry import AgentStatus, visible
+from vsmmon.staging import PREFIX as STAGING_PREFIX
+from vsmmon.web.auth import require_token_for_reads
+from vsmmon.web.reads import ALERT_SEVERITIES, OPEN_ALERT_STATUSES, Reads
+from vsmmon.web.resources import Resources, resources
+from vsmmon.web.routes_agents import _record
+
+router = APIRouter(tags=["metrics"])
+DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+TASK_OUTCOMES = ("succeeded", "failed", "retried", "rejected")
+PIPELINE_TASK_PREFIX = "task.vsmmon."
+
+
+class DurationHistogram:
+    """Cumulative bucket counts of collection durations, fed from the `collections` table."""
+
+    def __init__(self, buckets_s: tuple[float, ...] = DURATION_BUCKETS_S) -> None:
+        self.buckets_s = buckets_s
+        self.counts = [0] * (len(buckets_s) + 1)  # the last one is +Inf
+        self.sum_s = 0.0
+        self._cursor: datetime | None = None
+        self._at_cursor: frozenset[UUID] = frozenset()
+        self._lock = threading.Lock()
+
+    def observe(self, duration_s: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets_s, duration_s)] += 1
+        self.sum_s += duration_s
+
+    def refresh(self, reads: Reads) -> None:
+        """Add the collections persisted since the last refresh."""
+        with self._lock:
+            for cid, persisted_at, duration_ms in reads.collection_durations(self._cursor, self._at_cursor):
+                self.observe(duration_ms / 1000)
+                if persisted_at != self._cursor:
+                    self._cursor, self._at_cursor = persisted_at, frozenset()
+                self._at_cursor |= {cid}
+
+    def family(self) -> HistogramMetricFamily:
+        with self._lock:
+            cumulative, running = [], 0
+            for bound, count in zip((*map(str, self.buckets_s), "+Inf"), self.counts, strict=True):
+                running += count
+                cumulative.append((bound, float(running)))
+            total = self.sum_s
+        return HistogramMetricFamily(
+            "vsmmon_collection_duration_seconds",
+            "Wall time of a collection cycle, from the stored collections",
+            buckets=cumulative,
+            sum_value=total,
+        )
+
+
+class VsmmonCollector(Collector):
+    """Reads vsmmon's current state at each scrape."""
+
+    def __init__(self, res: Resources, durations: DurationHistogram) -> None:
+        self.res = res
+        self.durations = durations
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("vsmmon_source_up", "Whether a source answered this scrape", labels=["source"])
+        try:
+            yield from self._database()
+            up.add_metric(["database"], 1.0)
+        except StoreUnavailable:
+            up.add_metric(["database"], 0.0)
+        try:
+            lost = self.res.redis.get(f"{STAGING_PREFIX}lost_collections_total")
+            yield CounterMetricFamily(
+                "vsmmon_lost_collections", "Collections lost after waiting past the buffer horizon",
+                value=float(lost or 0),
+            )  # fmt: skip
+            up.add_metric(["redis"], 1.0)
+        except redis.RedisError:
+            up.add_metric(["redis"], 0.0)
+        yield up
+
+    def _database(self) -> Iterator[Metric]:
+        res, now = self.res, datetime.now(UTC)
+        reads = Reads.of(res.store)
+        # read everything first: a lost database must not leave a family half written
+        agents = [a for a in res.store.agents() if visible(_record(a), now, res.settings.purge_after_s)]
+        history = res.store.health_history("viability", "viability", now - timedelta(hours=1))
+        _, scores = reads.agent_scores(now - timedelta(hours=1))
+        alerts = reads.open_alerts()
+        self.durations.refresh(reads)
+
+        yield from _assessment(history[-1] if history else None)
+        health = GaugeMetricFamily("vsmmon_agent_health", "Latest health score h of an agent", labels=["agent", "kind"])
+        live = GaugeMetricFamily(
+            "vsmmon_agent_up", "1 when the agent is online or stale, 0 offline", labels=["agent", "kind"]
+        )
+        messages = GaugeMetricFamily("vsmmon_queue_messages", "Messages waiting in a queue", labels=["queue"])
+        consumers = GaugeMetricFamily("vsmmon_queue_consumers", "Live consumers of a queue", labels=["queue"])
+        tasks: dict[tuple[str, str], float] = {}
+        for a in agents:
+            if a.kind == "queue":
+                name = a.agent_id.removeprefix("queue:")
+                if "messages" in a.metrics:
+                    messages.add_metric([name], a.metrics["messages"])
+                if "consumers" in a.metrics:
+                    consumers.add_metric([name], a.metrics["consumers"])
+                continue
+            live.add_metric([a.agent_id, a.kind], 0.0 if a.status == AgentStatus.OFFLINE.value else 1.0)
+            score = scores.get(a.agent_id)
+            if score is not None and score.score is not None:
+                health.add_metric([a.agent_id, a.kind], score.score)
+            for metric, value in a.metrics.items():
+                if metric.startswith(PIPELINE_TASK_PREFIX) and metric.endswith("_total"):
+                    task, _, outcome = metric.removeprefix("task.").removesuffix("_total").rpartition(".")
+                    if outcome in TASK_OUTCOMES:
+                        tasks[task, outcome] = tasks.get((task, outcome), 0.0) + value
+        yield from (health, live, messages, consumers)
+        counter = CounterMetricFamily(
+            "vsmmon_pipeline_tasks", "Pipeline tasks run by the live workers, by outcome", labels=["task", "outcome"]
+        )
+        for (task, outcome), value in sorted(tasks.items()):
+            counter.add_metric([task, outcome], value)
+        yield counter
+        firing = GaugeMetricFamily("vsmmon_alerts_firing", "Alerts firing now", labels=["severity"])
+        open_ = GaugeMetricFamily("vsmmon_alerts_open", "Alerts not resolved", labels=["severity", "status"])
+        for severity in sorted({*ALERT_SEVERITIES, *(k[0] for k in alerts)}):
+            firing.add_metric([severity], float(alerts.get((severity, "firing"), 0)))
+            for status in OPEN_ALERT_STATUSES:
+                open_.add_metric([severity, status], float(alerts.get((severity, status), 0)))
+        yield from (firing, open_)
+        yield self.durations.family()
+
+
+def _assessment(latest: dict[str, object] | None) -> Iterator[Metric]:
+    viability = GaugeMetricFamily("vsmmon_viability", "Viability of the latest assessment (0..1)")
+    overall = GaugeMetricFamily("vsmmon_overall_health", "Weighted mean of the system scores (0..1)")
+    systems = GaugeMetricFamily("vsmmon_system_health", "Score of each VSM system (0..1)", labels=["system"])
+    state = GaugeMetricFamily("vsmmon_system_state", "1 for the state each system is in", labels=["system", "state"])
+    at = GaugeMetricFamily("vsmmon_assessment_timestamp_seconds", "When the latest assessment was made")
+    if latest is not None:
+        summary = latest["inputs"]
+        assert isinstance(summary, dict)
+        when = latest["at"]
+        assert isinstance(when, datetime)
+        at.add_metric([], when.timestamp())
+        if summary.get("viability") is not None:
+            viability.add_metric([], float(summary["viability"]))
+        if summary.get("overall_health") is not None:
+            overall.add_metric([], float(summary["overall_health"]))
+        for name, system in sorted(summary.get("systems", {}).items()):
+            if system.get("score") is not None:
+                systems.add_metric([name], float(system["score"]))
+            state.add_metric([name, str(system.get("state"))], 1.0)
+        state.add_metric(["viability", str(summary.get("viability_state"))], 1.0)
+    yield from (viability, overall, systems, state, at)
+
+
+def registry_for(res: Resources, durations: DurationHistogram) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(VsmmonCollector(res, durations))
+    return registry
+
+
+@router.get("/metrics", dependencies=[Depends(require_token_for_reads)], response_class=Response)
+async def metrics(request: Request, res: Annotated[Resources, Depends(resources)]) -> Response:
+    """The Prometheus exposition of vsmmon's current state."""
+    registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
+    if registry is None:
+        registry = request.app.state.metrics_registry = registry_for(res, DurationHistogram())
+    body = await run_in_threadpool(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
