@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from vsmmon import __version__, cli_agents, cli_check, queues, runfile
+from vsmmon import __version__, cli_agents, cli_alerts, cli_check, queues, runfile
 from vsmmon.codec import summary_to_dict
 from vsmmon.config import Settings, load_settings
 from vsmmon.errors import ConfigError, VsmmonError
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("beat", help="the scheduler (run any number; exactly one schedules)")
     sub.add_parser("serve", help="the HTTP service: API, health endpoints")
+    cli_alerts.add_commands(sub)
     return parser
 
 
@@ -219,6 +220,9 @@ def cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = {
+    "alerts": cli_alerts.cmd_alerts,
+    "actions": cli_alerts.cmd_actions,
+    "decisions": cli_alerts.cmd_decisions,
     "flower": cmd_flower,
     "recommendations": cmd_recommendations,
     "check": cli_check.cmd_check,
