@@ -21,6 +21,7 @@ MEASURES = (
     "p8_monitoring_cpu",
     "c1_probe_cost",
     "c2_assessment_cpu",
+    "p5_alert_latency",
 )
 """Every measure, by module name under `bench/`; each has `run(quick: bool) -> Result`."""
 

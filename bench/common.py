@@ -45,12 +45,14 @@ class Target:
     min_ratio: float | None = None
     max_ratio: float | None = None
     min_figure: float | None = None
+    max_figure: float | None = None
 
     def met(self, ratio: float, figure: float) -> bool:
         return (
             (self.min_ratio is None or ratio >= self.min_ratio)
             and (self.max_ratio is None or ratio <= self.max_ratio)
             and (self.min_figure is None or figure >= self.min_figure)
+            and (self.max_figure is None or figure <= self.max_figure)
         )
 
     def describe(self, unit: str, digits: int) -> str:
@@ -61,6 +63,8 @@ class Target:
             parts.append(f"ratio <= {self.max_ratio:.2f}")
         if self.min_figure is not None:
             parts.append(f">= {self.min_figure:,.{digits}f} {unit}")
+        if self.max_figure is not None:
+            parts.append(f"< {self.max_figure:,.{digits}f} {unit}")
         return " and ".join(parts)
 
 
