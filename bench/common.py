@@ -52,7 +52,7 @@ class Target:
             (self.min_ratio is None or ratio >= self.min_ratio)
             and (self.max_ratio is None or ratio <= self.max_ratio)
             and (self.min_figure is None or figure >= self.min_figure)
-            and (self.max_figure is None or figure <= self.max_figure)
+            and (self.max_figure is None or figure < self.max_figure)
         )
 
     def describe(self, unit: str, digits: int) -> str:
