@@ -16,13 +16,21 @@ from typing import Any
 
 import redis
 
+from vsmmon import alert_desk
+from vsmmon.aggregator import aggregate
+from vsmmon.alert_book import CHANNEL as ALERTS_CHANNEL
+from vsmmon.alert_book import AlertBook
+from vsmmon.alert_codec import public_alert
+from vsmmon.alerts import Severity, Signal
 from vsmmon.analysis import MemorySeries, analyse_fleet
 from vsmmon.assessment import HealthAssessment, evaluate
+from vsmmon.config import Settings
 from vsmmon.health import MB, AgentInputs
 from vsmmon.health_codec import assessment_to_dict, rows
 from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.realtime import RealtimeWindow
 from vsmmon.registry import AgentStatus, Transition
+from vsmmon.storage.alert_records import AlertRecords
 from vsmmon.storage.postgres import PostgresStore
 from vsmmon.systems import ControlInputs, QueueFlow
 
@@ -76,8 +84,9 @@ def seed(store: PostgresStore, client: redis.Redis, agents: int = 40, offline: i
         collection = Collection(uuid.uuid4(), at, 8.0 + rng.uniform(0, 30), tuple(reports))
         window.write(collection)
         if c >= cycles - 3:  # the registry and a few stored collections (the /metrics histogram)
-            store.save_collection(collection, at)
+            store.save_collection(collection, datetime.now(UTC))
             store.update_registry(collection)
+            store.apply_rollups(collection.id, aggregate(collection.samples()), at)
     gone = names[-offline:] if offline else []
     store.apply_transitions(
         [Transition(n, now, AgentStatus.ONLINE, AgentStatus.OFFLINE, "missed its reports") for n in gone]
@@ -128,3 +137,18 @@ def store_and_publish(store: PostgresStore, client: redis.Redis, result: HealthA
     summary = assessment_to_dict(result, agents=False)
     client.publish(HEALTH_CHANNEL, json.dumps(summary))
     return summary
+
+
+def raise_alert(store: PostgresStore, client: redis.Redis, settings: Settings, target: str) -> dict[str, Any]:
+    """A critical alert through the real alert manager (ledger in Redis, rows in PostgreSQL), announced as
+    the alerts worker announces it."""
+    outcome = alert_desk.report(
+        AlertBook(client), "browser-test",
+        [Signal("memory_high", target, Severity.CRITICAL, {"queue": "orders"}, "RSS above the hard limit",
+                resource=True)],
+        datetime.now(UTC), ttl_s=600, policy=alert_desk.policy_for(settings),
+    )  # fmt: skip
+    AlertRecords(store.engine).save(outcome.changed, outcome.events)
+    [alert] = [public_alert(a) for a in outcome.changed]
+    client.publish(ALERTS_CHANNEL, json.dumps({"type": "alert", "event": alert["status"], "data": alert}))
+    return alert

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
-from tests.browser.seed import assessment, seed, store_and_publish
-from tests.integration.conftest import poll
+from tests.browser.seed import assessment, raise_alert, seed, store_and_publish
+from tests.integration.conftest import API_TOKEN, poll
+from vsmmon.config import Settings
 from vsmmon.storage.postgres import PostgresStore
 
 TIMEOUT_MS = 15_000
@@ -149,3 +151,56 @@ def test_the_grid_stays_whole_with_a_thousand_agents(
     assert page.locator("#tiles i.offline").count() == 25
     page.fill("#agent-filter", "worker-09")
     page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 100", timeout=TIMEOUT_MS)
+
+
+def test_an_alert_is_acknowledged_and_silenced_from_the_page(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis, settings: Settings
+) -> None:
+    fleet = seed(store, redis_client, agents=5, offline=0, cycles=3)
+    open_dashboard(page, live_api)
+    page.fill("#token", API_TOKEN)
+    page.dispatch_event("#token", "change")
+    alert = raise_alert(store, redis_client, settings, fleet.workers[1])
+    item = page.locator(f"#alerts .alert[data-id='{alert['id']}']")
+    item.wait_for(timeout=TIMEOUT_MS)  # pushed: the page was loaded before the alert fired
+    assert item.get_attribute("data-status") == "firing"
+    assert "RSS above the hard limit" in item.text_content()
+    page.once("dialog", lambda dialog: dialog.accept("ops-on-call"))
+    item.locator("button[data-ack]").click()
+    page.wait_for_selector(f"#alerts .alert[data-id='{alert['id']}'][data-status='acknowledged']", timeout=TIMEOUT_MS)
+    assert "acknowledged by ops-on-call" in item.text_content()
+    [stored] = [a for a in httpx.get(f"{live_api}/api/v1/alerts").json()["alerts"] if a["id"] == alert["id"]]
+    assert (stored["status"], stored["acknowledged_by"]) == ("acknowledged", "ops-on-call")
+
+    item.locator("button[data-silence]").click()
+    assert page.input_value("#silence-form input[name='matcher']") == f"target={fleet.workers[1]}"
+    page.fill("#silence-form input[name='comment']", "known leak, fix deploying")
+    page.click("#silence-form button[type='submit']")
+    page.wait_for_selector("#silences .item button[data-unsilence]", timeout=TIMEOUT_MS)
+    [silence] = httpx.get(f"{live_api}/api/v1/silences").json()["silences"]
+    assert silence["matchers"] == {"target": fleet.workers[1]}
+    assert (silence["created_by"], silence["comment"]) == ("ops-on-call", "known leak, fix deploying")
+    page.click("#silences button[data-unsilence]")
+    page.wait_for_selector("#silences .muted", timeout=TIMEOUT_MS)
+    assert httpx.get(f"{live_api}/api/v1/silences").json()["silences"] == []
+
+
+def test_writes_from_the_page_without_the_token_are_refused(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis, settings: Settings
+) -> None:
+    fleet = seed(store, redis_client, agents=2, offline=0, cycles=3)
+    alert = raise_alert(store, redis_client, settings, fleet.workers[0])
+    open_dashboard(page, live_api)
+    item = page.locator(f"#alerts .alert[data-id='{alert['id']}']")
+    item.wait_for(timeout=TIMEOUT_MS)
+    messages: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        messages.append(dialog.message)
+        dialog.accept("someone")
+
+    page.on("dialog", answer)
+    item.locator("button[data-ack]").click()
+    poll(lambda: len(messages) == 2, deadline_s=10, what="the prompt and the refusal")
+    assert messages[1].startswith("ack failed (401)")
+    assert httpx.get(f"{live_api}/api/v1/alerts").json()["alerts"][0]["status"] == "firing"

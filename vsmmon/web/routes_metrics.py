@@ -38,14 +38,19 @@ PIPELINE_TASK_PREFIX = "task.vsmmon."
 
 
 class DurationHistogram:
-    """Cumulative bucket counts of collection durations, fed from the `collections` table."""
+    """Cumulative bucket counts of collection durations, fed from the `collections` table.
 
-    def __init__(self, buckets_s: tuple[float, ...] = DURATION_BUCKETS_S) -> None:
+    Each refresh reads the rows persisted since the newest one seen minus `lookback_s` and skips the ids
+    already counted: transactions of several persist workers may commit out of their timestamps' order.
+    """
+
+    def __init__(self, buckets_s: tuple[float, ...] = DURATION_BUCKETS_S, lookback_s: float = 120.0) -> None:
         self.buckets_s = buckets_s
+        self.lookback = timedelta(seconds=lookback_s)
         self.counts = [0] * (len(buckets_s) + 1)  # the last one is +Inf
         self.sum_s = 0.0
-        self._cursor: datetime | None = None
-        self._at_cursor: frozenset[UUID] = frozenset()
+        self._newest: datetime | None = None
+        self._recent: dict[UUID, datetime] = {}  # ids counted within the lookback
         self._lock = threading.Lock()
 
     def observe(self, duration_s: float) -> None:
@@ -55,11 +60,14 @@ class DurationHistogram:
     def refresh(self, reads: Reads) -> None:
         """Add the collections persisted since the last refresh."""
         with self._lock:
-            for cid, persisted_at, duration_ms in reads.collection_durations(self._cursor, self._at_cursor):
+            since = None if self._newest is None else self._newest - self.lookback
+            for cid, persisted_at, duration_ms in reads.collection_durations(since, frozenset(self._recent)):
                 self.observe(duration_ms / 1000)
-                if persisted_at != self._cursor:
-                    self._cursor, self._at_cursor = persisted_at, frozenset()
-                self._at_cursor |= {cid}
+                self._recent[cid] = persisted_at
+                self._newest = max(self._newest or persisted_at, persisted_at)
+            if self._newest is not None:
+                horizon = self._newest - self.lookback
+                self._recent = {cid: at for cid, at in self._recent.items() if at >= horizon}
 
     def family(self) -> HistogramMetricFamily:
         with self._lock:

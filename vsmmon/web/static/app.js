@@ -260,19 +260,20 @@ function alertItem(a) {
   const ack = open && a.status !== "acknowledged"
     ? `<button data-ack="${esc(a.id)}">ack</button>` : "";
   const silence = open ? `<button data-silence="${esc(a.target)}" title="silence this target">silence</button>` : "";
+  const resolve = open ? `<button data-resolve="${esc(a.id)}">resolve</button>` : "";
   const by = a.acknowledged_by ? `, acknowledged by ${esc(a.acknowledged_by)}` : "";
-  return `<div class="item alert" data-id="${esc(a.id)}" data-status="${esc(a.status)}">${ack}${silence}
+  return `<div class="item alert" data-id="${esc(a.id)}" data-status="${esc(a.status)}">${resolve}${silence}${ack}
     <span data-s="${esc(a.severity)}">${esc(a.severity)}</span> <b>${esc(a.type)}</b> on ${esc(a.target)}
     <div>${esc(a.summary)}</div>
     <div class="meta">${esc(a.status)}${a.escalation_level ? `, escalation ${esc(a.escalation_level)}` : ""}${by}, since ${ago(a.started_at)}</div></div>`;
 }
 
-async function ack(id) {
-  const by = prompt("Acknowledged by", localStorage.getItem("vsmmon.ackBy") || "") || "";
+async function alertAction(id, verb) {
+  const by = prompt(`${verb === "ack" ? "Acknowledged" : "Resolved"} by`, localStorage.getItem("vsmmon.ackBy") || "") || "";
   if (!by) return;
   localStorage.setItem("vsmmon.ackBy", by);
-  const r = await api(`/api/v1/alerts/${encodeURIComponent(id)}/ack`, { method: "POST", body: JSON.stringify({ by }) });
-  if (!r.ok) alert(`ack failed (${r.status}): ${JSON.stringify(r.body?.detail ?? r.body)}`);
+  const r = await api(`/api/v1/alerts/${encodeURIComponent(id)}/${verb}`, { method: "POST", body: JSON.stringify({ by }) });
+  if (!r.ok) alert(`${verb} failed (${r.status}): ${JSON.stringify(r.body?.detail ?? r.body)}`);
   loadAlerts();
 }
 
@@ -396,7 +397,8 @@ function wire() {
   }));
   $("#alert-filter").addEventListener("change", loadAlerts);
   $("#alerts").addEventListener("click", (e) => {
-    if (e.target.dataset.ack) ack(e.target.dataset.ack);
+    if (e.target.dataset.ack) alertAction(e.target.dataset.ack, "ack");
+    if (e.target.dataset.resolve) alertAction(e.target.dataset.resolve, "resolve");
     if (e.target.dataset.silence) {
       const form = $("#silence-form");
       form.matcher.value = `target=${e.target.dataset.silence}`;

@@ -1,0 +1,140 @@
+"""`GET /metrics` on real PostgreSQL and Redis, read back with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from tests.browser.seed import assessment, raise_alert, seed, store_and_publish
+from vsmmon.config import Settings
+from vsmmon.storage.postgres import PostgresStore
+from vsmmon.web import create_app
+
+FAMILIES = {
+    "vsmmon_viability": "gauge",
+    "vsmmon_overall_health": "gauge",
+    "vsmmon_system_health": "gauge",
+    "vsmmon_system_state": "gauge",
+    "vsmmon_assessment_timestamp_seconds": "gauge",
+    "vsmmon_agent_health": "gauge",
+    "vsmmon_agent_up": "gauge",
+    "vsmmon_alerts_firing": "gauge",
+    "vsmmon_alerts_open": "gauge",
+    "vsmmon_collection_duration_seconds": "histogram",
+    "vsmmon_queue_messages": "gauge",
+    "vsmmon_queue_consumers": "gauge",
+    "vsmmon_pipeline_tasks": "counter",
+    "vsmmon_lost_collections": "counter",
+    "vsmmon_source_up": "gauge",
+}
+
+
+@pytest.fixture
+def client(settings: Settings, clean_services: None) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, report_self=False)) as c:
+        yield c
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.require("redis_url"))
+    yield client
+    client.close()
+
+
+def scrape(client: TestClient) -> dict[str, list[Sample]]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    for name, kind in FAMILIES.items():
+        assert name in families, f"{name} missing from /metrics"
+        assert families[name].type == kind, (name, families[name].type)
+    return {name: list(f.samples) for name, f in families.items()}
+
+
+def value(samples: list[Sample], suffix: str = "", **labels: str) -> float:
+    found = [
+        s.value for s in samples if s.name.endswith(suffix) and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+    assert len(found) == 1, (labels, samples)
+    return found[0]
+
+
+def test_an_empty_system_still_exposes_every_family_with_zero_alerts(client: TestClient) -> None:
+    metrics = scrape(client)
+    assert {s.labels["severity"]: s.value for s in metrics["vsmmon_alerts_firing"]} == {
+        "info": 0.0, "warning": 0.0, "critical": 0.0,
+    }  # fmt: skip
+    assert value(metrics["vsmmon_collection_duration_seconds"], "_count") == 0
+    assert metrics["vsmmon_agent_up"] == []
+    assert value(metrics["vsmmon_source_up"], source="database") == 1
+    assert value(metrics["vsmmon_source_up"], source="redis") == 1
+
+
+def test_metrics_hold_the_current_state(
+    client: TestClient, store: PostgresStore, redis_client: redis.Redis, settings: Settings
+) -> None:
+    fleet = seed(store, redis_client, agents=6, offline=2, cycles=3)
+    summary = store_and_publish(store, redis_client, assessment(fleet))
+    raise_alert(store, redis_client, settings, fleet.workers[0])
+    metrics = scrape(client)
+
+    assert value(metrics["vsmmon_viability"]) == pytest.approx(summary["viability"], abs=1e-6)
+    assert value(metrics["vsmmon_assessment_timestamp_seconds"]) == datetime.fromisoformat(summary["at"]).timestamp()
+    for name, system in summary["systems"].items():
+        assert value(metrics["vsmmon_system_state"], system=name, state=system["state"]) == 1
+        if system["score"] is not None:
+            assert value(metrics["vsmmon_system_health"], system=name) == pytest.approx(system["score"], abs=1e-6)
+    up = {s.labels["agent"]: s.value for s in metrics["vsmmon_agent_up"]}
+    assert up == {name: 0.0 if name in fleet.offline else 1.0 for name in fleet.workers}
+    health = {s.labels["agent"]: s.value for s in metrics["vsmmon_agent_health"]}
+    assert set(health) == set(fleet.workers)
+    assert all(health[name] == 0 for name in fleet.offline)  # liveness 0: h = 0
+    assert value(metrics["vsmmon_alerts_firing"], severity="critical") == 1
+    assert value(metrics["vsmmon_alerts_firing"], severity="warning") == 0
+    assert value(metrics["vsmmon_alerts_open"], severity="critical", status="firing") == 1
+    assert {s.labels["queue"] for s in metrics["vsmmon_queue_messages"]} == {
+        "vsm.collect", "vsm.analysis", "orders", "emails",
+    }  # fmt: skip
+    stored = [c.duration_ms / 1000 for c in [store.latest_collection()] if c is not None]
+    histogram = metrics["vsmmon_collection_duration_seconds"]
+    assert value(histogram, "_count") == 3
+    buckets = [s.value for s in histogram if s.name.endswith("_bucket")]
+    assert buckets == sorted(buckets)
+    assert buckets[-1] == 3
+    assert value(histogram, "_bucket", le="0.05") == 3  # the seed's cycles take 8-38 ms
+    assert value(histogram, "_sum") >= stored[0]
+    # 6 workers each report their own `vsmmon.collect.run` counter (102 after 3 cycles)
+    tasks = value(metrics["vsmmon_pipeline_tasks"], "_total", task="vsmmon.collect.run", outcome="succeeded")
+    assert tasks == pytest.approx(6 * 102)
+
+
+def test_new_collections_add_to_the_histogram_and_purged_agents_disappear(
+    client: TestClient, store: PostgresStore, redis_client: redis.Redis, settings: Settings
+) -> None:
+    fleet = seed(store, redis_client, agents=4, offline=1, cycles=3)
+    store_and_publish(store, redis_client, assessment(fleet))
+    first = scrape(client)
+    assert fleet.offline[0] in {s.labels["agent"] for s in first["vsmmon_agent_up"]}
+    assert value(first["vsmmon_collection_duration_seconds"], "_count") == 3
+
+    seed(store, redis_client, agents=4, offline=1, cycles=3)  # three more collections
+    past_purge = datetime.now(UTC) - timedelta(seconds=settings.purge_after_s + 60)
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE agents SET status_since = :t WHERE id = :id"), {"t": past_purge, "id": fleet.offline[0]}
+        )
+    second = scrape(client)
+    assert value(second["vsmmon_collection_duration_seconds"], "_count") == 6
+    for family in ("vsmmon_agent_up", "vsmmon_agent_health"):
+        agents = {s.labels["agent"] for s in second[family]}
+        assert fleet.offline[0] not in agents
+        assert set(fleet.workers) - set(fleet.offline) <= agents
