@@ -128,3 +128,29 @@ class StoreContract:
     def test_rollups_of_an_unknown_series_or_window_are_empty(self, store: Store) -> None:
         assert store.rollups("nobody", "cpu_percent", 3600) == []
         assert store.rollups("celery@w0", "cpu_percent", 60) == []
+
+    def test_forecasts_fall_due_get_scored_once_and_give_their_smape(self, store: Store) -> None:
+        from vsmmon.analysis import AnalysisResult
+        from vsmmon.forecast import Forecast, smape
+
+        def analysis(at: datetime, value: float) -> AnalysisResult:
+            made = [("w1", "memory_bytes", Forecast(300.0, value, value - 1, value + 1, 0.95)),
+                    ("w1", "memory_bytes", Forecast(3600.0, value * 2, 0.0, 1e9, 0.95))]  # fmt: skip
+            return AnalysisResult(at, (), tuple(made), {}, {}, ())
+
+        store.save_analysis(analysis(T0, 100.0))
+        store.save_analysis(analysis(T0 + timedelta(seconds=60), 110.0))
+        assert store.due_forecasts(T0, T0 + timedelta(seconds=299)) == []
+        due = store.due_forecasts(T0, T0 + timedelta(seconds=400))
+        assert [(f.at, f.horizon_s, f.value) for f in due] == [
+            (T0, 300, 100.0),
+            (T0 + timedelta(seconds=60), 300, 110.0),
+        ]
+        assert due[0].due_at == T0 + timedelta(seconds=300)
+        assert store.forecast_accuracy(T0, T0 + timedelta(seconds=400)) == (None, 0)
+        assert store.score_forecasts([(due[0], 80.0), (due[1], 110.0)]) == 2
+        assert store.due_forecasts(T0, T0 + timedelta(seconds=400)) == []  # scored ones are not due again
+        found, n = store.forecast_accuracy(T0, T0 + timedelta(seconds=400))
+        assert n == 2
+        assert found == pytest.approx(smape([80.0, 110.0], [100.0, 110.0]), rel=1e-12)  # (20/180 + 0) / 2
+        assert [f.horizon_s for f in store.due_forecasts(T0, T0 + timedelta(hours=2))] == [3600, 3600]

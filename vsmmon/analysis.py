@@ -6,12 +6,13 @@ Series are (seconds since the window start, value) pairs, as `vsmmon.trends` wan
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from vsmmon.forecast import HORIZONS_S, CapacityPlan, Forecast, capacity_plan, forecast, time_to_limit
-from vsmmon.recommend import Recommendation, dedupe, recommend_for_capacity, recommend_for_memory
+from vsmmon.forecast import HORIZONS_S, CapacityPlan, Forecast, capacity_plan, forecast, smape, time_to_limit
+from vsmmon.recommend import Recommendation, dedupe, for_consumers, recommend_for_capacity, recommend_for_memory
 from vsmmon.trends import Trend, analyse
 
 Series = tuple[Sequence[float], Sequence[float]]  # (ts_s, values)
@@ -34,6 +35,7 @@ class QueueDemand:
     busy_slots: float
     backlog: float
     concurrency: int
+    consumers: tuple[tuple[str, int], ...] = ()  # (worker hostname, pool size): where S3 sends the adjustment
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,5 +80,49 @@ def analyse_fleet(
                              drain_target_s)  # fmt: skip
         plans[q.name] = plan
         if (rec := recommend_for_capacity(q.name, plan, now)) is not None:
-            recommendations.append(rec)
+            recommendations += for_consumers(rec, q.name, q.consumers)
     return AnalysisResult(now, tuple(trends), tuple(forecasts), exhaustion, plans, tuple(dedupe(recommendations)))
+
+
+@dataclass(frozen=True, slots=True)
+class DueForecast:
+    """A stored forecast: made `at` for `horizon_s` later (its due time), not yet compared with what happened."""
+
+    at: datetime
+    agent_id: str
+    metric: str
+    horizon_s: int
+    value: float
+
+    @property
+    def due_at(self) -> datetime:
+        return self.at + timedelta(seconds=self.horizon_s)
+
+
+def observe(
+    due: Sequence[DueForecast],
+    observed: Mapping[tuple[str, str], Sequence[tuple[datetime, float]]],
+    tolerance_s: float,
+) -> list[tuple[DueForecast, float]]:
+    """Each due forecast with the value observed nearest its due time (within `tolerance_s`); unseen ones left out."""
+    # A forecast extrapolates from the series' last sample, at most one collection interval before `at`, so its
+    # target time is within one interval of `due_at`: the nearest observation within that tolerance is its truth.
+    scored = []
+    for f in due:
+        points = observed.get((f.agent_id, f.metric), ())
+        stamps = [t for t, _ in points]
+        i = bisect.bisect_left(stamps, f.due_at)
+        near = [j for j in (i - 1, i) if 0 <= j < len(points)]
+        if not near:
+            continue
+        best = min(near, key=lambda j: abs((stamps[j] - f.due_at).total_seconds()))
+        if abs((stamps[best] - f.due_at).total_seconds()) <= tolerance_s:
+            scored.append((f, points[best][1]))
+    return scored
+
+
+def accuracy(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """sMAPE of (predicted, actual) pairs, in [0, 1]; None without any."""
+    if not pairs:
+        return None
+    return smape([a for _, a in pairs], [p for p, _ in pairs])

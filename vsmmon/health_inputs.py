@@ -15,13 +15,15 @@ from datetime import datetime
 from vsmmon.config import Settings
 from vsmmon.health import AgentInputs
 from vsmmon.models import PUSHED_KINDS, AgentInfo, AgentKind
-from vsmmon.realtime import Point, RealtimeWindow
+from vsmmon.realtime import Point, RealtimeWindow, SeriesReader
 from vsmmon.registry import AgentRecord, AgentStatus, visible
 from vsmmon.systems import ControlInputs, QueueFlow
 
 WINDOW_S = 300.0
 OSCILLATION_S = 600.0
 OPERATIONAL = {AgentKind.CELERY_WORKER.value, *(k.value for k in PUSHED_KINDS)}
+AGENT_SERIES = ("active", "task_runtime_p95_s", "tasks_succeeded_total", "tasks_failed_total", "concurrency")
+"""The series read per operational agent (one batch for the whole fleet: see `RealtimeWindow.prefetch`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +62,19 @@ def gather(
     """Everything `evaluate` needs, from the registry and the last minutes of the real-time window."""
     shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
     operational = [a for a in shown if a.kind in OPERATIONAL]
-    inputs = [_agent_inputs(a, window, settings, now) for a in operational]
+    queue_agents = [q for q in shown if q.kind == AgentKind.QUEUE.value]
+    needed = [(a.agent_id, m) for a in operational for m in AGENT_SERIES] + [
+        (q.agent_id, "messages") for q in queue_agents
+    ]
+    reader = window.prefetch(needed)
+    inputs = [_agent_inputs(a, reader, settings, now) for a in operational]
     live = {i.agent_id: i for i in inputs if i.live}
     workers = [a for a in operational if a.kind == AgentKind.CELERY_WORKER.value and a.agent_id in live]
-    queues = [_queue_flow(q, workers, live, window, now) for q in shown if q.kind == AgentKind.QUEUE.value]
+    queues = [_queue_flow(q, workers, live, reader, now) for q in queue_agents]
     control = ControlInputs(
         active_total=sum(a.metrics.get("active", 0.0) for a in workers),
         concurrency_total=sum(a.metrics.get("concurrency", 0.0) for a in workers),
-        pool_series={a.agent_id: _values(window.read(a.agent_id, "concurrency", now, OSCILLATION_S)) for a in workers},
+        pool_series={a.agent_id: _values(reader.read(a.agent_id, "concurrency", now, OSCILLATION_S)) for a in workers},
         identities=[(",".join(sorted(a.queues)), f"{a.version}|{a.config_hash}") for a in workers],
         exhaustion_s=dict(exhaustion_s or {}),
     )
@@ -83,7 +90,7 @@ def _values(points: Sequence[Point]) -> list[float]:
     return [p.value for p in points]
 
 
-def _agent_inputs(a: AgentInfo, window: RealtimeWindow, settings: Settings, now: datetime) -> AgentInputs:
+def _agent_inputs(a: AgentInfo, window: SeriesReader, settings: Settings, now: datetime) -> AgentInputs:
     hard = a.metrics.get("memory_limit_bytes") or settings.memory_hard_bytes
     soft = 0.8 * hard if "memory_limit_bytes" in a.metrics else settings.memory_soft_bytes
     active = window.read(a.agent_id, "active", now, WINDOW_S)
@@ -105,7 +112,7 @@ def _agent_inputs(a: AgentInfo, window: RealtimeWindow, settings: Settings, now:
 
 
 def _queue_flow(
-    q: AgentInfo, workers: Sequence[AgentInfo], live: dict[str, AgentInputs], window: RealtimeWindow, now: datetime
+    q: AgentInfo, workers: Sequence[AgentInfo], live: dict[str, AgentInputs], window: SeriesReader, now: datetime
 ) -> QueueFlow:
     name = q.agent_id.removeprefix("queue:")
     consumers = [w for w in workers if name in w.queues]

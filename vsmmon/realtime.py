@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import redis
 
@@ -29,8 +31,18 @@ class Point:
     value: float
 
 
+class SeriesReader(Protocol):
+    """Reads one series' recent points: the window itself, or a batch of series fetched at once."""
+
+    def read(self, agent_id: str, metric: str, now: datetime, span_s: float | None = None) -> list[Point]: ...
+
+
+MGET_CHUNK = 500
+"""Keys per MGET of a prefetch (~1.5 MB of rings): one round trip for all chunks, no huge single reply."""
+
+
 class RealtimeWindow:
-    """Write collections into the rings; read one series' recent points back."""
+    """Write collections into the rings; read one series' recent points back, or many in one round trip."""
 
     def __init__(self, client: redis.Redis, interval_s: float, window_s: float = 3600) -> None:
         self.client = client
@@ -66,6 +78,19 @@ class RealtimeWindow:
         """The series' points within `span_s` (default: the whole window) before `now`, oldest first."""
         base = f"{PREFIX}{agent_id}\x00"
         cycles_raw, values_raw = self.client.mget([base + "_cycles", base + metric])
+        return self.decode(cycles_raw, values_raw, now, span_s)
+
+    def prefetch(self, series: Iterable[tuple[str, str]]) -> Prefetched:
+        """Fetch whole rings of many (agent, metric) series in one pipelined round trip, to read them from memory."""
+        keys = list(dict.fromkeys(k for agent, metric in series for k in (_key(agent, "_cycles"), _key(agent, metric))))
+        pipe = self.client.pipeline(transaction=False)
+        for i in range(0, len(keys), MGET_CHUNK):
+            pipe.mget(keys[i : i + MGET_CHUNK])
+        values = [v for chunk in pipe.execute() for v in chunk] if keys else []
+        return Prefetched(self, dict(zip(keys, values, strict=True)))
+
+    def decode(self, cycles_raw: object, values_raw: object, now: datetime, span_s: float | None) -> list[Point]:
+        """The current points of a ring, given its agent's cycle ring."""
         if not isinstance(cycles_raw, bytes) or not isinstance(values_raw, bytes):
             return []
         newest = self.cycle_of(now)
@@ -90,3 +115,21 @@ class RealtimeWindow:
         total_keys = sum(1 for _ in self.client.scan_iter(match=f"{PREFIX}*", count=5000))
         used = sum(int(self.client.memory_usage(k) or 0) for k in keys)
         return used * total_keys // len(keys)
+
+
+class Prefetched:
+    """Series fetched by `RealtimeWindow.prefetch`, read like the window; a series not fetched is read from it."""
+
+    def __init__(self, window: RealtimeWindow, raw: dict[str, bytes | None]) -> None:
+        self.window = window
+        self.raw = raw
+
+    def read(self, agent_id: str, metric: str, now: datetime, span_s: float | None = None) -> list[Point]:
+        cycles_key, values_key = _key(agent_id, "_cycles"), _key(agent_id, metric)
+        if cycles_key not in self.raw or values_key not in self.raw:
+            return self.window.read(agent_id, metric, now, span_s)
+        return self.window.decode(self.raw[cycles_key], self.raw[values_key], now, span_s)
+
+
+def _key(agent_id: str, name: str) -> str:
+    return f"{PREFIX}{agent_id}\x00{name}"

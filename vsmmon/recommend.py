@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from vsmmon.forecast import CapacityPlan
 from vsmmon.models import utc
@@ -136,6 +136,39 @@ def recommend_for_capacity(
             0.6, expires_at,
         )  # fmt: skip
     return None
+
+
+def for_consumers(rec: Recommendation, queue: str, consumers: Sequence[tuple[str, int]]) -> list[Recommendation]:
+    """A queue's pool_grow / pool_shrink as one Celery remote-control action per consuming worker.
+
+    `consumers` are (worker hostname, pool size). The slots to add go first to the smallest pools, the slots to
+    remove come first from the largest (each keeps at least one), as evenly as they divide; each recommendation
+    targets its worker and its action is what S3 sends: `{"command": "pool_grow", "destination": hostname,
+    "n": slots, "queue": queue}`. Other recommendations, or a queue without consumers, are returned unchanged.
+    """
+    command = rec.action["command"]
+    if command not in ("pool_grow", "pool_shrink") or not consumers:
+        return [rec]
+    grow = command == "pool_grow"
+    total = int(cast(int, rec.action["n"]))
+    order = sorted(consumers, key=lambda c: (c[1], c[0]) if grow else (-c[1], c[0]))
+    room = [total if grow else max(0, size - 1) for _, size in order]
+    shares = [0] * len(order)
+    while total > 0 and any(shares[i] < room[i] for i in range(len(order))):
+        for i in range(len(order)):
+            if total > 0 and shares[i] < room[i]:
+                shares[i] += 1
+                total -= 1
+    found = []
+    for (host, size), n in zip(order, shares, strict=True):
+        if n == 0:
+            continue
+        after = size + n if grow else size - n
+        found.append(Recommendation(
+            rec.kind, host, {"command": command, "destination": host, "n": n, "queue": queue},
+            f"{rec.rationale}; {host}: pool {size} -> {after}", rec.confidence, rec.expires_at,
+        ))  # fmt: skip
+    return found
 
 
 def dedupe(recommendations: Iterable[Recommendation]) -> list[Recommendation]:

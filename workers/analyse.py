@@ -1,22 +1,27 @@
-"""`vsmmon.analysis.run` (beat, every minute): trends, forecasts, exhaustion, capacity, recommendations."""
+"""`vsmmon.analysis.run` (beat, every minute): trends, forecasts, exhaustion, capacity, recommendations, accuracy."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
 
-from vsmmon.analysis import MemorySeries, QueueDemand, Series, analyse_fleet
+from vsmmon.analysis import MemorySeries, QueueDemand, Series, analyse_fleet, observe
 from vsmmon.errors import TransientError
 from vsmmon.health_inputs import OPERATIONAL, gather
 from vsmmon.models import AgentInfo
-from vsmmon.realtime import RealtimeWindow
+from vsmmon.realtime import SeriesReader
 from workers import names
-from workers.context import VsmTask
+from workers.context import VsmTask, WorkerContext
 
 EXHAUSTION_KEY = "vsm:analysis:exhaustion"
+ACCURACY_KEY = "vsm:analysis:accuracy"
+"""`{"smape": float | null, "forecasts": int, "at": iso}`: sMAPE of the forecasts due in the last hour (for S4)."""
+ACCURACY_WINDOW_S = 3600
+DUE_LOOKBACK_S = 3000  # forecasts due this long ago can still be scored: the real-time window keeps an hour
+MEMORY_METRICS = ("rss_bytes", "children_rss_bytes")
 TREND_METRICS = ("cpu_percent", "active", "task_runtime_p95_s")
 TREND_WINDOW_S = 300
 
@@ -25,13 +30,17 @@ def as_series(points: list[Any], origin: datetime) -> Series:
     return [(p.ts - origin).total_seconds() for p in points], [p.value for p in points]
 
 
-def memory_series(window: RealtimeWindow, agent_id: str, now: datetime) -> Series:
+def memory_points(window: SeriesReader, agent_id: str, now: datetime) -> list[tuple[datetime, float]]:
     """Main process plus pool children, per cycle, over the whole window."""
     main = {p.ts: p.value for p in window.read(agent_id, "rss_bytes", now)}
     children = {p.ts: p.value for p in window.read(agent_id, "children_rss_bytes", now)}
-    stamps = sorted(main)
-    origin = stamps[0] if stamps else now
-    return [(t - origin).total_seconds() for t in stamps], [main[t] + children.get(t, 0.0) for t in stamps]
+    return [(t, main[t] + children.get(t, 0.0)) for t in sorted(main)]
+
+
+def relative(points: list[tuple[datetime, float]], now: datetime) -> Series:
+    """Timed points as seconds since the first one."""
+    origin = points[0][0] if points else now
+    return [(t - origin).total_seconds() for t, _ in points], [v for _, v in points]
 
 
 def demands(registry: list[AgentInfo], flows: list[Any]) -> list[QueueDemand]:
@@ -44,8 +53,20 @@ def demands(registry: list[AgentInfo], flows: list[Any]) -> list[QueueDemand]:
         consumers = [w for w in live_workers if q.name in w.queues]
         concurrency = int(sum(w.metrics.get("concurrency", 0.0) for w in consumers))
         busy = sum(w.metrics.get("active", 0.0) for w in consumers)
-        found.append(QueueDemand(q.name, q.in_per_s, q.out_per_s, busy, q.backlog, concurrency))
+        pools = tuple((w.agent_id, int(w.metrics.get("concurrency", 0.0))) for w in consumers)
+        found.append(QueueDemand(q.name, q.in_per_s, q.out_per_s, busy, q.backlog, concurrency, pools))
     return found
+
+
+def score_forecasts(
+    ctx: WorkerContext, memory: dict[str, list[tuple[datetime, float]]], now: datetime
+) -> dict[str, Any]:
+    """Compare the forecasts that fell due with what happened; the last hour's sMAPE, as S4 reads it."""
+    due = ctx.store.due_forecasts(now - timedelta(seconds=DUE_LOOKBACK_S), now)
+    observed = {(agent, "memory_bytes"): points for agent, points in memory.items()}
+    ctx.store.score_forecasts(observe(due, observed, tolerance_s=ctx.settings.collect_interval_s))
+    found, n = ctx.store.forecast_accuracy(now - timedelta(seconds=ACCURACY_WINDOW_S), now)
+    return {"smape": found, "forecasts": n, "at": now.isoformat()}
 
 
 def register(app: Celery) -> None:
@@ -57,25 +78,26 @@ def register(app: Celery) -> None:
         ctx, now = self.ctx, self.ctx.clock()
         registry = ctx.store.agents()
         operational = [a for a in registry if a.kind in OPERATIONAL and a.status != "offline"]
-        memory = [
-            MemorySeries(
-                a.agent_id,
-                memory_series(ctx.realtime, a.agent_id, now),
-                a.metrics.get("memory_limit_bytes") or ctx.settings.memory_hard_bytes,
-            )
-            for a in operational
-        ]
+        wanted = [(a.agent_id, m) for a in operational for m in (*MEMORY_METRICS, *TREND_METRICS)]
+        window = ctx.realtime.prefetch(wanted)  # one round trip for the fleet
+        points = {a.agent_id: memory_points(window, a.agent_id, now) for a in operational}
+        memory = [MemorySeries(a.agent_id, relative(points[a.agent_id], now),
+                               a.metrics.get("memory_limit_bytes") or ctx.settings.memory_hard_bytes)
+                  for a in operational]  # fmt: skip
         series = {
-            (a.agent_id, m, TREND_WINDOW_S): as_series(ctx.realtime.read(a.agent_id, m, now, TREND_WINDOW_S), now)
+            (a.agent_id, m, TREND_WINDOW_S): as_series(window.read(a.agent_id, m, now, TREND_WINDOW_S), now)
             for a in operational
             for m in TREND_METRICS
         }
         flows = gather(registry, ctx.realtime, ctx.settings, now).queues
         result = analyse_fleet(now, memory, series, demands(registry, flows))
+        accuracy = score_forecasts(ctx, points, now)
         ctx.store.save_analysis(result)
         ctx.realtime.client.set(EXHAUSTION_KEY, json.dumps(dict(result.exhaustion_s)), ex=600)
+        ctx.realtime.client.set(ACCURACY_KEY, json.dumps(accuracy), ex=600)
         return {
             "trends": len(result.trends),
             "forecasts": len(result.forecasts),
+            "smape": accuracy["smape"],
             "recommendations": [f"{r.kind}:{r.target}:{r.action.get('command')}" for r in result.recommendations],
         }

@@ -70,7 +70,7 @@ def upgrade() -> None:
         """
     )
     op.execute("ALTER TABLE forecasts ADD COLUMN actual double precision")
-    op.execute("CREATE INDEX ix_forecasts_unscored ON forecasts (at) WHERE actual IS NULL")
+    op.execute("CREATE INDEX ix_forecasts_at ON forecasts (at)")  # forecasts falling due, accuracy over an hour
 
 
 def downgrade() -> None:
@@ -80,7 +80,7 @@ def downgrade() -> None:
         "SELECT agent_id, metric, 300, window_start, count, min, max, sum, last, last_ts FROM rollups_open "
         "ON CONFLICT DO NOTHING"
     )
-    op.execute("DROP INDEX ix_forecasts_unscored")
+    op.execute("DROP INDEX ix_forecasts_at")
     op.execute("ALTER TABLE forecasts DROP COLUMN actual")
     op.execute("DROP TABLE rollup_state")
     op.execute("DROP TABLE rollups_open")

@@ -58,3 +58,45 @@ def test_the_footprint_for_1000_agents_by_20_metrics_stays_well_under_the_seed_b
     per_100_agents = window.memory_bytes(sample=300)
     projected = per_100_agents * 10
     assert 20e6 < projected < 100e6, projected  # seed budget: 100-300 MB for metrics
+
+
+class CountingRedis(redis.Redis):
+    """Counts round trips: direct commands and pipeline executions."""
+
+    round_trips = 0
+
+    def execute_command(self, *args: object, **options: object) -> object:
+        CountingRedis.round_trips += 1
+        return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: object = None) -> redis.client.Pipeline:
+        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)  # type: ignore[arg-type]
+        run = pipe.execute
+
+        def execute(raise_on_error: bool = True) -> list[object]:
+            CountingRedis.round_trips += 1
+            return run(raise_on_error)
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe
+
+
+def test_a_prefetch_reads_many_series_in_one_round_trip_with_the_same_points(
+    settings: Settings, client: redis.Redis
+) -> None:
+    counting = CountingRedis.from_url(settings.require("redis_url"))
+    window = RealtimeWindow(counting, interval_s=5, window_s=60)
+    for n in range(15):
+        window.write(collection(T0 + n * 5 * S, agents=300, metrics=3, base=float(n)))  # 300 x 3: 1,200 keys
+    now = T0 + 14 * 5 * S
+    series = [(f"a{i}", f"m{k}") for i in range(300) for k in range(3)] + [("nobody", "m0")]
+    before = CountingRedis.round_trips
+    batch = window.prefetch(series)
+    assert CountingRedis.round_trips - before == 1  # 1,202 keys in 3 MGETs, one pipeline
+    read_from_batch = {s: batch.read(*s, now, 30) for s in series}
+    assert CountingRedis.round_trips - before == 1  # reading the batch costs nothing more
+    assert read_from_batch == {s: window.read(*s, now, 30) for s in series}
+    assert len(read_from_batch[("a7", "m2")]) == 7  # 30 s at 5 s: 7 cycles
+    assert read_from_batch[("nobody", "m0")] == []
+    assert batch.read("a1", "m9", now) == []  # not prefetched: read from the window (and absent)
+    counting.close()

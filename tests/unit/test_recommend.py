@@ -98,3 +98,25 @@ def test_recommendations_refuse_nonsense() -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_a_pool_grow_becomes_one_remote_control_action_per_consumer_smallest_pools_first() -> None:
+    from vsmmon.recommend import for_consumers
+
+    rec = recommend_for_capacity("emails", capacity_plan(30.0, 2.0, 600.0, 8, 60.0), NOW)  # +12 slots
+    assert rec is not None
+    split = for_consumers(rec, "emails", [("celery@b", 4), ("celery@a", 4)])
+    assert [(r.target, r.action) for r in split] == [
+        ("celery@a", {"command": "pool_grow", "destination": "celery@a", "n": 6, "queue": "emails"}),
+        ("celery@b", {"command": "pool_grow", "destination": "celery@b", "n": 6, "queue": "emails"}),
+    ]
+    assert all(r.kind == "resource_adjustment" and r.expires_at == rec.expires_at for r in split)
+    assert split[0].fingerprint != split[1].fingerprint
+    assert "celery@a: pool 4 -> 10" in split[0].rationale
+    uneven = for_consumers(rec, "emails", [("celery@big", 6), ("celery@small", 2)])
+    assert [(r.target, r.action["n"]) for r in uneven] == [("celery@small", 6), ("celery@big", 6)]
+    shrink = recommend_for_capacity("q", capacity_plan(2.0, 2.0, 0.0, 8, 60.0), NOW)  # -7 slots
+    assert shrink is not None
+    taken = for_consumers(shrink, "q", [("w1", 2), ("w2", 6)])
+    assert [(r.target, r.action["n"]) for r in taken] == [("w2", 5), ("w1", 1)]  # each keeps one
+    assert for_consumers(rec, "emails", []) == [rec]

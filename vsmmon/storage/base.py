@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from vsmmon.analysis import AnalysisResult
+from vsmmon.analysis import AnalysisResult, DueForecast
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
 from vsmmon.registry import AgentRecord, Transition
 from vsmmon.retention import Policy
@@ -78,6 +79,18 @@ class Store(Protocol):
 
     def recommendations(self, now: datetime) -> list[dict[str, Any]]:
         """Recommendations not yet expired, most confident first."""
+        ...
+
+    def due_forecasts(self, since: datetime, until: datetime) -> list[DueForecast]:
+        """Stored forecasts not yet scored whose due time is in [since, until]."""
+        ...
+
+    def score_forecasts(self, scored: Sequence[tuple[DueForecast, float]]) -> int:
+        """Record the value observed for each forecast; returns how many were recorded."""
+        ...
+
+    def forecast_accuracy(self, since: datetime, until: datetime) -> tuple[float | None, int]:
+        """sMAPE of the scored forecasts due in [since, until] (`vsmmon.forecast.smape`), and how many there are."""
         ...
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:

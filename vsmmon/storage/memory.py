@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from vsmmon.aggregator import BASE_WINDOW_S, fold
-from vsmmon.analysis import AnalysisResult
+from vsmmon.analysis import AnalysisResult, DueForecast, accuracy
 from vsmmon.errors import NotFound
 from vsmmon.models import ROLLUP_WINDOWS_S, AgentInfo, Collection, CollectionSummary, Rollup, Sample
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
@@ -26,6 +27,7 @@ class MemoryStore:
     history: list[Transition] = field(default_factory=list)
     health: dict[tuple[str, str, datetime], dict[str, Any]] = field(default_factory=dict)
     advice: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forecasts: dict[tuple[datetime, str, str, int], tuple[float, float | None]] = field(default_factory=dict)
     _rollups: dict[tuple[str, str, int, datetime], Rollup] = field(default_factory=dict)
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
@@ -118,6 +120,8 @@ class MemoryStore:
         return sorted(found, key=lambda r: r["at"])
 
     def save_analysis(self, result: AnalysisResult) -> int:
+        for agent, metric, f in result.forecasts:
+            self.forecasts.setdefault((result.at, agent, metric, int(f.horizon_s)), (f.value_at_horizon, None))
         for r in result.recommendations:
             self.advice[r.fingerprint] = {"fingerprint": r.fingerprint, "kind": r.kind, "target": r.target,
                                           "action": dict(r.action), "rationale": r.rationale,
@@ -127,6 +131,21 @@ class MemoryStore:
     def recommendations(self, now: datetime) -> list[dict[str, Any]]:
         live = [r for r in self.advice.values() if r["expires_at"] > now]
         return sorted(live, key=lambda r: -float(r["confidence"]))
+
+    def due_forecasts(self, since: datetime, until: datetime) -> list[DueForecast]:
+        found = [DueForecast(at, a, m, h, value) for (at, a, m, h), (value, actual) in self.forecasts.items()
+                 if actual is None]  # fmt: skip
+        return sorted((f for f in found if since <= f.due_at <= until), key=lambda f: (f.at, f.agent_id, f.metric))
+
+    def score_forecasts(self, scored: Sequence[tuple[DueForecast, float]]) -> int:
+        for f, actual in scored:
+            self.forecasts[(f.at, f.agent_id, f.metric, f.horizon_s)] = (f.value, actual)
+        return len(scored)
+
+    def forecast_accuracy(self, since: datetime, until: datetime) -> tuple[float | None, int]:
+        pairs = [(value, actual) for (at, _, _, h), (value, actual) in self.forecasts.items()
+                 if actual is not None and since <= at + timedelta(seconds=h) <= until]  # fmt: skip
+        return accuracy(pairs), len(pairs)
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         keep = {r.table: now - r.keep for r in rules}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -16,8 +16,9 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from vsmmon.analysis import AnalysisResult
+from vsmmon.analysis import AnalysisResult, DueForecast
 from vsmmon.errors import NotFound, StoreUnavailable
+from vsmmon.forecast import HORIZONS_S
 from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
 from vsmmon.retention import Policy, plan
@@ -246,6 +247,38 @@ class PostgresStore:
         query = sa.select(recommendations).where(r.expires_at > now).order_by(r.confidence.desc(), r.updated_at.desc())
         return [dict(row._mapping) for row in self._in_transaction(lambda conn: conn.execute(query).all())]
 
+    def due_forecasts(self, since: datetime, until: datetime) -> list[DueForecast]:
+        query = sa.text(
+            f"SELECT at, agent_id, metric, horizon_s, value FROM forecasts WHERE actual IS NULL AND {_DUE_BETWEEN} "
+            "ORDER BY at, agent_id, metric"
+        )
+        rows = self._in_transaction(lambda conn: conn.execute(query, _due_params(since, until)).all())
+        return [DueForecast(r.at, r.agent_id, r.metric, r.horizon_s, r.value) for r in rows]
+
+    def score_forecasts(self, scored: Sequence[tuple[DueForecast, float]]) -> int:
+        if not scored:
+            return 0
+        f = forecasts.c
+        stmt = (
+            sa.update(forecasts)
+            .where(f.at == sa.bindparam("k_at"), f.agent_id == sa.bindparam("k_agent"),
+                   f.metric == sa.bindparam("k_metric"), f.horizon_s == sa.bindparam("k_horizon"))
+            .values(actual=sa.bindparam("k_actual"))
+        )  # fmt: skip
+        rows = [{"k_at": d.at, "k_agent": d.agent_id, "k_metric": d.metric, "k_horizon": d.horizon_s,
+                 "k_actual": actual} for d, actual in scored]  # fmt: skip
+        self._in_transaction(lambda conn: conn.execute(stmt, rows))
+        return len(rows)
+
+    def forecast_accuracy(self, since: datetime, until: datetime) -> tuple[float | None, int]:
+        # the bounded sMAPE of vsmmon.forecast.smape, summed where the rows are (a 0/0 pair counts as 0)
+        query = sa.text(
+            "SELECT avg(CASE WHEN actual = value THEN 0 ELSE abs(actual - value) / (abs(actual) + abs(value)) END) "
+            f"AS smape, count(*) AS n FROM forecasts WHERE actual IS NOT NULL AND {_DUE_BETWEEN}"
+        )
+        row = self._in_transaction(lambda conn: conn.execute(query, _due_params(since, until)).one())
+        return (None if row.smape is None else float(row.smape)), int(row.n)
+
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         """Create partitions ahead, drop those past retention, trim small tables: one transaction."""
 
@@ -325,6 +358,14 @@ def _upsert_agents(conn: Connection, collection: Collection) -> None:
                 )  # fmt: skip
         cursor.execute(_MERGE_AGENTS)
         cursor.execute("TRUNCATE agents_in")
+
+
+# due time in [since, until]; the bound on `at` alone lets the index on it find the rows
+_DUE_BETWEEN = "at >= :oldest AND at <= :until AND at + horizon_s * interval '1 second' BETWEEN :since AND :until"
+
+
+def _due_params(since: datetime, until: datetime) -> dict[str, datetime]:
+    return {"oldest": since - timedelta(seconds=max(HORIZONS_S)), "since": since, "until": until}
 
 
 def _summary(row: Any) -> CollectionSummary:
