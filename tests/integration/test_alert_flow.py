@@ -66,26 +66,31 @@ def pool_size(broker: str, hostname: str) -> int:
     return len(stats[hostname]["pool"]["processes"])
 
 
+def overload(app: PipelineApp, broker: str, store: PostgresStore, records: AlertRecords, busy: str) -> dict[str, Any]:
+    """Saturate the worker `busy` (concurrency 1), collect, assess; S3's pool_grow action on it."""
+    assert pool_size(broker, busy) == 1
+    producer = control_app(broker)
+    for _ in range(60):  # far more work than the worker drains: saturated for the whole test
+        producer.send_task("fleet.sleep", args=(1.0,), queue="work")
+    beat = Beat(app, store)
+    for _ in range(3):
+        beat.cycle()
+    assess(app)  # sees the worker saturated: a bottleneck, a resource alert for S3
+
+    def grown() -> dict[str, Any] | None:
+        rows = [r for r in records.actions() if r["target"] == busy and r["action"] == "pool_grow"]
+        return rows[0] if rows else None
+
+    return poll(grown, deadline_s=30, what="S3 to grow the busy worker's pool")
+
+
 def test_overload_reaches_s3_which_grows_the_workers_pool(
     app_for: Any, alert_settings: Settings, store: PostgresStore, records: AlertRecords, tmp_path: Path
 ) -> None:
     broker = alert_settings.require("broker_url")
     app, worker = app_for(list(queues.ALL))
     with worker, fleet_workers(broker, ["busy"], tmp_path, concurrency=1, queues="work") as (busy,):
-        assert pool_size(broker, busy.hostname) == 1
-        producer = control_app(broker)
-        for _ in range(40):  # far more work than one process drains: saturation 1 while the test runs
-            producer.send_task("fleet.sleep", args=(1.0,), queue="work")
-        beat = Beat(app, store)
-        for _ in range(3):
-            beat.cycle()
-        assess(app)  # sees the worker saturated: a bottleneck, a resource alert for S3
-
-        def grown() -> dict[str, Any] | None:
-            rows = [r for r in records.actions() if r["target"] == busy.hostname and r["action"] == "pool_grow"]
-            return rows[0] if rows else None
-
-        action = poll(grown, deadline_s=30, what="S3 to grow the busy worker's pool")
+        action = overload(app, broker, store, records, busy.hostname)
         assert action["before"]["processes"] == 1
         assert action["before"]["pool"] == "prefork"
         assert action["after"]["processes"] == 3, action  # max_step 2, bound 16
@@ -183,3 +188,48 @@ def test_pain_reaches_s5_as_a_message_and_a_decision_and_the_webhook_gets_alertm
     assert "queue orphan" in decision["detail"]["reason"]
     assert client.llen(queues.S5_POLICY) == 0
     assert s5_app
+
+
+def test_an_action_that_did_not_help_is_pain_for_s5_which_holds_s3(
+    app_for: Any, alert_settings: Settings, store: PostgresStore, records: AlertRecords, tmp_path: Path
+) -> None:
+    settings = alert_settings.model_copy(update={"control_verify_after_s": 3.0})
+    broker = settings.require("broker_url")
+    app, worker = app_for(list(queues.ALL), settings)
+    with worker, fleet_workers(broker, ["busy"], tmp_path, concurrency=1, queues="work") as (busy,):
+        action = overload(app, broker, store, records, busy.hostname)
+        assert action["before"]["watch"]["metric"] == "saturation"
+        assert action["before"]["watch"]["value"] == 1.0
+        beat = Beat(app, store)
+
+        def verified() -> dict[str, Any] | None:
+            beat.cycle()  # the collections the check reads: still saturated, 3 of 3 processes busy
+            row = records.action(action["id"])
+            return row if row["verified_at"] is not None else None
+
+        row = poll(verified, deadline_s=40, what="S3 to check its action")
+        assert row["effective"] is False
+        assert row["after"]["signal"] == 1.0
+        decision = poll(lambda: next((d for d in records.decisions() if d["decision"] == "hold"), None),
+                        deadline_s=30, what="S5 to hold S3")  # fmt: skip
+        assert "did not restore health" in decision["detail"]["reason"]
+        assert decision["detail"]["alert"]["labels"] == {"condition": "control_failed"}
+        app.send_task(names.S3_CONTROL, args=(notification_for(records, action),))
+        held = poll(lambda: next((r for r in records.actions() if "S5 holds" in r["reason"]), None),
+                    deadline_s=30, what="S3 to refuse to act while held")  # fmt: skip
+        assert held["action"] == "none"
+        assert pool_size(broker, busy.hostname) == 3  # no second growth
+
+
+def notification_for(records: AlertRecords, action: dict[str, Any]) -> dict[str, Any]:
+    """A fresh firing notification of the action's alert, as the alert manager would send it."""
+    from datetime import UTC, datetime
+
+    from vsmmon.alert_codec import notification_to_dict
+    from vsmmon.alerts import Alert, AlertStatus, Notification, Severity
+
+    row = records.alert(str(action["alert_id"]))
+    now = datetime.now(UTC)
+    alert = Alert(row["id"], row["fingerprint"], row["type"], row["target"], Severity(row["severity"]),
+                  row["labels"], AlertStatus.FIRING, row["started_at"], now, resource=True)  # fmt: skip
+    return notification_to_dict(Notification(alert, "reminder", ("dashboard", "s3"), now))
