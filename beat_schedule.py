@@ -8,6 +8,8 @@ collections would only measure the past.
 
 from workers import names
 
+ANALYSIS_EVERY_S = 60
+
 SCHEDULE = {
     "collect-metrics": {
         "task": names.COLLECT_RUN,
@@ -16,7 +18,7 @@ SCHEDULE = {
     },
     "analyse-fleet": {  # trends, forecasts, time to exhaustion, capacity plans, recommendations
         "task": names.ANALYSIS_RUN,
-        "every": 60,
+        "every": ANALYSIS_EVERY_S,
         "expires_after_period": True,
     },
     "assess-health": {

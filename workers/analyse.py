@@ -8,18 +8,22 @@ from typing import Any
 
 from celery import Celery
 
+import beat_schedule
+from vsmmon.alert_routing import signal_from_recommendation
 from vsmmon.analysis import MemorySeries, QueueDemand, Series, analyse_fleet, observe
 from vsmmon.errors import TransientError
 from vsmmon.health_inputs import OPERATIONAL, gather
 from vsmmon.models import AgentInfo
 from vsmmon.realtime import SeriesReader
 from workers import names
+from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 
 EXHAUSTION_KEY = "vsm:analysis:exhaustion"
 ACCURACY_KEY = "vsm:analysis:accuracy"
 """`{"smape": float | null, "forecasts": int, "at": iso}`: sMAPE of the forecasts due in the last hour (for S4)."""
 ACCURACY_WINDOW_S = 3600
+SIGNAL_TTL_S = 3.0 * beat_schedule.ANALYSIS_EVERY_S  # a recommendation holds for three analyses
 DUE_LOOKBACK_S = 3000  # forecasts due this long ago can still be scored: the real-time window keeps an hour
 MEMORY_METRICS = ("rss_bytes", "children_rss_bytes")
 TREND_METRICS = ("cpu_percent", "active", "task_runtime_p95_s")
@@ -95,6 +99,8 @@ def register(app: Celery) -> None:
         ctx.store.save_analysis(result)
         ctx.realtime.client.set(EXHAUSTION_KEY, json.dumps(dict(result.exhaustion_s)), ex=600)
         ctx.realtime.client.set(ACCURACY_KEY, json.dumps(accuracy), ex=600)
+        adjustments = [s for r in result.recommendations if (s := signal_from_recommendation(r, now)) is not None]
+        report_signals(self.app, "analysis", adjustments, ttl_s=SIGNAL_TTL_S)  # resource adjustments -> S3
         return {
             "trends": len(result.trends),
             "forecasts": len(result.forecasts),

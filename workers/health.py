@@ -25,13 +25,12 @@ from vsmmon.health_inputs import gather
 from vsmmon.models import AgentKind
 from workers import names
 from workers.alerts import report_signals
-from workers.analyse import EXHAUSTION_KEY
+from workers.analyse import ACCURACY_KEY, EXHAUSTION_KEY
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
 log = logging.getLogger(__name__)
 PREVIOUS_KEY = "vsm:health:previous"
-ACCURACY_KEY = "vsm:analysis:accuracy"  # written by the analysis stage: {"smape": float | null, ...}
 CHANNEL = "vsm:health"
 
 

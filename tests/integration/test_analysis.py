@@ -11,13 +11,22 @@ from typing import Any
 import pytest
 import redis
 
+from tests.integration.conftest import poll
+from vsmmon.config import Settings
 from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.realtime import RealtimeWindow
 from vsmmon.simulator import MEMORY_LIMIT_BYTES, SimAgent, metrics_at
+from vsmmon.storage.alert_records import AlertRecords
 from vsmmon.storage.postgres import PostgresStore
 from workers import names
 from workers.analyse import EXHAUSTION_KEY
 from workers.context import PipelineApp
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Info alerts (recommendations) fire at their first report, so S3 gets them within the test."""
+    return settings.model_copy(update={"alert_pending_s": 0.0})
 
 
 @pytest.fixture
@@ -167,3 +176,12 @@ def test_a_queue_outrunning_its_drain_gets_a_capacity_plan_and_a_pool_grow_for_i
     signal = signal_from_recommendation(rec, datetime.now(UTC))
     assert signal is not None
     assert (signal.target, signal.labels["command"], signal.resource) == ("celery@cap-1", "pool_grow", True)
+    # the analysis task handed it to the alert manager, which routed it to S3; S3 assessed it (this
+    # worker exists only in the registry: inspect gets no answer, so S3 records why it did nothing)
+    records = AlertRecords(store.engine)
+    action = poll(lambda: next((a for a in records.actions() if a["target"] == "celery@cap-1"), None),
+                  deadline_s=30, what="the resource adjustment to reach S3")  # fmt: skip
+    alert = records.alert(str(action["alert_id"]))
+    assert (alert["type"], alert["labels"]) == ("resource_adjustment", {"command": "pool_grow"})
+    assert action["action"] == "none"
+    assert "not a live worker" in action["reason"]
