@@ -26,6 +26,11 @@ SCHEDULE = {
         "every": "health_interval_s",
         "expires_after_period": True,
     },
+    "audit-worker": {  # S3*: one worker, drawn at random, probed beyond its self-report
+        "task": names.HEALTH_AUDIT,
+        "every": "audit_interval_s",
+        "expires_after_period": True,
+    },
     "maintain-storage": {  # partitions ahead of time, retention by dropping partitions
         "task": names.MAINTENANCE_RUN,
         "every": 600,

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535, description="HTTP service port")
     collect_interval_s: float = Field(default=5.0, gt=0, le=3600, description="metric collection period")
     health_interval_s: float = Field(default=30.0, gt=0, le=3600, description="health check period")
+    audit_interval_s: float = Field(default=120.0, gt=0, le=86400, description="S3* audit period (one worker)")
     collect_timeout_s: float = Field(default=1.5, gt=0, le=3, description="how long a cycle waits for replies")
     worker_concurrency: int = Field(default=2, ge=1, le=256, description="pool size of `vsmmon up`'s worker")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")

@@ -9,7 +9,9 @@ Choices the model leaves open, written down here:
 - drain score of a queue: 1 when empty or drained within the target; target / drain time beyond;
   0 when it is not draining at all (out <= in) while it has a backlog;
 - time to exhaustion scores clamp(tte / horizon); a resource not approaching its limit scores 1;
-- novelty: 1 - clamp(new task types / 5) against the 24 h baseline; unknown without a baseline.
+- novelty: 1 - clamp(new task types / 5) against the 24 h baseline; unknown without a baseline;
+- the S3* audit is a fourth factor of both S3 and S5 (the model: "its score feeds S3 and S5"), unknown
+  when no audit ran in the last two audit intervals.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class ControlInputs:
     critical_alerts: int = 0
     critical_handled: int = 0
     identities: Sequence[tuple[str, str]] = ()  # (pool: the queues a worker consumes, version|config)
+    audit_score: float | None = None  # the last S3* audit (vsmmon.audit), when recent
+    audit_worker: str | None = None
 
 
 def system(name: str, factors: Iterable[Factor]) -> SystemHealth:
@@ -157,7 +161,7 @@ def s3(queues: Sequence[QueueFlow], control: ControlInputs) -> SystemHealth:
         control.actions_effective / control.actions_total if control.actions_total else None,
         {"actions": float(control.actions_total), "effective": float(control.actions_effective)},
     )
-    return system("S3", (headroom, drain, efficacy))
+    return system("S3", (headroom, drain, efficacy, audit_factor(control)))
 
 
 def s4(control: ControlInputs) -> SystemHealth:
@@ -196,4 +200,9 @@ def s5(control: ControlInputs) -> SystemHealth:
     escalation = Factor("escalation_handling", handled, counts)
     variants = {"workers": float(len(control.identities)), "variants": float(len(set(control.identities)))}
     identity = Factor("identity_coherence", majority_share(control.identities), variants)
-    return system("S5", (slo, escalation, identity))
+    return system("S5", (slo, escalation, identity, audit_factor(control)))
+
+
+def audit_factor(control: ControlInputs) -> Factor:
+    """The last S3* audit's score (share of its checks without a finding); it feeds S3 and S5."""
+    return Factor("audit", control.audit_score, {"worker": control.audit_worker, "score": control.audit_score})

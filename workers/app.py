@@ -85,9 +85,9 @@ def create_app(
     app = PipelineApp(settings, context_factory)
     app.conf.update(celery_config(settings))
     install_plugin(app)
-    from workers import aggregate, alerts, analyse, collect, health, maintenance, persist, s3, s5
+    from workers import aggregate, alerts, analyse, audit, collect, health, maintenance, persist, s3, s5
 
-    for module in (collect, persist, aggregate, analyse, health, maintenance, alerts, s3, s5):
+    for module in (collect, persist, aggregate, analyse, health, maintenance, alerts, s3, s5, audit):
         module.register(app)
     return app
 

@@ -26,6 +26,7 @@ from vsmmon.models import AgentKind
 from workers import names
 from workers.alerts import report_signals
 from workers.analyse import ACCURACY_KEY, EXHAUSTION_KEY
+from workers.audit import AUDIT_KEY
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
@@ -64,7 +65,11 @@ def alerting_inputs(ctx: WorkerContext, now: datetime) -> dict[str, Any]:
     raw = ctx.realtime.client.get(ACCURACY_KEY)
     accuracy = json.loads(raw) if raw else {}
     smape = accuracy.get("smape") if isinstance(accuracy, dict) else None
+    raw_audit = ctx.realtime.client.get(AUDIT_KEY)  # expires after two audit intervals: then unknown
+    audit = json.loads(raw_audit) if raw_audit else {}
     return {
+        "audit_score": audit.get("score"),
+        "audit_worker": audit.get("hostname"),
         "actions_total": total,
         "actions_effective": effective,
         "critical_alerts": criticals,

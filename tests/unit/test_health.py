@@ -103,7 +103,15 @@ def test_s5_identity_coherence_and_unknowns() -> None:
     assert majority_share([*pool, ("vsm.collect", "vsmmon")]) == pytest.approx(3 / 4)  # other pools agree
     h = s5(ControlInputs(identities=pool))
     assert h.score == pytest.approx(2 / 3)  # SLOs and escalations unknown: left out, not counted as 1
-    assert [f.score for f in h.factors] == [None, None, pytest.approx(2 / 3)]
+    assert [f.score for f in h.factors] == [None, None, pytest.approx(2 / 3), None]
+
+
+def test_the_audit_feeds_s3_and_s5() -> None:
+    control = ControlInputs(identities=[("q", "v")], audit_score=0.5, audit_worker="w1@h")
+    assert s5(control).score == pytest.approx((1.0 + 0.5) / 2)
+    audit = s3([], control).factors[-1]
+    assert (audit.name, audit.score, audit.inputs["worker"]) == ("audit", 0.5, "w1@h")
+    assert s3([], ControlInputs(concurrency_total=10, active_total=5)).factors[-1].score is None
 
 
 def test_losing_half_the_fleet_degrades_s1_and_viability_and_recovery_is_signalled() -> None:

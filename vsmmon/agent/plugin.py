@@ -30,6 +30,7 @@ from celery.worker.request import Request
 
 from vsmmon import __version__
 from vsmmon.agent.counters import TaskCounters
+from vsmmon.audit import CANARY_TASK
 from vsmmon.sources.host import HostProbe
 from vsmmon.sources.hostlock import HostReporterLock
 from vsmmon.sources.process import ProcessProbe, runtime_metrics
@@ -123,13 +124,25 @@ def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 def install(app: Celery, version: str | None = None) -> None:
-    """Count every task of `app` and stamp its published messages; idempotent."""
+    """Count every task of `app` and stamp its published messages; add the S3* audit's canary; idempotent.
+
+    The worker also consumes its own direct queue (Celery's `worker_direct`: `<hostname>.dq2`), so the
+    audit can send its canary (`vsmmon.audit.canary`) to one chosen worker.
+    """
     app.Task.Request = MonitoredRequest  # type: ignore[assignment]  # a class is accepted as well as a path
+    app.conf.worker_direct = True
+    if CANARY_TASK not in app.tasks:
+        app.task(name=CANARY_TASK, bind=True, shared=False, ignore_result=True)(canary)
     before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="vsmmon.sent_at")
     if version:
         _state.version = f"{version}; vsmmon {__version__}"
     _state.config_hash = config_hash(app)
     _state.host_lock = HostReporterLock.for_broker(str(app.conf.broker_url or ""))
+
+
+def canary(task: Any, nonce: str) -> dict[str, Any]:
+    """The S3* audit's canary: proves the worker runs what reaches its direct queue."""
+    return {"nonce": str(nonce)[:64], "hostname": task.request.hostname, "pid": os.getpid(), "received_at": time.time()}
 
 
 def config_hash(app: Celery) -> str:
@@ -159,7 +172,9 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         # the pool's size now (pool_grow / pool_shrink / autoscale change it), else the configured one
         size = getattr(consumer.pool, "num_processes", None) or getattr(consumer.controller, "concurrency", 0)
         metrics["concurrency"] = float(size or 0)
-        queues = sorted(q.name for q in consumer.task_consumer.queues) if consumer.task_consumer else []
+        direct = f"{consumer.hostname}.dq2"  # its own direct queue (the audit's canary) is not a fleet queue
+        consumed = consumer.task_consumer.queues if consumer.task_consumer else []
+        queues = sorted(q.name for q in consumed if q.name != direct)
     except Exception as e:
         errors["pool"] = repr(e)
     try:

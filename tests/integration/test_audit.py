@@ -1,0 +1,54 @@
+"""The S3* audit on real workers: an honest one passes every check; one whose direct queue nobody consumes
+is a finding, an alert on the worker, and a lower S3 and S5 score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.cycles import Beat
+from tests.integration.fleet import fleet_workers
+from vsmmon.config import Settings
+from vsmmon.storage.postgres import PostgresStore
+from workers import names
+from workers.context import PipelineApp
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def audit(app: PipelineApp, hostname: str) -> dict[str, Any]:
+    result: dict[str, Any] = app.send_task(names.HEALTH_AUDIT, args=(hostname,)).get(timeout=30)
+    return result
+
+
+def factor(assessment: dict[str, Any], system: str, name: str) -> dict[str, Any]:
+    return next(f for f in assessment["systems"][system]["factors"] if f["name"] == name)
+
+
+def test_an_honest_worker_passes_and_a_deaf_one_is_found_out(
+    pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, tmp_path: Path
+) -> None:
+    broker = fast_settings.require("broker_url")
+    deaf_env = {"VSMMON_TEST_NO_DIRECT_QUEUE": "1"}
+    with (
+        fleet_workers(broker, ["honest"], tmp_path / "a", concurrency=2) as (honest,),
+        fleet_workers(broker, ["deaf"], tmp_path / "b", concurrency=1, extra_env=deaf_env) as (deaf,),
+    ):
+        beat = Beat(pipeline, store)
+        for _ in range(2):
+            beat.cycle()
+        good = audit(pipeline, honest.hostname)
+        assert good["checks"] == ["reachability", "pool", "canary", "accounting"]
+        assert good["findings"] == []
+        assert good["score"] == 1.0
+        bad = audit(pipeline, deaf.hostname)
+        assert [f["check"] for f in bad["findings"]] == ["canary"]
+        assert "not taken within 5 s" in bad["findings"][0]["message"]
+        assert bad["score"] == pytest.approx(2 / 3)
+        checked = pipeline.send_task(names.HEALTH_CHECK).get(timeout=30)
+    for system in ("S3", "S5"):
+        seen = factor(checked, system, "audit")
+        assert seen["score"] == pytest.approx(2 / 3)
+        assert seen["inputs"]["worker"] == deaf.hostname

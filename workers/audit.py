@@ -1,0 +1,114 @@
+"""`vsmmon.health.audit` (beat, every VSMMON_AUDIT_INTERVAL_S): the S3* audit of one worker (`vsmmon.audit`).
+
+The probe: ping; `vsm_metrics` (the self-report) before and after; `inspect stats`; a canary sent to the
+worker's direct queue (declared first, so a worker that does not consume it leaves it there), whose
+departure the broker shows. The result is kept in Redis for the health check (S3 and S5 read its score),
+and each finding is a warning alert on the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from typing import Any
+
+from celery import Celery
+from celery.utils.nodenames import worker_direct
+
+from vsmmon.alerts import Severity, Signal
+from vsmmon.audit import CANARY_TASK, Audit, Candidate, Said, Seen, audit_to_dict, canaries_run, judge, pick
+from vsmmon.models import AgentKind
+from vsmmon.registry import AgentStatus
+from workers import names
+from workers.alerts import report_signals
+from workers.context import VsmTask, WorkerContext
+from workers.fleet import FleetPoller
+
+AUDIT_KEY = "vsm:audit:last"
+DEADLINE_S = 5.0
+ASK_TIMEOUT_S = 1.5
+
+
+def candidates(ctx: WorkerContext) -> list[Candidate]:
+    """Live Celery workers, with the risk their last figures show."""
+    found = []
+    for a in ctx.store.agents():
+        if a.kind != AgentKind.CELERY_WORKER.value or a.status != AgentStatus.ONLINE.value:
+            continue
+        concurrency = a.metrics.get("concurrency") or 0.0
+        saturation = a.metrics.get("active", 0.0) / concurrency if concurrency else 0.0
+        limit = a.metrics.get("memory_limit_bytes") or ctx.settings.memory_hard_bytes
+        found.append(Candidate(a.agent_id, saturation, a.metrics.get("rss_bytes", 0.0) / limit))
+    return found
+
+
+def _ask(fleet: Celery, command: str, hostname: str) -> Any:
+    replies = fleet.control.broadcast(command, destination=[hostname], reply=True, timeout=ASK_TIMEOUT_S) or []
+    merged: dict[str, Any] = {}
+    for reply in replies:
+        merged.update(reply)
+    return merged.get(hostname)
+
+
+def probe(ctx: WorkerContext, fleet: Celery, hostname: str) -> Audit:
+    """Probe one worker and judge what was seen against what it said."""
+    now = ctx.clock()
+    if not fleet.control.ping(destination=[hostname], timeout=ASK_TIMEOUT_S):
+        return judge(hostname, now, Seen(False, None, None), Said(None, None, None), DEADLINE_S)
+    before = _ask(fleet, "vsm_metrics", hostname)
+    stats: dict[str, Any] = dict(fleet.control.inspect(destination=[hostname], timeout=ASK_TIMEOUT_S).stats() or {})
+    pool = (stats.get(hostname) or {}).get("pool") or {}
+    processes = len(pool["processes"]) if isinstance(pool.get("processes"), list) else None
+    counted_before = canaries_run(before)
+    queue = worker_direct(hostname)
+    with fleet.connection_for_write() as conn:
+        queue.bind(conn.default_channel).declare()  # so an unconsumed canary stays visible on the broker
+    # routed by the direct exchange and the hostname, as Celery's worker_direct queues are
+    fleet.send_task(CANARY_TASK, args=(uuid.uuid4().hex,), exchange=queue.exchange.name, routing_key=queue.routing_key)
+    started, after, counted_after = time.monotonic(), before, counted_before
+    while time.monotonic() - started < DEADLINE_S:
+        after = _ask(fleet, "vsm_metrics", hostname)
+        counted_after = canaries_run(after)
+        if counted_after is not None and counted_before is not None and counted_after > counted_before:
+            break
+        time.sleep(0.1)
+    waited = time.monotonic() - started
+    broker = ctx.queue_probes[-1][0] if ctx.queue_probes else None
+    taken = None
+    if broker is not None:
+        read, _ = broker.read([queue.name], time.time())
+        taken = bool(read) and read[0].messages == 0
+        if not taken:
+            with fleet.connection_for_write() as conn:
+                queue.bind(conn.default_channel).purge()  # do not leave canaries behind
+    metrics = (before or {}).get("metrics") if isinstance(before, dict) else None
+    concurrency = metrics.get("concurrency") if isinstance(metrics, dict) else None
+    seen = Seen(True, processes, taken, waited if taken else None)
+    said = Said(concurrency, counted_before, counted_after)
+    return judge(hostname, now, seen, said, DEADLINE_S)
+
+
+def register(app: Celery) -> None:
+    pollers: dict[str, FleetPoller] = {}
+    rng = random.Random()
+
+    @app.task(name=names.HEALTH_AUDIT, base=VsmTask, bind=True, shared=False, ignore_result=False)
+    def audit(self: VsmTask, hostname: str | None = None) -> dict[str, Any]:
+        """Audit `hostname`, or one live worker drawn at random, the riskier ones more often."""
+        ctx = self.ctx
+        fleet = pollers.setdefault("fleet", FleetPoller.for_settings(app, ctx.settings)).app
+        if hostname is None:
+            chosen = pick(candidates(ctx), rng)
+            if chosen is None:
+                return {"audited": None, "reason": "no live worker"}
+            hostname = chosen.hostname
+        result = probe(ctx, fleet, hostname)
+        body = audit_to_dict(result)
+        interval = ctx.settings.audit_interval_s
+        ctx.realtime.client.set(AUDIT_KEY, json.dumps(body), ex=int(2 * interval))
+        signals = [Signal("audit_finding", hostname, Severity.WARNING, {"check": f.check}, f.message)
+                   for f in result.findings]  # fmt: skip
+        report_signals(self.app, "audit", signals, ttl_s=2 * interval)
+        return body
