@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 BENCH  ?=
 PYTEST_ARGS ?=
 
-.PHONY: up test lint fmt bench bench-quick clean
+.PHONY: up test lint fmt bench bench-quick clean browser screenshots
 
 # (re)install when pyproject.toml changes; creates .venv when missing
 $(STAMP): pyproject.toml
@@ -20,8 +20,18 @@ up: $(STAMP)
 	$(VENV)/bin/vsmmon up
 
 ## unit tests (no services) and integration tests (real PostgreSQL, Redis, Celery workers)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## headless Chromium for the browser tests: Debian's package, driven by Playwright (no browser download)
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	test -x $(CHROMIUM) || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+## the README's screenshots of the dashboard, taken by the browser tests' tooling
+screenshots: $(STAMP) browser
+	VSMMON_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest tests/browser/test_screenshots.py -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

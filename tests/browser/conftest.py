@@ -43,8 +43,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh page; any uncaught JavaScript error fails the test."""
+def page(browser: Any, live_api: str) -> Iterator[Any]:  # noqa: F811
+    """A fresh page, closed before the HTTP service stops (an open event stream would hold its shutdown);
+    any uncaught JavaScript error fails the test."""
     context = browser.new_context(viewport=VIEWPORT)
     opened = context.new_page()
     errors: list[str] = []

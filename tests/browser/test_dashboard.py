@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -126,7 +127,8 @@ def test_charts_draw_the_series_with_the_forecast(
 ) -> None:
     seed(store, redis_client, agents=4, offline=0, cycles=60)
     open_dashboard(page, live_api)
-    assert page.input_value("#chart-agent") == "celery@worker-0000"
+    # the first worker is charted once the agents are loaded
+    page.wait_for_function("document.querySelector('#chart-agent').value === 'celery@worker-0000'", timeout=TIMEOUT_MS)
     note = page.locator("#chart-memory .note")
     poll(lambda: "forecast of memory_bytes" in (note.text_content() or ""), deadline_s=15, what="the memory forecast")
     for chart in ("cpu", "memory", "throughput", "latency", "queue"):
@@ -201,6 +203,10 @@ def test_writes_from_the_page_without_the_token_are_refused(
 
     page.on("dialog", answer)
     item.locator("button[data-ack]").click()
-    poll(lambda: len(messages) == 2, deadline_s=10, what="the prompt and the refusal")
+    # Playwright calls dispatch its events (the dialog handler runs inside them): wait with the page, not sleep
+    deadline = time.monotonic() + 10
+    while len(messages) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(messages) == 2, messages
     assert messages[1].startswith("ack failed (401)")
     assert httpx.get(f"{live_api}/api/v1/alerts").json()["alerts"][0]["status"] == "firing"

@@ -144,7 +144,7 @@ def build_chart(res: Resources, chart: s.Chart, window_s: int, agent: str | None
         counter = recipe.combine == "rate"
         parts = {m: read(res, agent, m, window_s, now, counter) for m in recipe.metrics}
         lines = s.combine(recipe, parts)
-        forecast = forecast_of(res, agent, recipe, now)
+        forecast = forecast_of(res, agent, recipe, window_s)
     return {
         "chart": chart.value,
         "agent": agent,
@@ -161,8 +161,8 @@ def read(res: Resources, agent: str, metric: str, window_s: int, now: datetime, 
     return s.rollup_points(res.store.rollups(agent, metric, s.ROLLUP_WINDOW_S), counter)
 
 
-def forecast_of(res: Resources, agent: str, recipe: s.Recipe, now: datetime) -> dict[str, Any] | None:
-    """The stored forecast (with its interval) or a Holt projection over the next 5 min, if any."""
+def forecast_of(res: Resources, agent: str, recipe: s.Recipe, window_s: int) -> dict[str, Any] | None:
+    """The stored forecast (with its interval) or a Holt projection, as far ahead as the chart looks back."""
     reads = Reads.of(res.store)
     if recipe.forecast_metric:
         found = reads.forecast(agent, recipe.forecast_metric)
@@ -170,17 +170,22 @@ def forecast_of(res: Resources, agent: str, recipe: s.Recipe, now: datetime) -> 
             return None
         at, points = found
         base = at.timestamp()
+        shown = [p for p in points if p.horizon_s <= window_s] or points[:1]
         return {
-            "source": f"forecast of {recipe.forecast_metric} made at {at.isoformat()}",
-            "points": [[base + p.horizon_s, p.value, p.lower, p.upper] for p in points],
+            "kind": "forecast",
+            "metric": recipe.forecast_metric,
+            "made_at": at.isoformat(),
+            "points": [[base + p.horizon_s, p.value, p.lower, p.upper] for p in shown],
         }
     if recipe.trend_metric:
-        trend = reads.trend(agent, recipe.trend_metric, 300)
+        trend = reads.trend(agent, recipe.trend_metric, s.ROLLUP_WINDOW_S)
         if trend is None or trend.level is None or trend.trend_per_s is None:
             return None
-        projected = s.projection(trend.at.timestamp(), trend.level, trend.trend_per_s, 300)
+        projected = s.projection(trend.at.timestamp(), trend.level, trend.trend_per_s, min(window_s, 900))
         return {
-            "source": f"Holt projection of {recipe.trend_metric} from {trend.at.isoformat()}",
+            "kind": "holt",
+            "metric": recipe.trend_metric,
+            "made_at": trend.at.isoformat(),
             "points": [[t, v, None, None] for t, v in projected],
         }
     return None

@@ -31,26 +31,33 @@ class BodySizeLimit:
             await _reject(send, self.max_bytes)
             return
         received = 0
-        started = False
+        started = rejected = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    # answer now: the app may catch the exception below (FastAPI turns any error while
+                    # reading a body into a 400 "error parsing the body"), and its answer is dropped
+                    if not started and not rejected:
+                        rejected = True
+                        await _reject(send, self.max_bytes)
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if rejected:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
-            if not started:
+            if not started and not rejected:
                 await _reject(send, self.max_bytes)
 
 

@@ -47,7 +47,7 @@ class NewSilence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     matchers: dict[MatcherText, MatcherText] = Field(min_length=1, max_length=20)
-    duration_s: float = Field(gt=0, le=alert_desk.MAX_SILENCE_S, allow_inf_nan=False)
+    duration_s: float = Field(gt=0, le=alert_desk.MAX_SILENCE_S, allow_inf_nan=False, strict=True)  # not `true`
     created_by: Name
     comment: Annotated[str, StringConstraints(max_length=1000)] = ""
 

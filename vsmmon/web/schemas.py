@@ -29,7 +29,7 @@ class MetricsPush(BaseModel):
     type: Literal["llm_worker", "worker", "sensor", "api"]
     metrics: dict[MetricName, FiniteNumber] = Field(max_length=MAX_METRICS)
     timestamp: AwareDatetime | None = None
-    interval_s: float = Field(default=5.0, ge=0.5, le=3600)
+    interval_s: float = Field(default=5.0, ge=0.5, le=3600, strict=True)  # `true` is not 1 s
     host: ShortText = ""
     version: ShortText = ""
 

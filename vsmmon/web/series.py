@@ -96,5 +96,8 @@ def combine(recipe: Recipe, parts: dict[str, Points]) -> dict[str, Points]:
 
 
 def projection(at_s: float, level: float, trend_per_s: float, horizon_s: float, steps: int = 10) -> Points:
-    """Holt's forecast level + trend * h, from the time of the trend out to `horizon_s`."""
-    return [(at_s + horizon_s * i / steps, level + trend_per_s * horizon_s * i / steps) for i in range(steps + 1)]
+    """Holt's forecast level + trend * h, from the time of the trend out to `horizon_s` (every charted
+    figure is a quantity, so a falling projection stops at 0)."""
+    return [
+        (at_s + horizon_s * i / steps, max(0.0, level + trend_per_s * horizon_s * i / steps)) for i in range(steps + 1)
+    ]

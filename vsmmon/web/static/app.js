@@ -8,6 +8,7 @@ const CHARTS = [
   ["cpu", "CPU"], ["memory", "Memory"], ["throughput", "Throughput"], ["latency", "Latency (p95)"], ["queue", "Queue depth"],
 ];
 const ARC = Math.PI * 80;
+const SIGNALS_SHOWN = 6;
 const ROWS_SHOWN = 300; // the table draws this many rows of the sorted, filtered agents; the tiles show all
 const state = {
   agents: [], sort: { key: "score", dir: 1 }, window: 300, agent: null, plots: {},
@@ -69,9 +70,11 @@ function renderHealth(h) {
   vs.textContent = h.viability_state || "unknown";
   vs.dataset.s = h.viability_state || "unknown";
   $("#overall").textContent = num(h.overall_health);
-  $("#signals").innerHTML =
-    (h.algedonic || []).map((s) => `<li title="algedonic signal: straight to S5">⚠ ${esc(s)}</li>`).join("") +
-    (h.bottlenecks || []).map((s) => `<li class="bottleneck" title="bottleneck">▲ ${esc(s)}</li>`).join("");
+  const pain = (h.algedonic || []).map((s) => `<li title="algedonic signal: straight to S5">⚠ ${esc(s)}</li>`);
+  const necks = (h.bottlenecks || []).map((s) => `<li class="bottleneck" title="bottleneck">▲ ${esc(s)}</li>`);
+  const listed = [...pain, ...necks];
+  $("#signals").innerHTML = listed.slice(0, SIGNALS_SHOWN).join("") +
+    (listed.length > SIGNALS_SHOWN ? `<li class="muted">and ${listed.length - SIGNALS_SHOWN} more</li>` : "");
   $("#systems").innerHTML = Object.keys(SYSTEMS).map((name) => systemCard(name, (h.systems || {})[name])).join("");
   $("#assessed").textContent = `assessed ${new Date(h.at).toLocaleTimeString()}`;
   $("#assessed").title = h.at;
@@ -175,7 +178,7 @@ function fillChartAgents() {
   if (!Object.keys(state.plots).length) loadCharts();
 }
 
-function seriesData(lines, forecast) {
+function seriesData(lines, forecast, interval) {
   // uPlot wants one shared x axis: merge every line's timestamps
   const xs = new Set();
   lines.forEach((l) => l.points.forEach((p) => xs.add(p[0])));
@@ -188,7 +191,8 @@ function seriesData(lines, forecast) {
     return ys;
   };
   const data = [x, ...lines.map((l) => column(l.points, 1))];
-  if (forecast) data.push(column(forecast.points, 1), column(forecast.points, 2), column(forecast.points, 3));
+  if (forecast) data.push(column(forecast.points, 1));
+  if (interval) data.push(column(forecast.points, 2), column(forecast.points, 3));
   return data;
 }
 
@@ -198,16 +202,25 @@ function drawChart(id, title, body) {
   const box = document.getElementById(`chart-${id}`);
   const note = box.querySelector(".note");
   const lines = body.lines || [];
-  const fc = body.forecast;
-  note.textContent = lines.length ? (fc ? `dashed: ${fc.source}` : "") : "no data in this window";
+  let fc = body.forecast;
+  const last = lines.length ? lines[0].points[lines[0].points.length - 1] : null;
+  if (fc && last && last[0] < fc.points[0][0]) {
+    // the forecast line starts where the data ends
+    fc = { ...fc, points: [[last[0], last[1], last[1], last[1]], ...fc.points] };
+  }
+  const made = fc ? new Date(fc.made_at).toLocaleTimeString() : "";
+  const described = fc?.kind === "forecast" ? `forecast of ${fc.metric} made ${made}, with its interval`
+    : `Holt projection of ${fc?.metric} from ${made}`;
+  note.textContent = lines.length ? (fc ? `dashed: ${described}` : "") : "no data in this window";
   const fmt = body.unit === "bytes" ? (u, v) => bytes(v) : (u, v) => (v === null ? "–" : `${+v.toPrecision(4)} ${body.unit}`);
   const series = [{}].concat(lines.map((l, i) => ({ label: l.name, stroke: PALETTE[i % PALETTE.length], width: 1.5, value: fmt, spanGaps: false })));
-  if (fc) {
-    series.push({ label: "forecast", stroke: "#e0a526", dash: [6, 4], width: 1.5, value: fmt, spanGaps: true });
-    series.push({ label: "lower", stroke: "rgba(224,165,38,.35)", dash: [2, 4], value: fmt, spanGaps: true });
-    series.push({ label: "upper", stroke: "rgba(224,165,38,.35)", dash: [2, 4], value: fmt, spanGaps: true });
+  const interval = Boolean(body.forecast) && body.forecast.points.some((p) => p[2] !== null);
+  if (fc) series.push({ label: "forecast", stroke: "#e0a526", dash: [6, 4], width: 1.5, value: fmt, spanGaps: true });
+  if (interval) {
+    series.push({ label: "lower", stroke: "rgba(224,165,38,.45)", dash: [2, 4], value: fmt, spanGaps: true });
+    series.push({ label: "upper", stroke: "rgba(224,165,38,.45)", dash: [2, 4], value: fmt, spanGaps: true });
   }
-  const data = seriesData(lines, fc);
+  const data = seriesData(lines, fc, interval);
   const old = state.plots[id];
   const shape = series.map((s) => s.label).join("|");
   if (old && old.shape === shape) { old.plot.setData(data); return; }
@@ -215,9 +228,12 @@ function drawChart(id, title, body) {
   const width = Math.max(300, box.clientWidth - 4);
   const opts = {
     width, height: 170, series,
+    scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } }, // every charted figure is >= 0
     axes: [
       { stroke: "#8a96a3", grid: { stroke: "#222c36" } },
-      { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 64, values: (u, ticks) => ticks.map((t) => (body.unit === "bytes" ? bytes(t) : +t.toPrecision(3))) },
+      body.unit === "bytes"
+        ? { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 76, values: (u, ticks) => ticks.map(bytes) }
+        : { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 56 },
     ],
     legend: { live: true },
   };
