@@ -15,23 +15,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from redis.exceptions import LockNotOwnedError
 
 from vsmmon.alert_codec import signal_from_dict, signal_to_dict, state_from_dict, state_to_dict
-from vsmmon.alerts import AlertState, Signal
+from vsmmon.alerts import AlertState, Severity, Signal
 from vsmmon.errors import InvalidInput, TransientError
 from vsmmon.models import utc
 
 log = logging.getLogger(__name__)
 STATE_KEY = "vsm:alerts:state"
 LOCK_KEY = "vsm:alerts:lock"
+COOLDOWN_KEY = "vsm:alerts:cooldowns"  # hash: fingerprint -> "epoch seconds|severity" of its last delivery
+PRUNE_ABOVE = 2000  # cooldown entries kept before the expired ones are swept
 CHANNEL = "vsm:alerts"
 """Pub/sub channel of the dashboard: JSON {"type": "alert" | "control_action" | "policy_decision", "data": {...}}."""
 
@@ -96,6 +99,46 @@ class AlertBook:
             raise TransientError(f"Redis unavailable: {e}") from e
         return ledger_from_json(raw) if raw else Ledger()
 
+    def cooldowns(self, fingerprints: Iterable[str]) -> dict[str, tuple[datetime, Severity]]:
+        """The last delivery of each of these fingerprints that has one.
+
+        Cooldowns are kept apart from the ledger, one hash field per fingerprint, so a step reads only
+        those of the alerts it decides about: an incident storm of distinct alerts leaves a thousand of
+        them, and reading them all at every step would slow the critical path.
+        """
+        wanted = sorted(set(fingerprints))
+        if not wanted:
+            return {}
+        found = {}
+        for fp, raw in zip(wanted, self.client.hmget(COOLDOWN_KEY, wanted), strict=True):
+            if raw is None:
+                continue
+            at, _, severity = _text(raw).partition("|")
+            found[fp] = (datetime.fromtimestamp(float(at), UTC), Severity(severity))
+        return found
+
+    def keep_cooldowns(
+        self, fingerprints: Iterable[str], last_sent: Mapping[str, tuple[datetime, Severity]], max_age_s: float
+    ) -> None:
+        """Write back the cooldowns of `fingerprints`: those in `last_sent` set, the others deleted."""
+        wanted = set(fingerprints) | set(last_sent)
+        if not wanted:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        gone = [fp for fp in wanted if fp not in last_sent]
+        if last_sent:
+            pipe.hset(COOLDOWN_KEY, mapping={fp: f"{at.timestamp()}|{sev}" for fp, (at, sev) in last_sent.items()})
+        if gone:
+            pipe.hdel(COOLDOWN_KEY, *gone)
+        pipe.hlen(COOLDOWN_KEY)
+        size = pipe.execute()[-1]
+        if size > PRUNE_ABOVE:
+            horizon = time.time() - max_age_s
+            expired = [fp for fp, raw in self.client.hgetall(COOLDOWN_KEY).items()
+                       if float(_text(raw).partition("|")[0]) < horizon]  # fmt: skip
+            if expired:
+                self.client.hdel(COOLDOWN_KEY, *expired)
+
     @contextmanager
     def change(self) -> Iterator[Ledger]:
         """Lock, read, let the caller change the ledger, write it back (not when the caller raised).
@@ -122,3 +165,7 @@ class AlertBook:
                 log.warning("the alert ledger lock expired before its holder finished (over %g s)", self.lock_timeout_s)
             except redis.RedisError:
                 pass  # the lock expires by itself
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw

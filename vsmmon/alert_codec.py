@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from vsmmon.models import utc
 _KINDS = ("firing", "recovery", "escalation", "reminder")
 _REASONS = ("cooldown", "hourly_cap", "silenced", "not_notified")
 _ROUTES = ("dashboard", "s3", "s5", "webhook")
+_SEVERITIES = frozenset(s.value for s in Severity)
 MAX_TEXT = 2_000  # summaries and label values longer than this are refused, not truncated silently
 
 
@@ -81,7 +82,7 @@ def signal_to_dict(s: Signal) -> dict[str, Any]:
 def signal_from_dict(raw: Any, name: str = "signal") -> Signal:
     data = _mapping(raw, name)
     severity = _text(_field(data, "severity", f"{name}."), f"{name}.severity")
-    if severity not in {s.value for s in Severity}:
+    if severity not in _SEVERITIES:
         raise InvalidInput(f"{name}.severity", f"expected info, warning or critical, got {severity[:40]!r}")
     flags = {}
     for flag in ("resource", "system_wide"):
@@ -132,7 +133,7 @@ def alert_from_dict(raw: Any, name: str = "alert") -> Alert:
     status, severity = str(get("status")), str(get("severity"))
     if status not in {s.value for s in AlertStatus}:
         raise InvalidInput(p + "status", f"unknown status {status[:40]!r}")
-    if severity not in {s.value for s in Severity}:
+    if severity not in _SEVERITIES:
         raise InvalidInput(p + "severity", f"unknown severity {severity[:40]!r}")
     owed, held = data.get("owed"), data.get("held_by")
     if owed is not None and owed not in _KINDS:
@@ -202,26 +203,30 @@ def silence_from_dict(raw: Any, name: str = "silence") -> Silence:
 
 
 def state_to_dict(state: AlertState) -> dict[str, Any]:
+    """The carried state; delivery times (cap window, cooldowns) as epoch seconds: an incident storm
+    leaves one per fingerprint for the cooldown, so they must be cheap to write and read."""
     return {
         "alerts": [alert_to_dict(a) for a in state.alerts.values()],
         "silences": [silence_to_dict(s) for s in state.silences],
-        "sent": [_time(t) for t in state.sent],
-        "last_sent": {fp: [_time(at), str(sev)] for fp, (at, sev) in state.last_sent.items()},
+        "sent": [t.timestamp() for t in state.sent],
+        "last_sent": {fp: [at.timestamp(), str(sev)] for fp, (at, sev) in state.last_sent.items()},
     }
 
 
 def state_from_dict(raw: Any) -> AlertState:
     data = _mapping(raw, "state")
     alerts = [alert_from_dict(a, f"state.alerts[{i}]") for i, a in enumerate(data.get("alerts", []))]
-    last_sent = {}
-    for fp, pair in _mapping(data.get("last_sent", {}), "state.last_sent").items():
-        if not isinstance(pair, list) or len(pair) != 2 or pair[1] not in {s.value for s in Severity}:
-            raise InvalidInput(f"state.last_sent.{fp}", "expected [time, severity]")
-        last_sent[fp] = (_parse_time(pair[0], f"state.last_sent.{fp}"), Severity(pair[1]))
+    severities = {s.value: s for s in Severity}
+    try:  # one check for the whole mapping: a storm leaves a thousand of these
+        last_sent = {fp: (datetime.fromtimestamp(at, UTC), severities[sev])
+                     for fp, (at, sev) in _mapping(data.get("last_sent", {}), "state.last_sent").items()}  # fmt: skip
+        sent = tuple(datetime.fromtimestamp(t, UTC) for t in data.get("sent", []))
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise InvalidInput("state.last_sent", f"expected {{fingerprint: [epoch seconds, severity]}}: {e}") from None
     return AlertState(
         alerts={a.fingerprint: a for a in alerts},
         silences=tuple(silence_from_dict(s, f"state.silences[{i}]") for i, s in enumerate(data.get("silences", []))),
-        sent=tuple(_parse_time(t, "state.sent") for t in data.get("sent", [])),
+        sent=sent,
         last_sent=last_sent,
     )
 

@@ -51,8 +51,12 @@ def report(
     now = utc(now)
     with book.change() as ledger:
         ledger.sources[source] = Report(now, ttl_s, tuple(signals))
-        state, notifications, suppressed, events = alerts.step(ledger.state, ledger.holding(now), now, policy)
-        ledger.state = replace(state, closed=())
+        holding = ledger.holding(now)
+        involved = set(ledger.state.alerts) | {s.fingerprint for s in holding}
+        before = replace(ledger.state, last_sent=book.cooldowns(involved))
+        state, notifications, suppressed, events = alerts.step(before, holding, now, policy)
+        book.keep_cooldowns(involved, state.last_sent, policy.cooldown_s)
+        ledger.state = replace(state, last_sent={}, closed=())
     return Outcome(tuple(notifications), tuple(suppressed), tuple(events), alerts.changed_alerts(state, now))
 
 

@@ -239,7 +239,7 @@ class AlertState:
 
     alerts: Mapping[str, Alert] = field(default_factory=dict)  # open alerts by fingerprint
     silences: tuple[Silence, ...] = ()
-    sent: tuple[datetime, ...] = ()  # deliveries counted by the hourly cap, within its window
+    sent: tuple[datetime, ...] = ()  # the newest deliveries counted by the hourly cap (at most its size)
     last_sent: Mapping[str, tuple[datetime, Severity]] = field(default_factory=dict)  # per fingerprint, cooldown
     closed: tuple[Alert, ...] = ()
 
@@ -284,7 +284,7 @@ def step(
     new = AlertState(
         alerts={a.fingerprint: a for a in final if a.status is not AlertStatus.RESOLVED},
         silences=delivery.silences,
-        sent=tuple(delivery.sent),
+        sent=tuple(delivery.sent[-policy.max_per_hour :]),  # the cap only ever asks: are `max` of them recent?
         last_sent=delivery.last_sent,
         closed=tuple(a for a in final if a.status is AlertStatus.RESOLVED),
     )

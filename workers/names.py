@@ -29,6 +29,7 @@ ROUTES = {
     "vsmmon.analysis.*": queues.ANALYSIS,
     "vsmmon.maintenance.*": queues.ANALYSIS,
     "vsmmon.health.*": queues.HEALTH,
+    "vsmmon.alerts.record": queues.ANALYSIS,  # history writes wait for PostgreSQL, never in front of an alert
     "vsmmon.alerts.*": queues.ALERTS,
     "vsmmon.s3.*": queues.S3_CONTROL,
     "vsmmon.s5.*": queues.S5_POLICY,

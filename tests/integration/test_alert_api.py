@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -111,3 +111,22 @@ def test_cli_lists_acks_and_silences(
     assert json.loads(capsys.readouterr().out) == {"actions": []}
     assert main(["decisions"]) == 0
     assert "no policy decisions" in capsys.readouterr().out
+
+
+def test_cooldowns_are_kept_per_fingerprint_across_instances_in_redis(settings: Settings, clean_services: None) -> None:
+    """A resolved alert that fires again within 300 s is not re-notified; after the cooldown it is."""
+    client = redis.Redis.from_url(settings.require("redis_url"))
+    book, policy = AlertBook(client), alert_desk.policy_for(settings.model_copy(update={"alert_resolve_after_s": 0}))
+    t0 = datetime.now(UTC)
+
+    def step(at_s: float, signals: list[Signal]) -> alert_desk.Outcome:
+        return alert_desk.report(book, "screen", signals, t0 + timedelta(seconds=at_s), ttl_s=1, policy=policy)
+
+    assert [n.kind for n in step(0, [PAIN]).notifications] == ["firing"]
+    assert [n.kind for n in step(2, []).notifications] == ["recovery"]  # cleared: resolved at once
+    again = step(100, [PAIN])
+    assert again.notifications == ()
+    assert [(s.kind, s.reason) for s in again.suppressed] == [("firing", "cooldown")]
+    step(102, [])
+    assert [n.kind for n in step(400, [PAIN]).notifications] == ["firing"]
+    assert client.hexists("vsm:alerts:cooldowns", PAIN.fingerprint)
