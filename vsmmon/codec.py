@@ -26,7 +26,7 @@ def report_to_dict(r: AgentReport) -> dict[str, Any]:
 
 
 def report_from_dict(r: Any) -> AgentReport:
-    """Raises KeyError, TypeError or ValueError on a malformed dict; callers wrap them."""
+    """Raises KeyError, TypeError, ValueError or OverflowError on a malformed dict; callers wrap them."""
     return AgentReport(
         agent_id=str(r["agent_id"]),
         kind=AgentKind(r["kind"]),
@@ -52,7 +52,7 @@ def report_from_json(text: str | bytes) -> AgentReport:
     """
     try:
         return report_from_dict(json.loads(text))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as e:
         raise InvalidInput("report", f"not an agent report: {e!r}") from e
 
 
@@ -88,7 +88,7 @@ def collection_from_json(text: str | bytes) -> Collection:
             reports=tuple(report_from_dict(r) for r in raw["reports"]),
             interval_s=float(raw.get("interval_s", 5.0)),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as e:
         raise InvalidInput("collection", f"not a staged collection: {e!r}") from e
 
 

@@ -19,6 +19,8 @@ from vsmmon.config import Settings, load_settings
 from workers import names
 from workers.context import ContextFactory, PipelineApp, build_context
 
+REDIS_TRANSPORT = "workers.transport:Transport"
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings derived from vsmmon's."""
@@ -46,6 +48,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": schedule_from(beat_schedule.SCHEDULE, settings),
         "result_expires": 3600,
         "broker_transport_options": transport_options(settings),
+        # plain redis:// only: rediss:// keeps kombu's own (its TLS set-up is keyed on the scheme's name)
+        "broker_transport": REDIS_TRANSPORT if settings.require("broker_url").startswith("redis://") else None,
     }
 
 
