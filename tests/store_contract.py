@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.aggregator import aggregate, window_start
+from vsmmon.aggregator import aggregate, fold, window_start
 from vsmmon.errors import NotFound
-from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.models import AgentKind, AgentReport, Collection, Sample
 from vsmmon.registry import AgentStatus, evaluate
 from vsmmon.storage.base import Store
 
@@ -154,3 +154,37 @@ class StoreContract:
         assert n == 2
         assert found == pytest.approx(smape([80.0, 110.0], [100.0, 110.0]), rel=1e-12)  # (20/180 + 0) / 2
         assert [f.horizon_s for f in store.due_forecasts(T0, T0 + timedelta(hours=2))] == [3600, 3600]
+
+    def test_a_stored_collection_aggregated_by_the_store_equals_its_rollups_merged(self, store: Store) -> None:
+        # the PostgreSQL store aggregates in SQL (vsm_sketch_key): same counts, extremes and sketch buckets as
+        # `aggregate`, on values at the sketch's edges (zero, tiny, negative, huge, bucket boundaries)
+        from vsmmon.sketch import GAMMA
+
+        edges = [0.0, 1e-10, -1e-10, 1e-9, -3.5, 1.0, GAMMA, GAMMA**2, GAMMA**-7, 1e299, 1e301, -1e301, 12345.678]
+        for i, values in enumerate((edges, [v * 3.7 for v in edges])):  # two cycles of one window
+            c = Collection(uuid.uuid4(), T0 + timedelta(seconds=5 * i), 1.0, tuple(
+                AgentReport(f"edge-{k}", AgentKind.SENSOR, "h", {"x": v}) for k, v in enumerate(values)))  # fmt: skip
+            store.save_collection(c, T0)
+            assert store.aggregate_collection(c.id, T0) is True
+            assert store.aggregate_collection(c.id, T0) is False  # a retry
+        both = (edges, [v * 3.7 for v in edges])
+        samples = [Sample(T0 + timedelta(seconds=5 * i), f"edge-{k}", "x", v)
+                   for i, values in enumerate(both) for k, v in enumerate(values)]  # fmt: skip
+        expected = {(r.agent_id, r.window_start): r for r in fold(aggregate(samples), 300)}
+        for (agent, _), want in expected.items():
+            [got] = store.rollups(agent, "x", 300)
+            assert (got.count, got.min, got.max, got.sum, got.sketch) == (want.count, want.min, want.max, want.sum,
+                                                                          want.sketch), agent  # fmt: skip
+        with pytest.raises(NotFound):
+            store.aggregate_collection(uuid.uuid4(), T0)
+
+    def test_a_collection_repeating_a_series_is_aggregated_with_every_sample(self, store: Store) -> None:
+        reports = (
+            AgentReport("dup", AgentKind.SENSOR, "h", {"x": 1.0}),
+            AgentReport("dup", AgentKind.SENSOR, "h", {"x": 5.0}),
+        )
+        c = Collection(uuid.uuid4(), T0, 1.0, reports)
+        store.save_collection(c, T0)
+        assert store.aggregate_collection(c.id, T0) is True
+        [got] = store.rollups("dup", "x", 300)
+        assert (got.count, got.min, got.max, got.sum, got.sketch.count) == (2, 1.0, 5.0, 6.0, 2)

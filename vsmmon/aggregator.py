@@ -29,10 +29,13 @@ def aggregate(samples: Iterable[Sample], windows_s: Iterable[int] = (BASE_WINDOW
     """One rollup per (agent, metric, window length, window start) present in `samples`."""
     windows = tuple(windows_s)
     rollups: dict[tuple[str, str, int, datetime], Rollup] = {}
+    starts: dict[tuple[datetime, int], datetime] = {}  # a collection's samples share one time: align it once
     for sample in samples:
         sketch = Sketch((key_of(sample.value),), (1,))
         for window_s in windows:
-            start = window_start(sample.ts, window_s)
+            start = starts.get((sample.ts, window_s))
+            if start is None:
+                start = starts[(sample.ts, window_s)] = window_start(sample.ts, window_s)
             key = (sample.agent_id, sample.metric, window_s, start)
             single = Rollup(
                 sample.agent_id, sample.metric, window_s, start, 1,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from vsmmon.forecast import HORIZONS_S, CapacityPlan, Forecast, capacity_plan, forecast, smape, time_to_limit
 from vsmmon.recommend import Recommendation, dedupe, for_consumers, recommend_for_capacity, recommend_for_memory
-from vsmmon.trends import Trend, analyse
+from vsmmon.trends import Trend, analyse, fit_line
 
 Series = tuple[Sequence[float], Sequence[float]]  # (ts_s, values)
 
@@ -64,13 +64,16 @@ def analyse_fleet(
     recommendations: list[Recommendation] = []
     for m in memory:
         ts, vs = m.series
-        trend = analyse(ts, vs)
-        if trend is None:
+        if len(vs) < 2 or len(set(ts)) < 2:
             continue
-        tte = time_to_limit(ts, vs, m.limit_bytes)
+        # one least-squares fit serves the time to the limit, the forecasts and the advice (the memory trend is
+        # not stored: Holt, anomaly and change point of an hour of points would cost more than all the rest)
+        fit = fit_line(ts, vs)
+        tte = time_to_limit(ts, vs, m.limit_bytes, fit=fit)
         exhaustion[f"memory:{m.agent_id}"] = tte
-        forecasts += [(m.agent_id, "memory_bytes", f) for h in HORIZONS_S if (f := forecast(ts, vs, h)) is not None]
-        if (rec := recommend_for_memory(m.agent_id, trend, tte, m.limit_bytes, now)) is not None:
+        forecasts += [(m.agent_id, "memory_bytes", f) for h in HORIZONS_S
+                      if (f := forecast(ts, vs, h, fit=fit)) is not None]  # fmt: skip
+        if (rec := recommend_for_memory(m.agent_id, fit, tte, m.limit_bytes, now)) is not None:
             recommendations.append(rec)
     plans: dict[str, CapacityPlan] = {}
     for q in queues:

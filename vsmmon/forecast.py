@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vsmmon.trends import Direction, direction_of, fit_line, t_quantile
+from vsmmon.trends import Direction, LinearFit, direction_of, fit_line, t_quantile
 
 HORIZONS_S: tuple[float, ...] = (300.0, 3600.0)
 """The forecast horizons of the design: 5 min and 1 h."""
@@ -59,14 +59,22 @@ class CapacityPlan:
 
 
 def forecast(
-    ts_s: Sequence[float], values: Sequence[float], horizon_s: float, confidence: float = 0.95
+    ts_s: Sequence[float],
+    values: Sequence[float],
+    horizon_s: float,
+    confidence: float = 0.95,
+    *,
+    fit: LinearFit | None = None,
 ) -> Forecast | None:
-    """Line value `horizon_s` after the last sample with its prediction interval; None below 3 points."""
+    """Line value `horizon_s` after the last sample with its prediction interval; None below 3 points.
+
+    `fit` is `fit_line(ts_s, values)` when the caller has it already.
+    """
     # Interval for one new observation at t0: y(t0) +- t(1-(1-c)/2, n-2) * s * sqrt(1 + 1/n + (t0 - mean_t)^2 / Sxx),
     # s the residual standard error. It assumes the series is a line plus independent, equal-variance noise.
     if len(values) < 3 or len(set(ts_s)) < 2:
         return None
-    fit = fit_line(ts_s, values)
+    fit = fit or fit_line(ts_s, values)
     t0 = fit.last_t + horizon_s
     value = fit.intercept + fit.slope * t0
     leverage = 1.0 + 1.0 / fit.n + (t0 - fit.mean_t) ** 2 / fit.sxx
@@ -75,7 +83,12 @@ def forecast(
 
 
 def time_to_limit(
-    ts_s: Sequence[float], values: Sequence[float], limit: float, confidence: float = 0.95
+    ts_s: Sequence[float],
+    values: Sequence[float],
+    limit: float,
+    confidence: float = 0.95,
+    *,
+    fit: LinearFit | None = None,
 ) -> float | None:
     """Seconds from the last sample until the fitted line reaches upper `limit`; 0 if past; None if not rising."""
     # Every resource of the design (memory, disk used, backlog, saturation) is bounded from above, so only a
@@ -83,7 +96,7 @@ def time_to_limit(
     # last noisy sample, says where the series is now.
     if len(values) < 3 or len(set(ts_s)) < 2:
         return None
-    fit = fit_line(ts_s, values)
+    fit = fit or fit_line(ts_s, values)
     if direction_of(fit.slope, fit.slope_stderr, fit.n, confidence) is not Direction.RISING:
         return None
     return max(0.0, (limit - fit.intercept) / fit.slope - fit.last_t)

@@ -16,7 +16,7 @@ from typing import Literal, cast
 
 from vsmmon.forecast import CapacityPlan
 from vsmmon.models import utc
-from vsmmon.trends import Trend, slope_confidence
+from vsmmon.trends import LinearFit, slope_confidence
 
 Kind = Literal["optimization", "resource_adjustment", "architectural"]
 MB = 1024 * 1024  # as the simulator and `ps` count: MiB, written "MB"
@@ -62,7 +62,7 @@ def format_duration(seconds: float) -> str:
 
 def recommend_for_memory(
     agent_id: str,
-    trend: Trend,
+    fit: LinearFit,
     time_to_limit_s: float | None,
     limit_bytes: float,
     now: datetime,
@@ -70,15 +70,18 @@ def recommend_for_memory(
     horizon_s: float = LEAK_HORIZON_S,
     valid_for_s: float = VALID_FOR_S,
 ) -> Recommendation | None:
-    """Advice to restart a worker whose memory reaches its limit within `horizon_s`; None otherwise."""
+    """Advice to restart a worker whose memory reaches its limit within `horizon_s`; None otherwise.
+
+    `fit` is the least-squares line of its memory (`vsmmon.trends.fit_line`).
+    """
     # Steady linear growth of a worker's RSS toward its limit is read as a leak; confidence is that of the slope
     # t-test (1 - p), since a warming cache also grows but levels off and then stops passing the test.
-    if time_to_limit_s is None or time_to_limit_s > horizon_s or trend.slope_per_s <= 0.0:
+    if time_to_limit_s is None or time_to_limit_s > horizon_s or fit.slope <= 0.0:
         return None
     per_child_kib = int(MAX_MEMORY_PER_CHILD_SHARE * limit_bytes / 1024)
     rationale = (
-        f"memory of {agent_id} grows {trend.slope_per_s / MB:.1f} MB/s (± {trend.slope_stderr / MB:.2f}, "
-        f"{trend.n} samples); reaches its {limit_bytes / MB:.0f} MB limit in {format_duration(time_to_limit_s)}: "
+        f"memory of {agent_id} grows {fit.slope / MB:.1f} MB/s (± {fit.slope_stderr / MB:.2f}, "
+        f"{fit.n} samples); reaches its {limit_bytes / MB:.0f} MB limit in {format_duration(time_to_limit_s)}: "
         f"likely a leak — restart the worker and set worker_max_memory_per_child = {per_child_kib} "
         f"(KiB, {MAX_MEMORY_PER_CHILD_SHARE:.0%} of the limit)"
     )
@@ -87,7 +90,7 @@ def recommend_for_memory(
         target=agent_id,
         action={"command": "restart_worker"},
         rationale=rationale,
-        confidence=slope_confidence(trend.slope_per_s, trend.slope_stderr, trend.n),
+        confidence=slope_confidence(fit.slope, fit.slope_stderr, fit.n),
         expires_at=utc(now) + timedelta(seconds=valid_for_s),
     )
 

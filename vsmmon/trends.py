@@ -7,6 +7,7 @@ since the window start rather than Unix time, which keeps the fit well condition
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import statistics
@@ -120,8 +121,10 @@ def t_cdf(t: float, df: int) -> float:
     return 0.5 + 0.5 * a  # a = P(|T| <= t), signed with t
 
 
+@functools.lru_cache(maxsize=4096)
 def t_quantile(p: float, df: int) -> float:
     """Student t quantile: bisection on the exact `t_cdf` for df <= 100, Cornish-Fisher (A&S 26.7.5) above."""
+    # cached: the analysis asks for the same few (confidence, series length) pairs thousands of times a run
     if not 0.0 < p < 1.0:
         raise ValueError(f"probability must be in (0, 1), got {p}")
     if df < 1:

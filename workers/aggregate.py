@@ -1,4 +1,4 @@
-"""`vsmmon.aggregate.collection`: fold one stored collection into its 5 min / 1 h / 24 h rollups."""
+"""`vsmmon.aggregate.collection`: fold one stored collection into its 5 min rollups (closed windows into 1 h / 24 h)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from uuid import UUID
 
 from celery import Celery
 
-from vsmmon.aggregator import aggregate
 from vsmmon.errors import NotFound, TransientError
 from workers import names
 from workers.context import VsmTask
@@ -24,9 +23,8 @@ def register(app: Celery) -> None:
             staged = ctx.staging.get(cid)
         except NotFound:
             return {"collection_id": collection_id, "merged": False}  # aggregated and dropped before
-        rollups = aggregate(staged.samples())
-        merged = ctx.store.apply_rollups(cid, rollups, ctx.clock())
+        merged = ctx.store.aggregate_collection(cid, ctx.clock())  # its open 5 min rollups, folds of closed ones
         if merged:
             ctx.realtime.write(staged)
         ctx.staging.delete(cid)
-        return {"collection_id": collection_id, "merged": merged, "rollups": len(rollups)}
+        return {"collection_id": collection_id, "merged": merged, "samples": staged.sample_count}

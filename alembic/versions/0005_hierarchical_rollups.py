@@ -47,6 +47,19 @@ def upgrade() -> None:
         """
     )
     op.execute("INSERT INTO rollup_state VALUES (1, NULL, NULL)")
+    # vsmmon.sketch.key_of in SQL, so the aggregation of a stored collection runs where its samples are: the
+    # same constants (ALPHA 0.01: log(gamma) as Python's repr of it, K_MIN -1036, MIN_ABS, MAX_ABS), the same
+    # IEEE operations (ln is C's log, as Python's math.log); a test compares the two on edge values
+    op.execute(
+        """
+        CREATE FUNCTION vsm_sketch_key(v double precision) RETURNS integer
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$  -- not STRICT: so the planner inlines it
+            SELECT CASE WHEN abs(v) < '1e-9'::float8 THEN 0
+                        ELSE (sign(v) * (1 + ceil(ln(least(abs(v), '1e300'::float8))
+                                                  / '0.020000666706669435'::float8) + 1036))::integer END
+        $$
+        """
+    )
     # Rollups written before this revision were merged into every level at once. Declare the current 5 min window
     # closed (later samples of it are merged as late ones, into its stored 5 min and 1 h rows) and the current hour
     # not yet folded into its day, whose row is rebuilt from the hours before it.
@@ -83,6 +96,7 @@ def downgrade() -> None:
     op.execute("DROP INDEX ix_forecasts_at")
     op.execute("ALTER TABLE forecasts DROP COLUMN actual")
     op.execute("DROP TABLE rollup_state")
+    op.execute("DROP FUNCTION vsm_sketch_key(double precision)")
     op.execute("DROP TABLE rollups_open")
     op.execute("DROP INDEX ix_metric_rollups_window")
     op.execute("ALTER TABLE metric_rollups DROP COLUMN q_keys, DROP COLUMN q_counts")

@@ -6,7 +6,7 @@ import pytest
 from vsmmon.forecast import capacity_plan, time_to_limit
 from vsmmon.recommend import Recommendation, dedupe, format_duration, recommend_for_capacity, recommend_for_memory
 from vsmmon.simulator import MB, MEMORY_LIMIT_BYTES, SimAgent, metrics_at
-from vsmmon.trends import Direction, Trend, analyse
+from vsmmon.trends import LinearFit, fit_line
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -19,10 +19,8 @@ def leak_series(seed: int = 7) -> tuple[list[float], list[float]]:
 
 def test_a_leaking_worker_gets_a_restart_recommendation_naming_the_leak() -> None:
     ts, rss = leak_series()
-    trend = analyse(ts, rss)
-    assert trend is not None
     ttl = time_to_limit(ts, rss, MEMORY_LIMIT_BYTES)
-    rec = recommend_for_memory("sim-leak-0", trend, ttl, MEMORY_LIMIT_BYTES, NOW)
+    rec = recommend_for_memory("sim-leak-0", fit_line(ts, rss), ttl, MEMORY_LIMIT_BYTES, NOW)
     assert rec is not None
     assert rec.kind == "resource_adjustment"
     assert rec.target == "sim-leak-0"
@@ -36,7 +34,7 @@ def test_a_leaking_worker_gets_a_restart_recommendation_naming_the_leak() -> Non
 
 
 def test_no_memory_recommendation_when_the_limit_is_far_or_not_approached() -> None:
-    trend = Trend(1.0 * MB, 100.0 * MB, 0.01 * MB, Direction.RISING, 0.0, 0.0, 0.0, None, 25)
+    trend = LinearFit(1.0 * MB, 100.0 * MB, 0.01 * MB, 0.5 * MB, 60.0, 3e4, 25, 120.0)
     assert recommend_for_memory("w", trend, None, MEMORY_LIMIT_BYTES, NOW) is None
     assert recommend_for_memory("w", trend, 7200.0, MEMORY_LIMIT_BYTES, NOW) is None
     assert recommend_for_memory("w", trend, 7200.0, MEMORY_LIMIT_BYTES, NOW, horizon_s=86400.0) is not None

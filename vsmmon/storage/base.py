@@ -33,6 +33,14 @@ class Store(Protocol):
         """Merge a stored collection's rollups; False when they were merged before."""
         ...
 
+    def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
+        """`apply_rollups` of the stored collection's own samples, aggregated by the store; False when done before.
+
+        Raises:
+            NotFound: no collection has this id.
+        """
+        ...
+
     def latest_collection(self) -> CollectionSummary | None:
         """The most recent stored collection, if any."""
         ...

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from vsmmon.aggregator import BASE_WINDOW_S, fold
+from vsmmon.aggregator import BASE_WINDOW_S, aggregate, fold
 from vsmmon.analysis import AnalysisResult, DueForecast, accuracy
 from vsmmon.errors import NotFound
 from vsmmon.models import ROLLUP_WINDOWS_S, AgentInfo, Collection, CollectionSummary, Rollup, Sample
@@ -23,6 +23,7 @@ class MemoryStore:
 
     summaries: dict[UUID, CollectionSummary] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
+    unaggregated: dict[UUID, list[Sample]] = field(default_factory=dict)  # a stored collection's own samples
     registry: dict[str, AgentInfo] = field(default_factory=dict)
     history: list[Transition] = field(default_factory=list)
     health: dict[tuple[str, str, datetime], dict[str, Any]] = field(default_factory=dict)
@@ -38,6 +39,7 @@ class MemoryStore:
             collection.sample_count, collection.unreachable, now, None,
         )  # fmt: skip
         self.samples.extend(collection.samples())
+        self.unaggregated[collection.id] = list(collection.samples())
         return True
 
     def update_registry(self, collection: Collection) -> None:
@@ -69,6 +71,10 @@ class MemoryStore:
             summary.sample_count, summary.unreachable, summary.persisted_at, now,
         )  # fmt: skip
         return True
+
+    def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
+        self.get_collection(collection_id)
+        return self.apply_rollups(collection_id, aggregate(self.unaggregated.pop(collection_id, [])), now)
 
     def latest_collection(self) -> CollectionSummary | None:
         return max(self.summaries.values(), key=lambda s: s.started_at, default=None)

@@ -31,7 +31,6 @@ from vsmmon.storage.tables import (
     forecasts,
     health_assessments,
     recommendations,
-    trends,
 )
 
 T = TypeVar("T")
@@ -79,18 +78,19 @@ class PostgresStore:
 
     def apply_rollups(self, collection_id: UUID, rollups: list[Rollup], now: datetime) -> bool:
         def write(conn: Connection) -> bool:
-            claimed = conn.execute(
-                sa.update(collections)
-                .where(collections.c.id == collection_id, collections.c.aggregated_at.is_(None))
-                .values(aggregated_at=now)
-                .returning(collections.c.started_at)
-            ).first()
-            if claimed is None:
-                if conn.execute(sa.select(collections.c.id).where(collections.c.id == collection_id)).first():
-                    return False
-                raise NotFound(f"collection {collection_id} is not stored")
-            rollup_store.merge_collection(conn, rollups, claimed.started_at)
-            return True
+            started_at = _claim(conn, collection_id, now)
+            if started_at is not None:
+                rollup_store.merge_collection(conn, rollups, started_at)
+            return started_at is not None
+
+        return self._in_transaction(write)
+
+    def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
+        def write(conn: Connection) -> bool:
+            started_at = _claim(conn, collection_id, now)
+            if started_at is not None:
+                rollup_store.merge_stored(conn, collection_id, started_at)
+            return started_at is not None
 
         return self._in_transaction(write)
 
@@ -191,38 +191,18 @@ class PostgresStore:
         """Trends and forecasts of one analysis; recommendations upserted on their fingerprint."""
         at = result.at
         trend_rows = [
-            {
-                "at": at,
-                "agent_id": a,
-                "metric": m,
-                "window_s": w,
-                "slope": _finite(t.slope_per_s),
-                "slope_stderr": _finite(t.slope_stderr),
-                "direction": t.direction.value,
-                "level": _finite(t.level),
-                "trend": _finite(t.trend_per_s),
-                "anomaly": _finite(t.anomaly),
-            }
+            (at, a, m, w, _finite(t.slope_per_s), _finite(t.slope_stderr), t.direction.value, _finite(t.level),
+             _finite(t.trend_per_s), _finite(t.anomaly))
             for a, m, w, t in result.trends
-        ]
+        ]  # fmt: skip
         forecast_rows = [
-            {
-                "at": at,
-                "agent_id": a,
-                "metric": m,
-                "horizon_s": int(f.horizon_s),
-                "value": f.value_at_horizon,
-                "lower": _finite(f.lower),
-                "upper": _finite(f.upper),
-            }
+            (at, a, m, int(f.horizon_s), f.value_at_horizon, _finite(f.lower), _finite(f.upper))
             for a, m, f in result.forecasts
         ]
 
         def write(conn: Connection) -> int:
-            if trend_rows:
-                conn.execute(insert(trends).on_conflict_do_nothing(), trend_rows)
-            if forecast_rows:
-                conn.execute(insert(forecasts).on_conflict_do_nothing(), forecast_rows)
+            _copy_new(conn, "trends", _TREND_COLUMNS, trend_rows)  # thousands a run: COPY, not one INSERT each
+            _copy_new(conn, "forecasts", _FORECAST_COLUMNS, forecast_rows)
             for r in result.recommendations:
                 stmt = insert(recommendations).values(
                     id=uuid.uuid4(), fingerprint=r.fingerprint, created_at=at, updated_at=at, expires_at=r.expires_at,
@@ -300,6 +280,21 @@ class PostgresStore:
             raise StoreUnavailable(f"PostgreSQL unavailable: {e.orig or e}") from e
 
 
+def _claim(conn: Connection, collection_id: UUID, now: datetime) -> datetime | None:
+    """Mark a stored collection aggregated; its start, or None when it was aggregated before. Raises: NotFound."""
+    claimed = conn.execute(
+        sa.update(collections)
+        .where(collections.c.id == collection_id, collections.c.aggregated_at.is_(None))
+        .values(aggregated_at=now)
+        .returning(collections.c.started_at)
+    ).first()
+    if claimed is not None:
+        return cast(datetime, claimed.started_at)
+    if conn.execute(sa.select(collections.c.id).where(collections.c.id == collection_id)).first() is None:
+        raise NotFound(f"collection {collection_id} is not stored")
+    return None
+
+
 def _copy_samples(conn: Connection, collection: Collection) -> None:
     raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
     ts, cid = collection.started_at, collection.id
@@ -358,6 +353,29 @@ def _upsert_agents(conn: Connection, collection: Collection) -> None:
                 )  # fmt: skip
         cursor.execute(_MERGE_AGENTS)
         cursor.execute("TRUNCATE agents_in")
+
+
+_TREND_COLUMNS = {"at": "timestamptz", "agent_id": "text", "metric": "text", "window_s": "int4", "slope": "float8",
+                  "slope_stderr": "float8", "direction": "text", "level": "float8", "trend": "float8",
+                  "anomaly": "float8"}  # fmt: skip
+_FORECAST_COLUMNS = {"at": "timestamptz", "agent_id": "text", "metric": "text", "horizon_s": "int4",
+                     "value": "float8", "lower": "float8", "upper": "float8"}  # fmt: skip
+
+
+def _copy_new(conn: Connection, table: str, columns: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows not stored yet: binary COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING."""
+    if not rows:
+        return
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    names = ", ".join(columns)
+    with raw.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table}_in (LIKE {table}) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {table}_in ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(columns.values()))
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_in ON CONFLICT DO NOTHING")
+        cursor.execute(f"TRUNCATE {table}_in")
 
 
 # due time in [since, until]; the bound on `at` alone lets the index on it find the rows

@@ -1,0 +1,225 @@
+"""P4: the analysis stage's time per collection cycle at 1,000 agents x 20 metrics, against a raw COPY of the rows.
+
+Stage time per cycle = the aggregate task's wall time for that cycle's collection (read it from the staging
+buffer, fold it into the open 5 min rollups, close and fold the windows it ends, write the real-time window)
++ one twelfth of an analysis run (beat runs `vsmmon.analysis.run` every 60 s = every 12 cycles: read the fleet's
+series, trends, forecasts, capacity plans, recommendations, forecast scoring, storing). The tasks' own bodies run
+in this process on a simulated clock, against real PostgreSQL and Redis; persisting each collection (P3's
+measure) runs untimed before its aggregation, as the pipeline chains it. One repetition is 60 cycles: exactly
+one 5 min window, so each repetition closes one and folds it into its hour; the last full-size repetition
+also closes an hour and folds it into its day. The real-time window starts with an hour of history, as it has
+in steady state, so trends and forecasts see full-length series.
+
+Baseline, alternating with the stage: a raw psycopg binary COPY of the same collection's samples, one
+transaction per collection, per cycle. The target is the issue's: under 1 s per cycle, on this machine.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from random import Random
+from typing import Any
+
+import psycopg
+
+from bench.common import Result, Stats, Target, alternating
+from bench.p3_ingest import COPY_SQL, COPY_TYPES, METRICS, rows_of
+from bench.services import database_url, flushed_redis, libpq_conninfo, redis_url, throwaway_database
+from vsmmon.config import load_settings
+from vsmmon.migrations import upgrade
+from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.realtime import RealtimeWindow
+from vsmmon.retention import policies
+from workers import names
+from workers.app import create_app
+from workers.context import build_context
+
+ID = "P4"
+TARGET = Target(max_figure=1.0)
+INTERVAL_S = 5.0
+ANALYSIS_EVERY = 12  # cycles: the analysis beat (60 s) over the collection interval (5 s)
+QUEUES = 20
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    agents: int
+    cycles: int  # per repetition
+    repetitions: int
+    history_cycles: int  # real-time history written before the first timed cycle
+
+
+FULL = Shape(agents=1000, cycles=60, repetitions=4, history_cycles=720)
+QUICK = Shape(agents=100, cycles=24, repetitions=2, history_cycles=60)
+
+
+class Fleet:
+    """1,000 workers over 20 queues: counters that count, memory that leaks on one worker in ten."""
+
+    def __init__(self, agents: int, seed: int) -> None:
+        self.rng = Random(seed)
+        self.agents = [f"celery@worker-{a:04d}.host-{a % 62:03d}" for a in range(agents)]
+
+    def collection(self, cycle: int, at: datetime) -> Collection:
+        rng, t = self.rng, cycle * INTERVAL_S
+        reports = [
+            AgentReport(
+                agent,
+                AgentKind.CELERY_WORKER,
+                f"host-{a % 62:03d}",
+                self.metrics(a, t, rng),
+                version="1.0",
+                queues=(f"q{a % QUEUES}",),
+            )
+            for a, agent in enumerate(self.agents)
+        ]
+        reports += [
+            AgentReport(f"queue:q{q}", AgentKind.QUEUE, "broker", {"messages": max(0.0, 50 + 3 * t + rng.gauss(0, 20))})
+            for q in range(QUEUES)
+        ]
+        return Collection(uuid.uuid4(), at, 900.0, tuple(reports))
+
+    @staticmethod
+    def metrics(a: int, t: float, rng: Random) -> dict[str, float]:
+        values = {m: rng.uniform(0, 1e6) for m in METRICS}
+        values.update(
+            rss_bytes=(150 + (0.5 * t / 60 if a % 10 == 0 else 0)) * MB + rng.gauss(0, MB),
+            children_rss_bytes=200 * MB + rng.gauss(0, MB),
+            concurrency=4.0,
+            active=float(rng.randint(0, 4)),
+            tasks_succeeded_total=8.0 * t,
+            tasks_failed_total=0.01 * t,
+            task_runtime_p95_s=rng.uniform(0.05, 0.5),
+            cpu_percent=rng.uniform(5, 95),
+        )
+        return values
+
+
+def run(quick: bool) -> Result:
+    """Play the cycles through the real task bodies on a throwaway database and a flushed Redis db."""
+    shape = QUICK if quick else FULL
+    fleet = Fleet(shape.agents, seed=4)
+    # the first timed cycle is 15 min before an hour: the 4th repetition closes the hour (and folds it into its day)
+    first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(minutes=15) + timedelta(seconds=1)
+    clock = Clock(first)
+    with throwaway_database(database_url()) as url, flushed_redis(redis_url()):
+        upgrade(url)
+        settings = load_settings({}, database_url=url, broker_url=redis_url(), collect_interval_s=INTERVAL_S)
+        app = create_app(settings, lambda s: replace(build_context(s), clock=clock.now))
+        ctx = app.context()
+        ctx.store.maintain(policies(settings), first, timedelta(hours=3))
+        write_history(ctx.realtime, fleet, first, shape.history_cycles)
+        stage = Stage(app, clock)
+        with psycopg.connect(libpq_conninfo(url), autocommit=True) as raw:
+            per_cycle: dict[bool, list[float]] = {True: [], False: []}
+            cycle = 0
+            for _, measured in alternating(shape.repetitions):
+                batch = [fleet.collection(cycle + i, first + timedelta(seconds=INTERVAL_S * (cycle + i)))
+                         for i in range(shape.cycles)]  # fmt: skip
+                if measured:
+                    per_cycle[True].append(stage.play(batch, cycle) / shape.cycles)
+                    cycle += shape.cycles
+                else:
+                    per_cycle[False].append(copy_raw(raw, batch) / shape.cycles)
+        detail = stage.detail(shape.cycles)
+        app.context().store.engine.dispose()  # type: ignore[attr-defined]
+    return Result(
+        id=ID,
+        what=(
+            f"analysis stage per 5 s collection cycle, {shape.agents:,} workers x {len(METRICS)} metrics "
+            f"(+{QUEUES} queues): the aggregate task (staged collection -> open 5 min rollups with sketches, "
+            f"closing and folding windows, real-time window) + 1/{ANALYSIS_EVERY} of the analysis task, over "
+            f"{shape.cycles} cycles a repetition (one 5 min close each; one hour close in the run)"
+        ),
+        unit="s",
+        baseline_name="raw psycopg binary COPY of the same collection's samples, one transaction",
+        figure_name="aggregate task + analysis share, per cycle",
+        baseline=Stats.of(per_cycle[False]),
+        figure=Stats.of(per_cycle[True]),
+        target=TARGET,
+        digits=3,
+        figure_detail=detail,
+    )
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+class Stage:
+    """The aggregate and analysis task bodies, timed; persist and staging untimed."""
+
+    def __init__(self, app: Any, clock: Clock) -> None:
+        self.ctx = app.context()
+        self.clock = clock
+        self.persist: Callable[[str], Any] = app.tasks[names.PERSIST_COLLECTION]
+        self.aggregate: Callable[[str], Any] = app.tasks[names.AGGREGATE_COLLECTION]
+        self.analyse: Callable[[], Any] = app.tasks[names.ANALYSIS_RUN]
+        self.aggregate_s: list[float] = []
+        self.analysis_s: list[float] = []
+
+    def play(self, batch: list[Collection], first_cycle: int) -> float:
+        """Seconds the stage spent on the batch: every aggregation, and the analyses beat would run meanwhile."""
+        spent = 0.0
+        for i, collection in enumerate(batch):
+            self.clock.at = collection.started_at
+            self.ctx.staging.put(collection)
+            self.persist(str(collection.id))
+            started = time.perf_counter()
+            summary = self.aggregate(str(collection.id))
+            took = time.perf_counter() - started
+            if not summary["merged"]:
+                raise RuntimeError(f"collection {collection.id} was not aggregated: {summary}")
+            self.aggregate_s.append(took)
+            spent += took
+            if (first_cycle + i) % ANALYSIS_EVERY == ANALYSIS_EVERY - 1:
+                self.clock.at = collection.started_at + timedelta(seconds=2)
+                started = time.perf_counter()
+                self.analyse()
+                took = time.perf_counter() - started
+                self.analysis_s.append(took)
+                spent += took
+        return spent
+
+    def detail(self, cycles: int) -> str:
+        agg, ana = sorted(self.aggregate_s), sorted(self.analysis_s)
+        return (
+            f"aggregate task median {agg[len(agg) // 2]:.3f} s (max {agg[-1]:.3f} s, the cycles closing a window); "
+            f"analysis run median {ana[len(ana) // 2]:.2f} s (max {ana[-1]:.2f} s)"
+        )
+
+
+def copy_raw(conn: psycopg.Connection[Any], batch: list[Collection]) -> float:
+    """Seconds to COPY each collection's samples (rows built before the clock starts)."""
+    spent = 0.0
+    for collection in batch:
+        rows = rows_of(collection)
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
+            copy.set_types(COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        spent += time.perf_counter() - started
+    return spent
+
+
+HISTORY_METRICS = {"rss_bytes", "children_rss_bytes", "cpu_percent", "active", "task_runtime_p95_s", "concurrency",
+                   "tasks_succeeded_total", "tasks_failed_total", "messages"}  # fmt: skip
+
+
+def write_history(window: RealtimeWindow, fleet: Fleet, first: datetime, cycles: int) -> None:
+    """The real-time window as an hour of running leaves it: the series the analysis and health read."""
+    for c in range(-cycles, 0):
+        full = fleet.collection(c, first + timedelta(seconds=INTERVAL_S * c))
+        reports = tuple(replace(r, metrics={m: v for m, v in r.metrics.items() if m in HISTORY_METRICS})
+                        for r in full.reports)  # fmt: skip
+        window.write(replace(full, reports=reports))
