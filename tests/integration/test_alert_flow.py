@@ -8,6 +8,7 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from tests.integration.cycles import Beat
 from tests.integration.fleet import control_app, fleet_workers
 from vsmmon import queues
 from vsmmon.alert_book import AlertBook
+from vsmmon.alert_codec import notification_to_dict
+from vsmmon.alerts import Alert, AlertState, AlertStatus, Notification, Severity, Signal, step
 from vsmmon.config import Settings
 from vsmmon.storage.alert_records import AlertRecords
 from vsmmon.storage.postgres import PostgresStore, create_engine
@@ -207,7 +210,7 @@ def test_an_action_that_did_not_help_is_pain_for_s5_which_holds_s3(
             row = records.action(action["id"])
             return row if row["verified_at"] is not None else None
 
-        row = poll(verified, deadline_s=40, what="S3 to check its action")
+        row = poll(verified, deadline_s=60, what="S3 to check its action")
         assert row["effective"] is False
         assert row["after"]["signal"] == 1.0
         decision = poll(lambda: next((d for d in records.decisions() if d["decision"] == "hold"), None),
@@ -223,13 +226,39 @@ def test_an_action_that_did_not_help_is_pain_for_s5_which_holds_s3(
 
 def notification_for(records: AlertRecords, action: dict[str, Any]) -> dict[str, Any]:
     """A fresh firing notification of the action's alert, as the alert manager would send it."""
-    from datetime import UTC, datetime
-
-    from vsmmon.alert_codec import notification_to_dict
-    from vsmmon.alerts import Alert, AlertStatus, Notification, Severity
-
     row = records.alert(str(action["alert_id"]))
     now = datetime.now(UTC)
     alert = Alert(row["id"], row["fingerprint"], row["type"], row["target"], Severity(row["severity"]),
                   row["labels"], AlertStatus.FIRING, row["started_at"], now, resource=True)  # fmt: skip
     return notification_to_dict(Notification(alert, "reminder", ("dashboard", "s3"), now))
+
+
+def consumed(broker: str, hostname: str) -> set[str]:
+    replies = control_app(broker).control.inspect(destination=[hostname], timeout=2).active_queues() or {}
+    return {q["name"] for q in replies.get(hostname, [])}
+
+
+def test_protective_mode_stops_non_critical_queues_until_recovery(
+    app_for: Any, alert_settings: Settings, records: AlertRecords, tmp_path: Path
+) -> None:
+    settings = alert_settings.model_copy(update={"s5_protective_queues": "reports"})
+    broker = settings.require("broker_url")
+    app, worker = app_for([queues.S5_POLICY], settings)
+    viability = Signal("viability", "system", Severity.CRITICAL, summary="viability 0.41 (critical)", system_wide=True)
+    _, (firing,), _, _ = step(AlertState(), [viability], datetime.now(UTC))
+    with worker, fleet_workers(broker, ["mixed"], tmp_path, concurrency=1, queues="work,reports") as (mixed,):
+        assert {"work", "reports"} <= consumed(broker, mixed.hostname)
+        app.send_task(names.S5_POLICY, args=(notification_to_dict(firing),))
+        decision = poll(lambda: next(iter(records.decisions()), None), deadline_s=20, what="S5's decision")
+        assert decision["decision"] == "protective_mode"
+        assert decision["detail"]["cancelled"] == {"reports": [mixed.hostname]}
+        poll(lambda: "reports" not in consumed(broker, mixed.hostname) or None, deadline_s=10,
+             what="the worker to stop consuming reports")  # fmt: skip
+        assert "work" in consumed(broker, mixed.hostname)  # the critical queue keeps its consumer
+        recovery = Notification(firing.alert, "recovery", firing.routes, datetime.now(UTC))
+        app.send_task(names.S5_POLICY, args=(notification_to_dict(recovery),))
+        poll(lambda: "reports" in consumed(broker, mixed.hostname) or None, deadline_s=20,
+             what="the worker to consume reports again")  # fmt: skip
+        lifted = records.decisions()[0]
+        assert lifted["decision"] == "notify"
+        assert lifted["detail"]["lifts"] == ["protective_mode"]
