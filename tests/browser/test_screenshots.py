@@ -44,13 +44,19 @@ def test_screenshots(
     poll(lambda: "forecast" in (note.text_content() or ""), deadline_s=15, what="the memory forecast")
     page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 124", timeout=TIMEOUT_MS)
 
+    def top_of(selector: str, height: int) -> Any:
+        box = page.locator(selector).bounding_box()
+        clip = {"x": box["x"], "y": box["y"], "width": box["width"], "height": min(height, box["height"])}
+        return lambda p: page.screenshot(path=p, full_page=True, clip=clip)
+
     shots = {
         "dashboard.png": lambda p: page.screenshot(path=p, full_page=False),
-        "dashboard-full.png": lambda p: page.screenshot(path=p, full_page=True),
+        "panels.png": lambda p: page.locator("#middle").screenshot(path=p),
         "charts.png": lambda p: page.locator("#charts-card").screenshot(path=p),
+        "agents.png": top_of("#agents-card", 520),
     }
     for name, take in shots.items():
         take(str(target / name))
         width, height = png_size(target / name)
         assert width >= 800, (name, width)
-        assert height >= 300, (name, height)
+        assert height >= 150, (name, height)

@@ -56,18 +56,31 @@ class Reads:
         return cls(engine)
 
     def agent_scores(self, since: datetime) -> tuple[datetime | None, dict[str, AgentScore]]:
-        """The agents' scores of the latest assessment since `since`, and its time."""
+        """The agents' scores of the latest assessment since `since` (factor scores without their inputs)."""
         h = health_assessments.c
-        latest = sa.select(sa.func.max(h.at)).where(h.scope == "viability", h.at >= since).scalar_subquery()
-        query = sa.select(h.at, h.subject, h.score, h.status, h.inputs).where(h.scope == "agent", h.at == latest)
-        rows = self._run(lambda conn: conn.execute(query).all())
-        scores = {
-            r.subject: AgentScore(
-                r.score, r.status, {f["name"]: f.get("score") for f in (r.inputs or {}).get("factors", [])}
-            )
-            for r in rows
-        }
-        return (rows[0].at if rows else None), scores
+        latest = sa.select(sa.func.max(h.at)).where(h.scope == "viability", h.at >= since)
+        # the factors' scores are picked out in the database: the inputs they came from are not needed here
+        factors = sa.text(
+            "SELECT subject, score, status, (SELECT jsonb_object_agg(f->>'name', f->'score') "
+            "FROM jsonb_array_elements(inputs->'factors') AS f) AS factors "
+            "FROM health_assessments WHERE scope = 'agent' AND at = :at"
+        )
+
+        def work(conn: Connection) -> tuple[datetime | None, list[Any]]:
+            at = conn.execute(latest).scalar()
+            return at, ([] if at is None else list(conn.execute(factors, {"at": at}).all()))
+
+        at, rows = self._run(work)
+        return at, {r.subject: AgentScore(r.score, r.status, dict(r.factors or {})) for r in rows}
+
+    def grid(self, metrics: tuple[str, ...]) -> list[Any]:
+        """Every agent's identity, status and only the named metrics (not its whole latest report)."""
+        picked = ", ".join(f"'{m}', last_metrics->'{m}'" for m in metrics if m.replace("_", "").isalnum())
+        query = sa.text(
+            "SELECT id, kind, host, status, status_since, last_seen, interval_s, "
+            f"jsonb_strip_nulls(jsonb_build_object({picked})) AS metrics FROM agents ORDER BY id"
+        )
+        return self._run(lambda conn: list(conn.execute(query).all()))
 
     def forecast(self, agent_id: str, metric: str) -> tuple[datetime, list[ForecastPoint]] | None:
         """The latest stored forecast of one series, by horizon."""

@@ -281,7 +281,7 @@ function alertItem(a) {
   return `<div class="item alert" data-id="${esc(a.id)}" data-status="${esc(a.status)}">${resolve}${silence}${ack}
     <span data-s="${esc(a.severity)}">${esc(a.severity)}</span> <b>${esc(a.type)}</b> on ${esc(a.target)}
     <div>${esc(a.summary)}</div>
-    <div class="meta">${esc(a.status)}${a.escalation_level ? `, escalation ${esc(a.escalation_level)}` : ""}${by}, since ${ago(a.started_at)}</div></div>`;
+    <div class="meta">${esc(a.status)}${a.escalation_level ? `, escalation ${esc(a.escalation_level)}` : ""}${by}, started ${ago(a.started_at)}</div></div>`;
 }
 
 async function alertAction(id, verb) {
