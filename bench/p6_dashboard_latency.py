@@ -1,12 +1,12 @@
 """P6: from an assessment published on Redis to the dashboard's DOM showing it, in headless Chromium.
 
 The real HTTP service (`vsmmon serve`: uvicorn, PostgreSQL, Redis, its own process) serves the dashboard
-over a seeded fleet of 1,000 agents; its event stream relays `vsm:health` through the process's one subscription (`EventHub`). The
-bench publishes an assessment summary exactly as the health task does, and the time ends when the
-page has rendered it: a MutationObserver sees `#viability[data-at]` change, which `renderHealth` sets
-last, after the gauge and S1-S5. Every publish is 1 s after the previous one (assessments come every
-30 s in production), so the page's own refresh after each assessment (1,000 agents, five charts) has
-run in between, as it would.
+over a seeded fleet of 1,000 agents; its event stream relays `vsm:health` through the process's one
+subscription (`EventHub`). The bench publishes an assessment summary exactly as the health task does,
+and the time ends when the page has rendered it: a MutationObserver sees `#viability[data-at]` change,
+which `renderHealth` sets last, after the gauge and S1-S5. Every publish is 2 s after the previous one
+(assessments come every 30 s in production), so the page's own refresh after each assessment (1,000
+agents, five charts) has run in between, as it would.
 
 Baseline, on the same publishes at the same time: a bare page in the same browser whose minimal SSE
 endpoint (uvicorn, its own process) holds its own Redis subscription and writes the message's `at` into
@@ -59,7 +59,7 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 AGENTS = 1000
-SPACING_S = 1.0
+SPACING_S = 2.0
 WAIT_MS = 5000
 
 OBSERVE = """(selector) => {
@@ -86,7 +86,7 @@ class Shape:
     warmup: int
 
 
-FULL = Shape(repetitions=5, samples=30, warmup=5)
+FULL = Shape(repetitions=5, samples=24, warmup=4)
 QUICK = Shape(repetitions=2, samples=10, warmup=2)
 
 
@@ -162,6 +162,33 @@ def clock_offset_ms(page: Any) -> float:
     return best[1]
 
 
+def start_servers(stack: ExitStack, url: str, db: str) -> dict[bool, str]:
+    """`vsmmon serve` (True) and the bare page's server (False), each in its own process."""
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vsmmon-p6-")))
+    port, bare_port = free_port(), free_port()
+    env = {
+        "VSMMON_BROKER_URL": url, "VSMMON_DATABASE_URL": db, "VSMMON_API_TOKEN": "bench",
+        "VSMMON_HTTP_PORT": str(port), "VSMMON_DATA_DIR": str(tmp / "data"), "VSMMON_LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    vsmmon = str(Path(sys.executable).with_name("vsmmon"))
+    bare = [sys.executable, "-m", "bench.p6_dashboard_latency", str(bare_port), url]
+    return {
+        True: stack.enter_context(serving([vsmmon, "serve"], port, env, tmp / "serve.log")),
+        False: stack.enter_context(serving(bare, bare_port, {}, tmp / "bare.log")),
+    }
+
+
+def open_page(stack: ExitStack, browser: Any, base: str, selector: str) -> Any:
+    """A page on `base`, live, observing `selector[data-at]`; closed before its server stops."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1100})
+    stack.callback(context.close)
+    page = context.new_page()
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-live='1']", state="attached", timeout=WAIT_MS * 3)
+    page.evaluate(OBSERVE, selector)
+    return page
+
+
 def run(quick: bool) -> Result:
     """Seed a fleet, open the dashboard and the bare page, publish assessments, time each to both DOMs."""
     from playwright.sync_api import sync_playwright
@@ -178,27 +205,11 @@ def run(quick: bool) -> Result:
         stack.callback(engine.dispose)
         store = PostgresStore(engine)
         fleet = seed(store, client, agents=AGENTS, offline=10, cycles=2)
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vsmmon-p6-")))
-        port = free_port()
-        env = {"VSMMON_BROKER_URL": url, "VSMMON_DATABASE_URL": db, "VSMMON_API_TOKEN": "bench",
-               "VSMMON_HTTP_PORT": str(port), "VSMMON_DATA_DIR": str(tmp / "data"), "VSMMON_LOG_LEVEL": "WARNING"}  # fmt: skip
-        vsmmon = str(Path(sys.executable).with_name("vsmmon"))
-        dashboard_url = stack.enter_context(serving([vsmmon, "serve"], port, env, tmp / "serve.log"))
-        bare_port = free_port()
-        bare = [sys.executable, "-m", "bench.p6_dashboard_latency", str(bare_port), url]
-        bare_url = stack.enter_context(serving(bare, bare_port, {}, tmp / "bare.log"))
+        urls = start_servers(stack, url, db)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         stack.callback(browser.close)
-        pages = {}
-        for measured, (base, selector) in {True: (dashboard_url, "#viability"), False: (bare_url, "#v")}.items():
-            context = browser.new_context(viewport={"width": 1440, "height": 1100})
-            stack.callback(context.close)  # closed before its server stops (ExitStack unwinds in reverse)
-            page = context.new_page()
-            page.goto(base + "/")
-            page.wait_for_selector("body[data-live='1']", state="attached", timeout=WAIT_MS * 3)
-            page.evaluate(OBSERVE, selector)
-            pages[measured] = page
+        pages = {side: open_page(stack, browser, base, "#viability" if side else "#v") for side, base in urls.items()}
         pages[True].wait_for_function(
             f"document.querySelectorAll('#tiles i').length === {AGENTS + 4}", timeout=WAIT_MS * 3
         )
