@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 BENCH  ?=
+# P1 counts instructions under Valgrind's callgrind: installed here when missing (Debian; CI runs as root)
+VALGRIND := command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
 PYTEST_ARGS ?=
 
 .PHONY: up test lint fmt bench bench-quick clean browser screenshots
@@ -44,9 +46,11 @@ fmt: $(STAMP)
 
 ## benchmarks: `make bench`, or one of them: `make bench BENCH=p3_ingest`
 bench: $(STAMP)
+	$(VALGRIND)
 	$(PY) -m bench $(BENCH)
 
 bench-quick: $(STAMP)
+	$(VALGRIND)
 	$(PY) -m bench --quick $(BENCH)
 
 clean:

@@ -130,12 +130,19 @@ def wait_all_ready(app: Celery, workers: Sequence[Worker], timeout_s: float) -> 
 
 @contextmanager
 def running_worker(
-    name: str, env: dict[str, str], *, queue: str, concurrency: int = 1, pool: str = "prefork", events: bool = False
+    name: str,
+    env: dict[str, str],
+    *,
+    queue: str,
+    concurrency: int = 1,
+    pool: str = "prefork",
+    events: bool = False,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[Worker]:
-    """Start `celery -A bench.fleet_app worker` consuming `queue`; stop it on exit."""
+    """Start `celery -A bench.fleet_app worker` consuming `queue`, run by `wrapper` if any; stop it on exit."""
     hostname = f"{name}@{socket.gethostname()}"
     command = [
-        sys.executable, "-m", "celery", "-A", "bench.fleet_app", "worker",
+        *wrapper, sys.executable, "-m", "celery", "-A", "bench.fleet_app", "worker",
         "--pool", pool, "--concurrency", str(concurrency), "--queues", queue,
         "--hostname", hostname, "--without-mingle", "--without-gossip", "--loglevel", "WARNING",
     ]  # fmt: skip

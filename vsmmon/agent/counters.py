@@ -1,8 +1,8 @@
 """Per-task-name counters and latency percentiles kept inside a worker's main process.
 
 Pure and Celery-free: the plugin feeds it from the worker's request hooks and reads `snapshot()` when
-`vsm_metrics` is asked. Memory is bounded: a fixed number of task names (the rest count as `other`)
-and fixed-size windows of recent runtimes and queue waits.
+`vsm_metrics` is asked. Memory is bounded: a fixed number of task names (the rest count as `other`),
+fixed-size windows of recent runtimes and queue waits, and at most `FOLD_EVERY` successes pending.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ MAX_TASK_NAMES = 25
 OTHER = "other"
 RECENT = 1024
 RECENT_PER_TASK = 128
+FOLD_EVERY = 64
+"""Successes kept pending at most before they are folded into the counters."""
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -37,13 +39,20 @@ class _TaskStats:
 
 
 class TaskCounters:
-    """Thread-safe: the threads pool calls the hooks from several threads."""
+    """Thread-safe (the threads pool calls the hooks from several threads), with a lock-free hot path.
+
+    A success, by far the most frequent event, is one `deque.append` (atomic under the GIL) of its name and
+    runtime; every `FOLD_EVERY` successes, and before a snapshot, the pending ones are folded into the
+    per-name counters under the lock. Queue waits go straight into their bounded deque. The rare
+    outcomes (failed, retried, rejected) take the lock.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tasks: dict[str, _TaskStats] = {}
         self._runtimes_s: deque[float] = deque(maxlen=RECENT)
         self._waits_s: deque[float] = deque(maxlen=RECENT)
+        self._done: deque[tuple[str, float]] = deque()
 
     def _stats(self, name: str) -> _TaskStats:
         stats = self._tasks.get(name)
@@ -53,11 +62,21 @@ class TaskCounters:
         return stats
 
     def succeeded(self, name: str, runtime_s: float) -> None:
+        done = self._done
+        done.append((name, runtime_s))
+        if len(done) >= FOLD_EVERY:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Count the pending successes (each exactly once: `popleft` is atomic too)."""
         with self._lock:
-            stats = self._stats(name)
-            stats.succeeded += 1
-            stats.runtimes_s.append(runtime_s)
-            self._runtimes_s.append(runtime_s)
+            done, stats_of = self._done, self._stats
+            for _ in range(len(done)):
+                name, runtime_s = done.popleft()
+                stats = stats_of(name)
+                stats.succeeded += 1
+                stats.runtimes_s.append(runtime_s)
+                self._runtimes_s.append(runtime_s)
 
     def failed(self, name: str, runtime_s: float | None) -> None:
         with self._lock:
@@ -78,14 +97,14 @@ class TaskCounters:
     def waited(self, wait_s: float) -> None:
         """Queue wait of one task: from its publication to its start in this worker."""
         if wait_s >= 0:
-            with self._lock:
-                self._waits_s.append(wait_s)
+            self._waits_s.append(wait_s)
 
     def snapshot(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """Worker-wide metrics, and per task name its counters and runtime p95."""
+        self._fold()
         with self._lock:
             runtimes = sorted(self._runtimes_s)
-            waits = sorted(self._waits_s)
+            waits = sorted(self._waits_s.copy())  # a copy is atomic; appends go on without the lock
             per_task = {name: _task_metrics(stats) for name, stats in self._tasks.items()}
         totals = {
             f"tasks_{kind}_total": float(sum(t[f"{kind}_total"] for t in per_task.values()))

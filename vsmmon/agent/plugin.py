@@ -37,6 +37,7 @@ from vsmmon.sources.process import ProcessProbe, runtime_metrics
 
 SENT_AT_HEADER = "vsm_sent_at"
 _NOT_FAILURES = (Retry, Reject, Ignore, Terminated)
+_NUMBERS = (float, int)
 
 
 class _PluginState:
@@ -46,14 +47,25 @@ class _PluginState:
         self.counters = TaskCounters()
         self.started = time.monotonic()
         self.version = f"vsmmon {__version__}; celery {celery.__version__}"
-        self.config_hash = ""
+        self.app: Celery | None = None
+        self._config_hash = ""
         self._probe: ProcessProbe | None = None
         self._probe_pid = 0
-        self.host_lock = HostReporterLock()
+        self.host_lock: HostReporterLock | None = None
         self._host_probe: HostProbe | None = None
+
+    # Read at the first `vsm_metrics`, not in `install`: reading `app.tasks` there would finalize the app
+    # before the worker configures it, which made every task cost more in the worker's main process (P1).
+    def config_hash(self) -> str:
+        if not self._config_hash and self.app is not None:
+            self._config_hash = config_hash(self.app)
+        return self._config_hash
 
     def host_metrics(self) -> dict[str, Any] | None:
         """The host's metrics when this worker is its reporter, else None."""
+        if self.host_lock is None:
+            broker_url = str(self.app.conf.broker_url or "") if self.app is not None else ""
+            self.host_lock = HostReporterLock.for_broker(broker_url)
         if not self.host_lock.held():
             return None
         if self._host_probe is None:
@@ -70,6 +82,24 @@ class _PluginState:
 _state = _PluginState()
 
 
+def _queue_wait_s(request: Request) -> float | None:
+    """Publication to start: Celery's own `time_start` (wall clock, set when the pool accepted the task)."""
+    sent_at, started = request.request_dict.get(SENT_AT_HEADER), request.time_start
+    if sent_at.__class__ in _NUMBERS and started.__class__ is float:
+        return started - sent_at
+    return None
+
+
+def _count_success(request: Request, failed__retval__runtime: Any) -> None:
+    """The hot path, once per task: two atomic deque appends, no lock, no clock read."""
+    if not failed__retval__runtime[0]:
+        counters = _state.counters
+        counters.succeeded(request.name, failed__retval__runtime[2])
+        wait_s = _queue_wait_s(request)
+        if wait_s is not None:
+            counters.waited(wait_s)
+
+
 class MonitoredRequest(Request):
     """A task request that counts its outcome in the worker's main process."""
 
@@ -80,33 +110,26 @@ class MonitoredRequest(Request):
         if inner is not None:
 
             def on_success(self: MonitoredRequest, failed__retval__runtime: Any, **kw: Any) -> Any:
-                failed, _, runtime = failed__retval__runtime
-                if not failed:
-                    _state.counters.succeeded(self.task_name, float(runtime))
+                _count_success(self, failed__retval__runtime)
                 return inner(self, failed__retval__runtime, **kw)
 
             cls.on_success = on_success  # type: ignore[method-assign]
 
     def on_success(self, failed__retval__runtime: Any, **kwargs: Any) -> Any:
-        failed, _, runtime = failed__retval__runtime
-        if not failed:
-            _state.counters.succeeded(self.task_name, float(runtime))
+        _count_success(self, failed__retval__runtime)
         return super().on_success(failed__retval__runtime, **kwargs)
-
-    def on_accepted(self, pid: Any, time_accepted: float) -> Any:
-        sent_at = self.request_dict.get(SENT_AT_HEADER)
-        if isinstance(sent_at, int | float):
-            _state.counters.waited(time.time() - float(sent_at))
-        return super().on_accepted(pid, time_accepted)
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
         exc = exc_info.exception
         if isinstance(exc, ExceptionWithTraceback):
             exc = exc.exc
         if not isinstance(exc, _NOT_FAILURES):
-            started = self.time_start
-            runtime = time.monotonic() - started if isinstance(started, float) else None
+            started = self.time_start  # wall clock (Celery converts the pool's monotonic acceptance time)
+            runtime = max(0.0, time.time() - started) if isinstance(started, float) else None
             _state.counters.failed(self.task_name, runtime)
+            wait_s = _queue_wait_s(self)
+            if wait_s is not None:
+                _state.counters.waited(wait_s)
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     def on_retry(self, exc_info: Any) -> Any:
@@ -131,13 +154,12 @@ def install(app: Celery, version: str | None = None) -> None:
     """
     app.Task.Request = MonitoredRequest  # type: ignore[assignment]  # a class is accepted as well as a path
     app.conf.worker_direct = True
-    if CANARY_TASK not in app.tasks:
-        app.task(name=CANARY_TASK, bind=True, shared=False, ignore_result=True)(canary)
+    # registered lazily, like the app's own tasks; a second registration of the name keeps the first
+    app.task(name=CANARY_TASK, bind=True, shared=False, ignore_result=True)(canary)
     before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="vsmmon.sent_at")
     if version:
         _state.version = f"{version}; vsmmon {__version__}"
-    _state.config_hash = config_hash(app)
-    _state.host_lock = HostReporterLock.for_broker(str(app.conf.broker_url or ""))
+    _state.app = app
 
 
 def canary(task: Any, nonce: str) -> dict[str, Any]:
@@ -199,7 +221,7 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "version": _state.version,
-        "config_hash": _state.config_hash,
+        "config_hash": _state.config_hash(),
         "queues": queues,
         "metrics": metrics,
         "tasks": per_task,
