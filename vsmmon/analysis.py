@@ -104,23 +104,26 @@ class DueForecast:
 
 def observe(
     due: Sequence[DueForecast],
-    observed: Mapping[tuple[str, str], Sequence[tuple[datetime, float]]],
+    observed: Mapping[tuple[str, str], Sequence[tuple[float, float]]],
     tolerance_s: float,
 ) -> list[tuple[DueForecast, float]]:
-    """Each due forecast with the value observed nearest its due time (within `tolerance_s`); unseen ones left out."""
+    """Each due forecast with the value observed nearest its due time (within `tolerance_s`); unseen ones left out.
+
+    `observed` holds (Unix seconds, value) points in time order for each (agent, metric).
+    """
     # A forecast extrapolates from the series' last sample, at most one collection interval before `at`, so its
     # target time is within one interval of `due_at`: the nearest observation within that tolerance is its truth.
     scored = []
     for f in due:
         points = observed.get((f.agent_id, f.metric), ())
-        stamps = [t for t, _ in points]
-        i = bisect.bisect_left(stamps, f.due_at)
-        near = [j for j in (i - 1, i) if 0 <= j < len(points)]
+        due_s = f.due_at.timestamp()
+        i = bisect.bisect_left(points, (due_s,))
+        near = [points[j] for j in (i - 1, i) if 0 <= j < len(points)]
         if not near:
             continue
-        best = min(near, key=lambda j: abs((stamps[j] - f.due_at).total_seconds()))
-        if abs((stamps[best] - f.due_at).total_seconds()) <= tolerance_s:
-            scored.append((f, points[best][1]))
+        t, value = min(near, key=lambda p: abs(p[0] - due_s))
+        if abs(t - due_s) <= tolerance_s:
+            scored.append((f, value))
     return scored
 
 

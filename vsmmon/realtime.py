@@ -13,9 +13,8 @@ import functools
 import math
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import redis
 
@@ -26,8 +25,9 @@ _F32 = struct.Struct("<f")
 _U32 = struct.Struct("<I")
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+class Point(NamedTuple):
+    """One value of a series at its cycle's start (a tuple: reads build millions of them a minute)."""
+
     ts: datetime
     value: float
 
@@ -36,6 +36,10 @@ class SeriesReader(Protocol):
     """Reads one series' recent points: the window itself, or a batch of series fetched at once."""
 
     def read(self, agent_id: str, metric: str, now: datetime, span_s: float | None = None) -> list[Point]: ...
+
+    def read_cycles(self, agent_id: str, metric: str, now: datetime, span_s: float | None = None) -> dict[int, float]:
+        """The same points as {cycle: value}, oldest first, without an object per point (cycle x interval = time)."""
+        ...
 
 
 WRITE_CHUNK = 5000
@@ -61,6 +65,7 @@ class RealtimeWindow:
         self.slots = max(1, math.ceil(window_s / interval_s))
         self.ttl_s = int(window_s + 10 * interval_s)
         self._write_slots = client.register_script(_WRITE_SLOTS)
+        self._spans: dict[tuple[int, int], list[tuple[int, int, datetime]]] = {}
 
     def cycle_of(self, ts: datetime) -> int:
         return int(ts.timestamp() // self.interval_s)
@@ -98,6 +103,10 @@ class RealtimeWindow:
         cycles_raw, values_raw = self.client.mget([base + "_cycles", base + metric])
         return self.decode(cycles_raw, values_raw, now, span_s)
 
+    def read_cycles(self, agent_id: str, metric: str, now: datetime, span_s: float | None = None) -> dict[int, float]:
+        cycles_raw, values_raw = self.client.mget([_key(agent_id, "_cycles"), _key(agent_id, metric)])
+        return self.decode_cycles(cycles_raw, values_raw, now, span_s)
+
     def prefetch(self, series: Iterable[tuple[str, str]]) -> Prefetched:
         """Fetch whole rings of many (agent, metric) series in one pipelined round trip, to read them from memory."""
         keys = list(dict.fromkeys(k for agent, metric in series for k in (_key(agent, "_cycles"), _key(agent, metric))))
@@ -109,17 +118,40 @@ class RealtimeWindow:
 
     def decode(self, cycles_raw: object, values_raw: object, now: datetime, span_s: float | None) -> list[Point]:
         """The current points of a ring, given its agent's cycle ring."""
+        found = self._current(cycles_raw, values_raw, now, span_s)
+        return [] if found is None else [Point(ts, found[1][i]) for c, i, ts in found[0] if found[2][i] == c]
+
+    def decode_cycles(
+        self, cycles_raw: object, values_raw: object, now: datetime, span_s: float | None
+    ) -> dict[int, float]:
+        """`decode` as {cycle: value}."""
+        found = self._current(cycles_raw, values_raw, now, span_s)
+        return {} if found is None else {c: found[1][i] for c, i, _ in found[0] if found[2][i] == c}
+
+    def _current(
+        self, cycles_raw: object, values_raw: object, now: datetime, span_s: float | None
+    ) -> tuple[list[tuple[int, int, datetime]], tuple[float, ...], tuple[int, ...]] | None:
+        """(the span's cycles, the ring's values, the ring's cycles), the span cut to the rings' length."""
         if not isinstance(cycles_raw, bytes) or not isinstance(values_raw, bytes):
-            return []
+            return None
         newest = self.cycle_of(now)
         oldest = newest - (self.slots - 1 if span_s is None else min(self.slots - 1, int(span_s // self.interval_s)))
         n = min(len(cycles_raw), len(values_raw)) // 4
         cycles = struct.unpack_from(f"<{n}I", cycles_raw)
         values = struct.unpack_from(f"<{n}f", values_raw)
-        interval_s, slots = self.interval_s, self.slots
         # visit only the slots the span maps to (61 of 720 for 5 min), in time order
-        wanted = ((c, c % slots) for c in range(max(oldest, 0), newest + 1))
-        return [Point(_cycle_start(c, interval_s), values[i]) for c, i in wanted if i < n and cycles[i] == c]
+        span = self._span(oldest, newest)
+        return (span if n == self.slots else [s for s in span if s[1] < n]), values, cycles
+
+    def _span(self, oldest: int, newest: int) -> list[tuple[int, int, datetime]]:
+        """(cycle, slot, start) of each cycle in [oldest, newest]: the same for every series read at one time."""
+        span = self._spans.get((oldest, newest))
+        if span is None:
+            if len(self._spans) >= 16:  # a few spans per `now`; a new `now` starts afresh
+                self._spans.clear()
+            span = [(c, c % self.slots, _cycle_start(c, self.interval_s)) for c in range(max(oldest, 0), newest + 1)]
+            self._spans[(oldest, newest)] = span
+        return span
 
     def memory_bytes(self, sample: int = 200) -> int:
         """An estimate of the window's Redis memory, from a sample of its keys."""
@@ -147,6 +179,12 @@ class Prefetched:
         if cycles_key not in self.raw or values_key not in self.raw:
             return self.window.read(agent_id, metric, now, span_s)
         return self.window.decode(self.raw[cycles_key], self.raw[values_key], now, span_s)
+
+    def read_cycles(self, agent_id: str, metric: str, now: datetime, span_s: float | None = None) -> dict[int, float]:
+        cycles_key, values_key = _key(agent_id, "_cycles"), _key(agent_id, metric)
+        if cycles_key not in self.raw or values_key not in self.raw:
+            return self.window.read_cycles(agent_id, metric, now, span_s)
+        return self.window.decode_cycles(self.raw[cycles_key], self.raw[values_key], now, span_s)
 
 
 @functools.lru_cache(maxsize=8192)

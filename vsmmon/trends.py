@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,10 +81,10 @@ def fit_line(ts_s: Sequence[float], values: Sequence[float]) -> LinearFit:
     dt = [t - mean_t for t in ts_s]
     y0 = values[0]
     dy = [y - y0 for y in values]
-    sxx = math.fsum(d * d for d in dt)
+    sxx = math.fsum(map(operator.mul, dt, dt))  # map, not a generator: these sums are the analysis' hot loop
     if sxx == 0.0:
         raise ValueError("a line needs 2 distinct timestamps")
-    slope = math.fsum(d * e for d, e in zip(dt, dy, strict=True)) / sxx
+    slope = math.fsum(map(operator.mul, dt, dy)) / sxx
     mean_dy = math.fsum(dy) / n
     intercept = y0 + mean_dy - slope * mean_t
     if n == 2:

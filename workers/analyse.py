@@ -34,17 +34,17 @@ def as_series(points: list[Any], origin: datetime) -> Series:
     return [(p.ts - origin).total_seconds() for p in points], [p.value for p in points]
 
 
-def memory_points(window: SeriesReader, agent_id: str, now: datetime) -> list[tuple[datetime, float]]:
-    """Main process plus pool children, per cycle, over the whole window."""
-    main = {p.ts: p.value for p in window.read(agent_id, "rss_bytes", now)}
-    children = {p.ts: p.value for p in window.read(agent_id, "children_rss_bytes", now)}
-    return [(t, main[t] + children.get(t, 0.0)) for t in sorted(main)]
+def memory_points(window: SeriesReader, agent_id: str, now: datetime) -> dict[int, float]:
+    """Main process plus pool children, {cycle: bytes}, over the whole window (oldest first)."""
+    main = window.read_cycles(agent_id, "rss_bytes", now)
+    children = window.read_cycles(agent_id, "children_rss_bytes", now)
+    return {c: v + children.get(c, 0.0) for c, v in main.items()}
 
 
-def relative(points: list[tuple[datetime, float]], now: datetime) -> Series:
-    """Timed points as seconds since the first one."""
-    origin = points[0][0] if points else now
-    return [(t - origin).total_seconds() for t, _ in points], [v for _, v in points]
+def relative(points: dict[int, float], interval_s: float) -> Series:
+    """{cycle: value} as seconds since the first cycle, and values."""
+    origin = next(iter(points), 0)
+    return [(c - origin) * interval_s for c in points], list(points.values())
 
 
 def demands(registry: list[AgentInfo], flows: list[Any]) -> list[QueueDemand]:
@@ -62,12 +62,12 @@ def demands(registry: list[AgentInfo], flows: list[Any]) -> list[QueueDemand]:
     return found
 
 
-def score_forecasts(
-    ctx: WorkerContext, memory: dict[str, list[tuple[datetime, float]]], now: datetime
-) -> dict[str, Any]:
+def score_forecasts(ctx: WorkerContext, memory: dict[str, dict[int, float]], now: datetime) -> dict[str, Any]:
     """Compare the forecasts that fell due with what happened; the last hour's sMAPE, as S4 reads it."""
     due = ctx.store.due_forecasts(now - timedelta(seconds=DUE_LOOKBACK_S), now)
-    observed = {(agent, "memory_bytes"): points for agent, points in memory.items()}
+    interval_s = ctx.realtime.interval_s
+    observed = {(f.agent_id, f.metric): [(c * interval_s, v) for c, v in memory.get(f.agent_id, {}).items()]
+                for f in due if f.metric == "memory_bytes"}  # fmt: skip
     ctx.store.score_forecasts(observe(due, observed, tolerance_s=ctx.settings.collect_interval_s))
     found, n = ctx.store.forecast_accuracy(now - timedelta(seconds=ACCURACY_WINDOW_S), now)
     return {"smape": found, "forecasts": n, "at": now.isoformat()}
@@ -85,7 +85,7 @@ def register(app: Celery) -> None:
         wanted = [(a.agent_id, m) for a in operational for m in (*MEMORY_METRICS, *TREND_METRICS)]
         window = ctx.realtime.prefetch(wanted)  # one round trip for the fleet
         points = {a.agent_id: memory_points(window, a.agent_id, now) for a in operational}
-        memory = [MemorySeries(a.agent_id, relative(points[a.agent_id], now),
+        memory = [MemorySeries(a.agent_id, relative(points[a.agent_id], ctx.realtime.interval_s),
                                a.metrics.get("memory_limit_bytes") or ctx.settings.memory_hard_bytes)
                   for a in operational]  # fmt: skip
         series = {

@@ -10,7 +10,7 @@ S = timedelta(seconds=1)
 
 
 def test_each_due_forecast_meets_the_observation_nearest_its_due_time_within_the_tolerance() -> None:
-    points = [(T0 + 5 * i * S, 100.0 + i) for i in range(100)]  # every 5 s from 12:00:00
+    points = [((T0 + 5 * i * S).timestamp(), 100.0 + i) for i in range(100)]  # every 5 s from 12:00:00
     due = [
         DueForecast(T0, "w", "memory_bytes", 300, 150.0),  # due 12:05:00: observed 160.0
         DueForecast(T0 + 2 * S, "w", "memory_bytes", 300, 150.0),  # due 12:05:02: nearest 12:05:00
