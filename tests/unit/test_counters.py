@@ -57,3 +57,18 @@ def test_memory_is_bounded_in_task_names_and_samples() -> None:
     assert per_task[OTHER]["succeeded_total"] == 40
     assert totals["tasks_succeeded_total"] == MAX_TASK_NAMES + 40 + RECENT * 3
     assert totals["task_runtime_p50_s"] == 1.0  # only the most recent RECENT runtimes are kept
+
+
+def test_successes_from_many_threads_are_each_counted_once() -> None:
+    import threading
+
+    c = TaskCounters()
+    threads = [threading.Thread(target=lambda: [c.succeeded("t", 0.5) for _ in range(10_000)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    totals_midway, _ = c.snapshot()  # a snapshot while they run folds concurrently with their own folds
+    for thread in threads:
+        thread.join()
+    totals, per_task = c.snapshot()
+    assert totals_midway["tasks_succeeded_total"] <= 40_000
+    assert totals["tasks_succeeded_total"] == per_task["t"]["succeeded_total"] == 40_000
