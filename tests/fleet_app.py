@@ -64,8 +64,3 @@ if os.environ.get("VSMMON_TEST_HANG_METRICS") == "1":
             time.sleep(10)
         answered.append(True)
         return real_vsm_metrics(state, **kwargs)
-
-
-if os.environ.get("VSMMON_TEST_NO_DIRECT_QUEUE") == "1":
-    # a worker that does not consume its direct queue: the S3* audit's canary never reaches it
-    app.conf.worker_direct = False

@@ -1,9 +1,10 @@
 """`vsmmon.health.audit` (beat, every VSMMON_AUDIT_INTERVAL_S): the S3* audit of one worker (`vsmmon.audit`).
 
 The probe: ping; `vsm_metrics` (the self-report) before and after; `inspect stats`; a canary sent to the
-worker's direct queue (declared first, so a worker that does not consume it leaves it there), whose
-departure the broker shows. The result is kept in Redis for the health check (S3 and S5 read its score),
-and each finding is a warning alert on the worker.
+worker's direct queue (declared first, so a worker that does not take it leaves it there; the worker
+consumes it, through `add_consumer`, only for the probe), whose departure the broker shows. The result
+is kept in Redis for the health check (S3 and S5 read its score), and each finding is a warning alert
+on the worker.
 """
 
 from __future__ import annotations
@@ -65,16 +66,20 @@ def probe(ctx: WorkerContext, fleet: Celery, hostname: str) -> Audit:
     queue = worker_direct(hostname)
     with fleet.connection_for_write() as conn:
         queue.bind(conn.default_channel).declare()  # so an unconsumed canary stays visible on the broker
-    # routed by the direct exchange and the hostname, as Celery's worker_direct queues are
-    fleet.send_task(CANARY_TASK, args=(uuid.uuid4().hex,), exchange=queue.exchange.name, routing_key=queue.routing_key)
-    started, after, counted_after = time.monotonic(), before, counted_before
-    while time.monotonic() - started < DEADLINE_S:
-        after = _ask(fleet, "vsm_metrics", hostname)
-        counted_after = canaries_run(after)
-        if counted_after is not None and counted_before is not None and counted_after > counted_before:
-            break
-        time.sleep(0.1)
-    waited = time.monotonic() - started
+    exchange, key = queue.exchange.name, queue.routing_key
+    fleet.control.add_consumer(queue.name, exchange, "direct", key, destination=[hostname], reply=True,
+                               timeout=ASK_TIMEOUT_S)  # fmt: skip
+    try:
+        fleet.send_task(CANARY_TASK, args=(uuid.uuid4().hex,), exchange=exchange, routing_key=key)
+        started, counted_after = time.monotonic(), counted_before
+        while time.monotonic() - started < DEADLINE_S:
+            counted_after = canaries_run(_ask(fleet, "vsm_metrics", hostname))
+            if counted_after is not None and counted_before is not None and counted_after > counted_before:
+                break
+            time.sleep(0.1)
+        waited = time.monotonic() - started
+    finally:
+        fleet.control.cancel_consumer(queue.name, destination=[hostname])
     broker = ctx.queue_probes[-1][0] if ctx.queue_probes else None
     taken = None
     if broker is not None:

@@ -32,6 +32,12 @@ def test_a_canary_sent_to_a_workers_direct_queue_is_answered_by_that_worker(
         target, other = workers
         direct = worker_direct(target.hostname)
         nonce = uuid.uuid4().hex
+        # the audit has the worker consume its direct queue only while it probes
+        with app.connection_for_write() as conn:
+            direct.bind(conn.default_channel).declare()
+        added = app.control.add_consumer(direct.name, direct.exchange.name, "direct", direct.routing_key,
+                                         destination=[target.hostname], reply=True, timeout=5)  # fmt: skip
+        assert added == [{target.hostname: {"ok": f"add consumer {direct.name}"}}]
         app.send_task(CANARY_TASK, args=(nonce,), exchange=direct.exchange.name, routing_key=direct.routing_key)
 
         reply = poll(lambda: canary_result(target.log, nonce), deadline_s=30, what=f"{target.name} to run the canary")

@@ -1,5 +1,6 @@
-"""The S3* audit on real workers: an honest one passes every check; one whose direct queue nobody consumes
-is a finding, an alert on the worker, and a lower S3 and S5 score."""
+"""The S3* audit on real workers: an honest one passes every check; a wedged one (its only pool process
+busy, yet it answers pings and reports itself fine) does not take the canary: a finding and a lower S3
+and S5 score."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import poll
 from tests.integration.cycles import Beat
-from tests.integration.fleet import fleet_workers
+from tests.integration.fleet import control_app, fleet_workers
 from vsmmon.config import Settings
 from vsmmon.storage.postgres import PostgresStore
 from workers import names
@@ -23,18 +25,22 @@ def audit(app: PipelineApp, hostname: str) -> dict[str, Any]:
     return result
 
 
+def busy(broker: str, hostname: str) -> bool:
+    active = control_app(broker).control.inspect(destination=[hostname], timeout=2).active() or {}
+    return bool(active.get(hostname))
+
+
 def factor(assessment: dict[str, Any], system: str, name: str) -> dict[str, Any]:
     return next(f for f in assessment["systems"][system]["factors"] if f["name"] == name)
 
 
-def test_an_honest_worker_passes_and_a_deaf_one_is_found_out(
+def test_an_honest_worker_passes_and_a_wedged_one_is_found_out(
     pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, tmp_path: Path
 ) -> None:
     broker = fast_settings.require("broker_url")
-    deaf_env = {"VSMMON_TEST_NO_DIRECT_QUEUE": "1"}
     with (
         fleet_workers(broker, ["honest"], tmp_path / "a", concurrency=2) as (honest,),
-        fleet_workers(broker, ["deaf"], tmp_path / "b", concurrency=1, extra_env=deaf_env) as (deaf,),
+        fleet_workers(broker, ["wedged"], tmp_path / "b", concurrency=1, queues="stuck") as (wedged,),
     ):
         beat = Beat(pipeline, store)
         for _ in range(2):
@@ -43,7 +49,9 @@ def test_an_honest_worker_passes_and_a_deaf_one_is_found_out(
         assert good["checks"] == ["reachability", "pool", "canary", "accounting"]
         assert good["findings"] == []
         assert good["score"] == 1.0
-        bad = audit(pipeline, deaf.hostname)
+        control_app(broker).send_task("fleet.sleep", args=(10.0,), queue="stuck")  # its one process, busy
+        poll(lambda: busy(broker, wedged.hostname) or None, deadline_s=10, what="the wedged worker to start sleeping")
+        bad = audit(pipeline, wedged.hostname)
         assert [f["check"] for f in bad["findings"]] == ["canary"]
         assert "not taken within 5 s" in bad["findings"][0]["message"]
         assert bad["score"] == pytest.approx(2 / 3)
@@ -51,4 +59,4 @@ def test_an_honest_worker_passes_and_a_deaf_one_is_found_out(
     for system in ("S3", "S5"):
         seen = factor(checked, system, "audit")
         assert seen["score"] == pytest.approx(2 / 3)
-        assert seen["inputs"]["worker"] == deaf.hostname
+        assert seen["inputs"]["worker"] == wedged.hostname

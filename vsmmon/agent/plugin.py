@@ -149,11 +149,11 @@ def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
 def install(app: Celery, version: str | None = None) -> None:
     """Count every task of `app` and stamp its published messages; add the S3* audit's canary; idempotent.
 
-    The worker also consumes its own direct queue (Celery's `worker_direct`: `<hostname>.dq2`), so the
-    audit can send its canary (`vsmmon.audit.canary`) to one chosen worker.
+    The audit sends its canary (`vsmmon.audit.canary`) to one chosen worker through that worker's direct
+    queue (Celery's `<hostname>.dq2`), which it has the worker consume (`add_consumer`) only while it
+    probes: a queue consumed all the time would cost every task a longer fetch (P1).
     """
     app.Task.Request = MonitoredRequest  # type: ignore[assignment]  # a class is accepted as well as a path
-    app.conf.worker_direct = True
     # registered lazily, like the app's own tasks; a second registration of the name keeps the first
     app.task(name=CANARY_TASK, bind=True, shared=False, ignore_result=True)(canary)
     before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="vsmmon.sent_at")
@@ -194,7 +194,7 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         # the pool's size now (pool_grow / pool_shrink / autoscale change it), else the configured one
         size = getattr(consumer.pool, "num_processes", None) or getattr(consumer.controller, "concurrency", 0)
         metrics["concurrency"] = float(size or 0)
-        direct = f"{consumer.hostname}.dq2"  # its own direct queue (the audit's canary) is not a fleet queue
+        direct = f"{consumer.hostname}.dq2"  # its direct queue, consumed during an audit, is not a fleet queue
         consumed = consumer.task_consumer.queues if consumer.task_consumer else []
         queues = sorted(q.name for q in consumed if q.name != direct)
     except Exception as e:
