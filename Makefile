@@ -8,7 +8,7 @@ BENCH  ?=
 VALGRIND := command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
 PYTEST_ARGS ?=
 
-.PHONY: up test lint fmt bench bench-quick clean browser screenshots
+.PHONY: up test lint fmt bench bench-quick clean browser screenshots soak
 
 # (re)install when pyproject.toml changes; creates .venv when missing
 $(STAMP): pyproject.toml
@@ -52,6 +52,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(VALGRIND)
 	$(PY) -m bench --quick $(BENCH)
+
+## 1,000 simulated agents for 10 minutes against `vsmmon up`; SOAK_SECONDS=60 for a short run (prints only)
+soak: $(STAMP)
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf $(VENV) .vsmmon .pytest_cache .mypy_cache .ruff_cache

@@ -154,4 +154,6 @@ def rewrite(results: list[Result], machine: Machine, when: datetime, path: Path 
     header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
     body = "\n".join(ordered)
     last_run = f"Last run: {when.strftime('%Y-%m-%d %H:%M')} UTC on {machine.describe()}."
-    path.write_text(f"{INTRO}\n{last_run}\n\n{header}\n{body}\n")
+    soak = path.read_text().partition("\n## Soak\n") if path.exists() else ("", "", "")
+    kept = f"\n## Soak\n{soak[2]}" if soak[1] else ""  # written by `make soak` (bench/soak.py)
+    path.write_text(f"{INTRO}\n{last_run}\n\n{header}\n{body}\n{kept}")

@@ -1,0 +1,160 @@
+"""The soak's judgement and its section of BENCHMARKS.md (pure: figures in, verdict and text out)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from statistics import mean, median
+from typing import Any
+
+from bench.report import BENCHMARKS_MD
+
+RSS_LIMIT_MB = 150.0  # P7
+FLAT_MB = 5.0  # growth allowed after warm-up, or 5 % of the process's size when that is more
+SECTION = "## Soak"
+POOL = "worker (pool child"
+POOL_ALL = "the worker's pool processes (the largest at each sample)"
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_s: float
+    rss_mb: dict[str, float]
+    backlog: int  # messages waiting in the pipeline's queues
+    unacked: int  # delivered, being worked on
+    cpu_s: float  # the pipeline processes' CPU so far
+    sim_cpu_s: float  # the simulator's
+    load1: float
+    machine: Any  # psutil.cpu_times()
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    lines: list[str] = field(default_factory=list)
+
+
+def _pool_as_one(rss_mb: dict[str, float]) -> dict[str, float]:
+    """Pool processes come and go (recycled): judged as one series, the largest of them at each sample."""
+    merged = {k: v for k, v in rss_mb.items() if not k.startswith(POOL)}
+    pool = [v for k, v in rss_mb.items() if k.startswith(POOL)]
+    if pool:
+        merged[POOL_ALL] = max(pool)
+    return merged
+
+
+def _busy(t: Any) -> float:
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
+def judge(
+    samples: list[Sample],
+    done: list[tuple[datetime, float, datetime | None]],
+    *,
+    since: datetime,
+    total_s: float,
+    interval_s: float,
+    agents: int,
+    simulator_said: str,
+) -> Verdict:
+    checks: list[tuple[str, bool]] = []
+    lines = [
+        f"Run {since:%Y-%m-%d %H:%M} UTC, {total_s:.0f} s, {agents} simulated agents (`mixed`), collection every "
+        f"{interval_s:g} s, `vsmmon up` (one worker for every queue, prefork concurrency 2; beat; HTTP service), "
+        f"{os.cpu_count()} cores. Simulator: {simulator_said or 'no summary'}.",
+        "",
+        "| check | figure | result |",
+        "|---|---|---|",
+    ]
+
+    ends = [(a - s).total_seconds() for s, _, a in done if a is not None]
+    unfinished = sum(1 for *_, a in done if a is None)
+    starts = [s for s, _, _ in done]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    skipped = sum(round(g / interval_s) - 1 for g in gaps if g > 1.5 * interval_s)
+    late = sum(1 for e in ends if e > interval_s)
+    ok = bool(done) and late == 0 and unfinished == 0 and skipped == 0
+    checks.append(("cycles", ok))
+    p95 = sorted(ends)[int(0.95 * (len(ends) - 1))] if ends else 0.0
+    lines.append(
+        f"| every cycle collected, stored and aggregated within its {interval_s:g} s interval, none skipped | "
+        f"{len(done)} cycles (expected ~{total_s / interval_s:.0f}); end-to-end (start to aggregated) median "
+        f"{median(ends) if ends else 0:.2f} s, p95 {p95:.2f} s, max {max(ends, default=0):.2f} s; over the interval: "
+        f"{late}; not aggregated: {unfinished}; skipped ticks: {skipped}; longest gap between starts "
+        f"{max(gaps, default=0):.2f} s{_where(starts, gaps, since, interval_s)} | {'PASS' if ok else '**FAIL**'} |"
+    )
+
+    third = max(1, len(samples) // 3)
+    first, last = [s.backlog for s in samples[:third]], [s.backlog for s in samples[-third:]]
+    grew = mean(last) > mean(first) + 1.0
+    checks.append(("backlog", not grew))
+    lines.append(
+        f"| queue backlog did not grow | waiting messages (all pipeline queues): mean {mean(first):.2f} in the first "
+        f"third, {mean(last):.2f} in the last; max {max(s.backlog for s in samples)}; being worked on (unacked) max "
+        f"{max(s.unacked for s in samples)} | {'PASS' if not grew else '**FAIL**'} |"
+    )
+
+    warm_s = min(60.0, total_s / 5)
+    pools = {k for s in samples for k in s.rss_mb if k.startswith(POOL)}
+    rss = [_pool_as_one(s.rss_mb) for s in samples]
+    steady = [r for s, r in zip(samples, rss, strict=True) if s.t_s >= warm_s]
+    for name in sorted({k for r in rss for k in r}):
+        series = [r[name] for r in steady if name in r]
+        every = [r[name] for r in rss if name in r]
+        if len(series) < 4:
+            continue
+        k = max(2, len(series) // 10)
+        start, end = median(series[:k]), median(series[-k:])
+        growth = end - start
+        flat = growth <= max(FLAT_MB, 0.05 * start)
+        under = max(every) < RSS_LIMIT_MB
+        checks.append((name, flat and under))
+        seen = f" ({len(pools)} pool processes over the run)" if name == POOL_ALL else ""
+        lines.append(
+            f"| RSS of {name}{seen} flat and under {RSS_LIMIT_MB:.0f} MB | after {warm_s:.0f} s warm-up "
+            f"{start:.1f} MB -> {end:.1f} MB at the end ({growth:+.1f} MB); max {max(every):.1f} MB | "
+            f"{'PASS' if flat and under else '**FAIL**'} |"
+        )
+
+    span = samples[-1].t_s - samples[0].t_s if len(samples) > 1 else 1.0
+    machine = _busy(samples[-1].machine) - _busy(samples[0].machine)
+    ours = samples[-1].cpu_s - samples[0].cpu_s
+    sim = samples[-1].sim_cpu_s - samples[0].sim_cpu_s
+    lines += [
+        "",
+        f"Machine load during the run (shared with other work): load average {mean(s.load1 for s in samples):.1f} "
+        f"(max {max(s.load1 for s in samples):.1f}) on {os.cpu_count()} cores; CPU busy {machine / span:.2f} cores, "
+        f"of which the pipeline processes {ours / span:.2f}, the simulator {sim / span:.2f}, everything else "
+        f"{max(0.0, machine - ours - sim) / span:.2f}.",
+    ]
+    passed = all(ok for _, ok in checks)
+    return Verdict(passed, lines)
+
+
+def _where(starts: list[datetime], gaps: list[float], since: datetime, interval_s: float) -> str:
+    """When the skipped ticks were, in seconds from the start of the run."""
+    at = [f"{(starts[i] - since).total_seconds():.0f} s" for i, g in enumerate(gaps) if g > 1.5 * interval_s]
+    return f" (after the cycle started at {', '.join(at[:5])})" if at else ""
+
+
+def write_section(verdict: Verdict, path: Any = BENCHMARKS_MD) -> None:
+    """Replace (or append) the Soak section, which stays the last one of BENCHMARKS.md."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    head = text.split(f"\n{SECTION}\n", 1)[0].rstrip("\n")
+    body = "\n".join(
+        [
+            SECTION,
+            "",
+            "`make soak` (`SOAK_SECONDS=60 make soak` for a short run) runs `vsmmon up` and `vsmmon simulate "
+            "--agents 1000 --profile mixed` against it for 10 minutes, samples every 5 s, and checks the issue's "
+            "criteria; exit code 0 when all pass. The figures below are the last full run's, written by it "
+            f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC).",
+            "",
+            *verdict.lines,
+            "",
+            f"Result: **{'PASS' if verdict.passed else 'FAIL'}**.",
+        ]
+    )
+    path.write_text(f"{head}\n\n{body}\n")
