@@ -76,6 +76,8 @@ def sample(up_pid: int, broker: redis.Redis, t_s: float, simulator: psutil.Proce
         key = role if role != "worker (pool child)" else f"worker (pool child {pid})"
         rss[key] = mem
         cpu_s += times.user + times.system
+        if role == "worker (main)":  # pool processes recycled so far (worker_max_memory_per_child)
+            cpu_s += times.children_user + times.children_system
     pipe = broker.pipeline(transaction=False)
     for name in queues.ALL:
         pipe.llen(name)

@@ -158,7 +158,7 @@ def slope_confidence(slope: float, stderr: float, n: int) -> float:
         return 0.0
     if stderr == 0.0:
         return 0.0 if slope == 0.0 else 1.0  # a perfect line: no doubt about its slope
-    return 2.0 * t_cdf(abs(slope / stderr), n - 2) - 1.0
+    return min(1.0, 2.0 * t_cdf(abs(slope / stderr), n - 2) - 1.0)  # t_cdf may round to just over 1
 
 
 def direction_of(slope: float, stderr: float, n: int, confidence: float = 0.95) -> Direction:

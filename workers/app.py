@@ -20,6 +20,7 @@ from workers import names
 from workers.context import ContextFactory, PipelineApp, build_context
 
 REDIS_TRANSPORT = "workers.transport:Transport"
+MAX_MEMORY_PER_CHILD_KIB = 120 * 1024
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -35,6 +36,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # a pool process that grew past this (KiB) after a task is replaced: the 1,000-agent analysis and health
+        # tasks leave ~30 MB more behind every few minutes (make soak), and P7 caps every process at 150 MB
+        "worker_max_memory_per_child": MAX_MEMORY_PER_CHILD_KIB,
         "task_ignore_result": True,
         "task_queues": [Queue(q) for q in queues.ALL],
         "task_default_queue": queues.ANALYSIS,
