@@ -90,15 +90,20 @@ class Fleet:
 
     @staticmethod
     def metrics(a: int, t: float, rng: Random) -> dict[str, float]:
-        values = {m: rng.uniform(0, 1e6) for m in METRICS}
+        # each gauge wanders 2 % around its own level (a few sketch buckets per window, as real gauges do);
+        # counters count; one worker in ten leaks memory
+        values = {m: (1 + (a * 7 + i * 13) % 97) * 10.0 * (1 + rng.gauss(0, 0.02)) for i, m in enumerate(METRICS)}
         values.update(
             rss_bytes=(150 + (0.5 * t / 60 if a % 10 == 0 else 0)) * MB + rng.gauss(0, MB),
             children_rss_bytes=200 * MB + rng.gauss(0, MB),
             concurrency=4.0,
             active=float(rng.randint(0, 4)),
+            tasks_received_total=8.0 * t,
             tasks_succeeded_total=8.0 * t,
             tasks_failed_total=0.01 * t,
-            task_runtime_p95_s=rng.uniform(0.05, 0.5),
+            ctx_switches_total=1000.0 * t,
+            uptime_s=3600.0 + t,
+            task_runtime_p95_s=rng.lognormvariate(-2.0, 0.5),
             cpu_percent=rng.uniform(5, 95),
         )
         return values

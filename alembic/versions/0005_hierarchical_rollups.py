@@ -1,8 +1,8 @@
 """Hierarchical rollups with quantile sketches; forecasts scored against what happened.
 
 - `rollups_open`: the 5 min windows still open, merged at every collection (fillfactor 50 so the updates stay
-  HOT: ~20,000 rows a cycle at 1,000 agents x 20 metrics). A closed window moves to `metric_rollups` and is
-  folded into its 1 h window; a closed 1 h window is folded into its 24 h window (`rollup_state` says how far).
+  HOT: ~20,000 rows a cycle at 1,000 agents x 20 metrics). A closed window moves to `metric_rollups`; a closed
+  1 h window is computed from its 5 min windows, a closed 24 h window from its hours (`rollup_state` says how far).
 - `metric_rollups.q_keys` / `q_counts`: the bucket counts of `vsmmon.sketch` (p50/p95/p99 within 1 %).
 - `forecasts.actual`: the value observed when a forecast fell due, for forecast accuracy (sMAPE).
 
@@ -41,8 +41,8 @@ def upgrade() -> None:
         """
         CREATE TABLE rollup_state (
             id smallint PRIMARY KEY CHECK (id = 1),
-            open_from timestamptz,   -- 5 min windows starting before this are closed and folded into 1 h
-            days_from timestamptz    -- 1 h windows starting before this are folded into 24 h
+            open_from timestamptz,   -- 5 min windows starting before this are closed (hours and days before it done)
+            days_from timestamptz    -- the day of open_from
         )
         """
     )
@@ -61,27 +61,26 @@ def upgrade() -> None:
         """
     )
     # Rollups written before this revision were merged into every level at once. Declare the current 5 min window
-    # closed (later samples of it are merged as late ones, into its stored 5 min and 1 h rows) and the current hour
-    # not yet folded into its day, whose row is rebuilt from the hours before it.
+    # closed (later samples of it are merged as late ones into the levels already computed); the rows of the hour
+    # and the day still open are dropped: until they close, they read as the merge of their stored finer windows,
+    # and they are computed from them when they close.
     op.execute("SET LOCAL TIME ZONE 'UTC'")
     op.execute(
         """
-        UPDATE rollup_state SET open_from = date_bin('5 minutes', now(), TIMESTAMPTZ 'epoch') + interval '5 minutes',
-                                days_from = date_trunc('hour', now())
+        UPDATE rollup_state
+        SET open_from = date_bin('5 minutes', now(), TIMESTAMPTZ 'epoch') + interval '5 minutes',
+            days_from = date_trunc('day', date_bin('5 minutes', now(), TIMESTAMPTZ 'epoch') + interval '5 minutes')
         WHERE EXISTS (SELECT 1 FROM metric_rollups)
         """
     )
-    op.execute("DELETE FROM metric_rollups WHERE window_s = 86400 AND window_start = date_trunc('day', now())")
-    op.execute(
-        """
-        INSERT INTO metric_rollups (agent_id, metric, window_s, window_start, count, min, max, sum, last, last_ts)
-        SELECT agent_id, metric, 86400, date_trunc('day', now()), sum(count), min(min), max(max), sum(sum),
-               (array_agg(last ORDER BY last_ts DESC))[1], max(last_ts)
-        FROM metric_rollups
-        WHERE window_s = 3600 AND window_start >= date_trunc('day', now()) AND window_start < date_trunc('hour', now())
-        GROUP BY agent_id, metric
-        """
-    )
+    for window_s, unit in ((3600, "hour"), (86400, "day")):
+        op.execute(
+            f"""
+            DELETE FROM metric_rollups
+            WHERE window_s = {window_s} AND window_start = date_trunc('{unit}', now())
+              AND date_trunc('{unit}', (SELECT open_from FROM rollup_state)) = date_trunc('{unit}', now())
+            """
+        )
     op.execute("ALTER TABLE forecasts ADD COLUMN actual double precision")
     op.execute("CREATE INDEX ix_forecasts_at ON forecasts (at)")  # forecasts falling due, accuracy over an hour
 

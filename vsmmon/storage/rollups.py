@@ -1,14 +1,16 @@
 """Hierarchical rollups on PostgreSQL: open 5 min windows merged per collection, closed ones folded upwards.
 
-Per collection only `rollups_open` is touched: its 5 min rows are merged through COPY and one upsert (HOT
-updates: the table is small and has fillfactor 50). When a collection starts a new 5 min window, the earlier
-windows close: they move to `metric_rollups` and are folded into their 1 h rows; when a 1 h window closes it is
-folded into its 24 h row. `rollup_state` says how far each fold has gone (`open_from`, `days_from`); a late
-collection (a retry after an outage) whose window has already been folded is merged straight into every level
-already folded. Every step runs under the state row's lock, so aggregations are serialised and never race a fold.
+Per collection only `rollups_open` is touched: its 5 min rows are merged by one upsert (HOT updates: the table
+is small and has fillfactor 50). When a collection starts a new 5 min window, the earlier windows close and move
+to `metric_rollups` (one statement); when that closes an hour, the hour's row is computed from its twelve 5 min
+rows, and when it closes a day, the day's row from its hours (one set-based statement each, sketches merged in
+SQL). `rollup_state.open_from` says how far closing has gone; the hours and days before it are folded. A late
+collection (a retry after an outage) whose window has closed is merged straight into every level already
+computed. Every step runs under the state row's lock, so aggregations are serialised and never race a fold.
 
-Invariants a reader relies on (`read`): a stored 5 min row is closed and part of its 1 h row; a stored 1 h row
-is part of its 24 h row iff it starts before `days_from`; an open 5 min row is part of no stored row.
+Invariants a reader relies on (`read`): a 5 min window is stored iff it starts before `open_from`, else open; a
+1 h (24 h) window has a stored row iff it starts before the hour (day) of `open_from`, else it is the merge of
+its finer windows.
 """
 
 from __future__ import annotations
@@ -77,6 +79,42 @@ SELECT agent_id, metric, :start, count(*), min(value), max(value), sum(value), (
 FROM metric_samples WHERE ts = :ts AND collection_id = :cid
 GROUP BY agent_id, metric
 {_OPEN_MERGE_SET}"""
+_MOVE_CLOSED = f"""
+WITH closing AS (DELETE FROM rollups_open WHERE window_start < :cutoff RETURNING *)
+INSERT INTO metric_rollups AS r (agent_id, metric, window_s, window_start, {_COLUMNS})
+SELECT agent_id, metric, {BASE_WINDOW_S}, window_start, {_COLUMNS} FROM closing
+ON CONFLICT (agent_id, metric, window_s, window_start) DO UPDATE SET
+    count = r.count + excluded.count, min = LEAST(r.min, excluded.min), max = GREATEST(r.max, excluded.max),
+    sum = r.sum + excluded.sum,
+    last = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last ELSE r.last END,
+    last_ts = GREATEST(r.last_ts, excluded.last_ts),
+    q_keys = r.q_keys || excluded.q_keys, q_counts = r.q_counts || excluded.q_counts
+"""
+# A coarse window computed from all its finer stored windows (so computing it again gives the same row): counts
+# summed, extremes kept, the newest last, and the sketches' buckets added up (normalised: sorted, each key once).
+_FOLD = f"""
+WITH parts AS (
+    SELECT agent_id, metric, date_bin(make_interval(secs => :coarse), window_start, TIMESTAMPTZ 'epoch') AS ws,
+           {_COLUMNS}
+    FROM metric_rollups WHERE window_s = :fine AND window_start >= :since AND window_start < :until
+), figures AS (
+    SELECT agent_id, metric, ws, sum(count) AS count, min(min) AS min, max(max) AS max, sum(sum) AS sum,
+           (array_agg(last ORDER BY last_ts DESC))[1] AS last, max(last_ts) AS last_ts
+    FROM parts GROUP BY agent_id, metric, ws
+), buckets AS (
+    SELECT agent_id, metric, ws, k, sum(c)::int AS c
+    FROM parts, unnest(q_keys, q_counts) AS u(k, c) GROUP BY agent_id, metric, ws, k
+), sketches AS (
+    SELECT agent_id, metric, ws, array_agg(k ORDER BY k) AS q_keys, array_agg(c ORDER BY k) AS q_counts
+    FROM buckets GROUP BY agent_id, metric, ws
+)
+INSERT INTO metric_rollups (agent_id, metric, window_s, window_start, {_COLUMNS})
+SELECT f.agent_id, f.metric, :coarse, f.ws, f.count, f.min, f.max, f.sum, f.last, f.last_ts,
+       COALESCE(s.q_keys, '{{}}'), COALESCE(s.q_counts, '{{}}')
+FROM figures f LEFT JOIN sketches s USING (agent_id, metric, ws)
+ON CONFLICT (agent_id, metric, window_s, window_start) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", "))}
+"""
 _CARDINALITY_VIOLATION = "21000"
 _SAMPLES_OF = "SELECT agent_id, metric, value FROM metric_samples WHERE ts = :ts AND collection_id = :cid"
 _CLOSED_IN = """
@@ -157,9 +195,10 @@ def merge_stored(conn: Connection, collection_id: UUID, started_at: datetime) ->
 
 def _merge_late(conn: Connection, late: Sequence[Rollup], state: State) -> None:
     """Rollups of 5 min windows already closed, into every level their windows were already folded into."""
-    if late:
-        folded_days = [r for r in late if state.days_from is not None and r.window_start < state.days_from]
-        _merge_closed(conn, [*late, *fold(late, HOUR_S), *fold(folded_days, DAY_S)])
+    if late and state.open_from is not None:
+        hours = [r for r in late if r.window_start < window_start(state.open_from, HOUR_S)]
+        days = [r for r in late if r.window_start < window_start(state.open_from, DAY_S)]
+        _merge_closed(conn, [*late, *fold(hours, HOUR_S), *fold(days, DAY_S)])
 
 
 def _close_before(conn: Connection, started_at: datetime, state: State) -> None:
@@ -186,32 +225,19 @@ def _merge_open(conn: Connection, rollups: Sequence[Rollup]) -> None:
 
 
 def _close(conn: Connection, cutoff: datetime, state: State) -> None:
-    """Store the 5 min windows starting before `cutoff`, fold them into 1 h, and complete 1 h windows into 24 h."""
-    rows = conn.execute(
-        sa.text(f"SELECT agent_id, metric, window_start, {_COLUMNS} FROM rollups_open WHERE window_start < :cutoff"),
-        {"cutoff": cutoff},
-    ).all()
-    closing = [_rollup(r.agent_id, r.metric, BASE_WINDOW_S, r) for r in rows]
-    if closing:
-        _merge_closed(conn, [*closing, *fold(closing, HOUR_S)])
-        conn.execute(sa.text("DELETE FROM rollups_open WHERE window_start < :cutoff"), {"cutoff": cutoff})
-    hour_cut = window_start(cutoff, HOUR_S)
-    days_from = state.days_from
-    if days_from is None:
-        days_from = min((window_start(r.window_start, HOUR_S) for r in closing), default=hour_cut)
-    if hour_cut > days_from:
-        hours = conn.execute(
-            sa.text(
-                f"SELECT agent_id, metric, window_start, {_COLUMNS} FROM metric_rollups "
-                "WHERE window_s = :w AND window_start >= :since AND window_start < :until"
-            ),
-            {"w": HOUR_S, "since": days_from, "until": hour_cut},
-        ).all()
-        _merge_closed(conn, fold([_rollup(r.agent_id, r.metric, HOUR_S, r) for r in hours], DAY_S))
-        days_from = hour_cut
+    """Store the 5 min windows starting before `cutoff`; compute the hours and days that this closes."""
+    params = {"cutoff": cutoff}
+    first = conn.execute(sa.text("SELECT min(window_start) FROM rollups_open WHERE window_start < :cutoff"), params)
+    earliest = first.scalar_one() or cutoff
+    conn.execute(sa.text(_MOVE_CLOSED), params)
+    since = state.open_from or earliest  # the first close: nothing stored before its earliest window
+    for fine, coarse in ((BASE_WINDOW_S, HOUR_S), (HOUR_S, DAY_S)):
+        done, until = window_start(since, coarse), window_start(cutoff, coarse)
+        if until > done:
+            conn.execute(sa.text(_FOLD), {"fine": fine, "coarse": coarse, "since": done, "until": until})
     conn.execute(
-        sa.text("UPDATE rollup_state SET open_from = :open_from, days_from = :days_from WHERE id = 1"),
-        {"open_from": cutoff, "days_from": days_from},
+        sa.text("UPDATE rollup_state SET open_from = :cutoff, days_from = :days_from WHERE id = 1"),
+        {"cutoff": cutoff, "days_from": window_start(cutoff, DAY_S)},
     )
 
 
@@ -268,7 +294,12 @@ def read(conn: Connection, agent_id: str, metric: str, window_s: int) -> list[Ro
     opened = [_rollup(agent_id, metric, BASE_WINDOW_S, r) for r in open_rows]
     if window_s == BASE_WINDOW_S:
         return combine([*by_level[BASE_WINDOW_S], *opened])
+
+    def unfolded(level: int, coarse: int) -> list[Rollup]:  # stored, not yet part of a stored coarse window
+        since = None if state.open_from is None else window_start(state.open_from, coarse)
+        return [r for r in by_level[level] if since is None or r.window_start >= since]
+
+    finer = [*opened, *unfolded(BASE_WINDOW_S, HOUR_S)]
     if window_s == HOUR_S:
-        return combine([*by_level[HOUR_S], *fold(opened, HOUR_S)])
-    unfolded_hours = [h for h in by_level[HOUR_S] if state.days_from is None or h.window_start >= state.days_from]
-    return combine([*by_level[DAY_S], *fold(unfolded_hours, DAY_S), *fold(opened, DAY_S)])
+        return combine([*by_level[HOUR_S], *fold(finer, HOUR_S)])
+    return combine([*by_level[DAY_S], *fold(unfolded(HOUR_S, DAY_S), DAY_S), *fold(finer, DAY_S)])
