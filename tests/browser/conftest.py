@@ -30,8 +30,10 @@ VIEWPORT = {"width": 1440, "height": 1100}
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module: Playwright's sync API holds an event loop in this thread while it runs, which
+    would break `asyncio.run` in the tests after it."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():

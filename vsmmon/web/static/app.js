@@ -114,6 +114,9 @@ function agentRow(a) {
 async function loadAgents() {
   const r = await api("/api/v1/dashboard/agents");
   if (!r.ok) return;
+  const signature = JSON.stringify([r.body.at, r.body.agents.map((a) => [a.id, a.status, a.score, a.last_seen])]);
+  if (signature === state.agentsSignature) return; // nothing new: leave 1,000 rows and tiles as they are
+  state.agentsSignature = signature;
   state.agents = r.body.agents.map(agentRow);
   const kinds = [...new Set(state.agents.map((a) => a.kind))].sort();
   const select = $("#agent-kind");
