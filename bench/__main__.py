@@ -22,6 +22,7 @@ MEASURES = (
     "c1_probe_cost",
     "c2_assessment_cpu",
     "p5_alert_latency",
+    "p6_dashboard_latency",
 )
 """Every measure, by module name under `bench/`; each has `run(quick: bool) -> Result`."""
 
