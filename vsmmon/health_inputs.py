@@ -82,6 +82,19 @@ def gather(
     return Gathered(inputs, queues, control, broker_errors)
 
 
+def queue_flows(
+    agents: Sequence[AgentInfo], window: RealtimeWindow, settings: Settings, now: datetime
+) -> list[QueueFlow]:
+    """The queues of `gather`, alone (the analysis stage needs only these): one batch of reads."""
+    shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
+    live = (AgentStatus.ONLINE.value, AgentStatus.STALE.value)
+    workers = [a for a in shown if a.kind == AgentKind.CELERY_WORKER.value and a.status in live]
+    queue_agents = [q for q in shown if q.kind == AgentKind.QUEUE.value]
+    needed = [(w.agent_id, m) for w in workers for m in ("tasks_succeeded_total", "tasks_failed_total")]
+    reader = window.prefetch(needed + [(q.agent_id, "messages") for q in queue_agents])
+    return [_queue_flow(q, workers, {}, reader, now) for q in queue_agents]
+
+
 def _record(a: AgentInfo) -> AgentRecord:
     return AgentRecord(a.agent_id, a.kind, a.last_seen, a.interval_s, AgentStatus(a.status), a.status_since)
 

@@ -12,7 +12,7 @@ import beat_schedule
 from vsmmon.alert_routing import signal_from_recommendation
 from vsmmon.analysis import MemorySeries, QueueDemand, Series, analyse_fleet, observe
 from vsmmon.errors import TransientError
-from vsmmon.health_inputs import OPERATIONAL, gather
+from vsmmon.health_inputs import OPERATIONAL, queue_flows
 from vsmmon.models import AgentInfo
 from vsmmon.realtime import SeriesReader
 from workers import names
@@ -93,7 +93,7 @@ def register(app: Celery) -> None:
             for a in operational
             for m in TREND_METRICS
         }
-        flows = gather(registry, ctx.realtime, ctx.settings, now).queues
+        flows = queue_flows(registry, ctx.realtime, ctx.settings, now)
         result = analyse_fleet(now, memory, series, demands(registry, flows))
         accuracy = score_forecasts(ctx, points, now)
         ctx.store.save_analysis(result)

@@ -160,6 +160,12 @@ def test_a_queue_outrunning_its_drain_gets_a_capacity_plan_and_a_pool_grow_for_i
 
     write_history(window, store, [(now - timedelta(seconds=620 - 5.0 * s), cycle(5.0 * s)) for s in range(125)])
 
+    from vsmmon.health_inputs import gather, queue_flows
+
+    registry, settings = store.agents(), pipeline_app.vsm_settings
+    [flow] = queue_flows(registry, window, settings, datetime.now(UTC))
+    assert [flow] == gather(registry, window, settings, datetime.now(UTC)).queues  # what health sees, alone
+    assert (flow.name, flow.out_per_s) == ("emails", pytest.approx(8.0))
     summary = pipeline_app.send_task(names.ANALYSIS_RUN).get(timeout=60)
     assert "resource_adjustment:celery@cap-1:pool_grow" in summary["recommendations"]
     [row] = [r for r in store.recommendations(datetime.now(UTC)) if r["target"] == "celery@cap-1"]
