@@ -18,6 +18,7 @@ MEASURES = (
     "p1_plugin_overhead",
     "p2_collection_cycle",
     "p3_ingest",
+    "p4_analysis",
     "p8_monitoring_cpu",
     "c1_probe_cost",
     "c2_assessment_cpu",
