@@ -184,6 +184,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=settings.http_host,
         port=settings.http_port,
         log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=3,  # open dashboard event streams would otherwise hold shutdown forever
     )
     return 0
 

@@ -1,7 +1,7 @@
 """`GET /metrics`: the current state in Prometheus' text format, read at scrape time.
 
-A custom collector on its own registry reads the registry, the latest assessment and the alerts
-table at each scrape, so the label sets are those of the live views: a purged agent's series are
+A custom collector on its own registry reads the registry, the latest assessment and the alert
+manager's ledger (the recorded alerts when Redis is away) at each scrape, so the label sets are those of the live views: a purged agent's series are
 gone at the next scrape. The collection duration histogram is cumulative for this process (it
 starts from the stored collections and adds each newly persisted one), like any Prometheus counter.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -23,7 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
-from vsmmon.errors import StoreUnavailable
+from vsmmon.alert_book import AlertBook
+from vsmmon.errors import StoreUnavailable, TransientError
 from vsmmon.registry import AgentStatus, visible
 from vsmmon.staging import PREFIX as STAGING_PREFIX
 from vsmmon.web.auth import require_token_for_reads
@@ -116,7 +118,7 @@ class VsmmonCollector(Collector):
         agents = [a for a in res.store.agents() if visible(_record(a), now, res.settings.purge_after_s)]
         history = res.store.health_history("viability", "viability", now - timedelta(hours=1))
         _, scores = reads.agent_scores(now - timedelta(hours=1))
-        alerts = reads.open_alerts()
+        alerts = _open_alerts(res, reads)
         self.durations.refresh(reads)
 
         yield from _assessment(history[-1] if history else None)
@@ -199,3 +201,13 @@ async def metrics(request: Request, res: Annotated[Resources, Depends(resources)
         registry = request.app.state.metrics_registry = registry_for(res, DurationHistogram())
     body = await run_in_threadpool(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _open_alerts(res: Resources, reads: Reads) -> dict[tuple[str, str], int]:
+    """Open alerts by (severity, status) from the alert manager's ledger (what is true now); the recorded
+    history when Redis cannot be read."""
+    try:
+        found = AlertBook(res.redis).read().state.alerts.values()
+    except TransientError:
+        return reads.open_alerts()
+    return dict(Counter((str(a.severity), str(a.status)) for a in found))
