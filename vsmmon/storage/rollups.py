@@ -1,12 +1,12 @@
 """Hierarchical rollups on PostgreSQL: open 5 min windows merged per collection, closed ones folded upwards.
 
-Per collection only `rollups_open` is touched: its 5 min rows are merged by one upsert (HOT updates: the table
-is small, has fillfactor 25 and no index but its key). When a collection starts a new 5 min window, the earlier
-windows close and move to `metric_rollups` (one statement); when that closes an hour, the hour's row is computed from its twelve 5 min
-rows, and when it closes a day, the day's row from its hours (one set-based statement each, sketches merged in
-SQL). `rollup_state.open_from` says how far closing has gone; the hours and days before it are folded. A late
-collection (a retry after an outage) whose window has closed is merged straight into every level already
-computed. Every step runs under the state row's lock, so aggregations are serialised and never race a fold.
+Per collection only `rollups_open` is touched: its 5 min rows are merged by one upsert (HOT updates: the table is
+small, has fillfactor 25 and no index but its key). When a collection starts a new 5 min window, the earlier
+windows close and move to `metric_rollups` (one statement); when that closes an hour, the hour's row is computed
+from its twelve 5 min rows, and when it closes a day, the day's row from its hours (one set-based statement each,
+sketches merged in SQL). `rollup_state.open_from` says how far closing has gone; the hours and days before it are
+folded. A late collection (a retry after an outage) whose window has closed is merged straight into every level
+already computed. Every step runs under the state row's lock, so aggregations are serialised and never race a fold.
 
 Invariants a reader relies on (`read`): a 5 min window is stored iff it starts before `open_from`, else open; a
 1 h (24 h) window has a stored row iff it starts before the hour (day) of `open_from`, else it is the merge of
