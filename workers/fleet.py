@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from vsmmon.config import Settings
 
@@ -32,6 +33,8 @@ class FleetPoller:
         self.app = app
         self.shard_size = shard_size
         self._pool: ThreadPoolExecutor | None = None
+        errors: tuple[type[BaseException], ...] = (OperationalError, *app.connection_for_write().connection_errors)
+        self._connection_errors = errors
 
     @classmethod
     def for_settings(cls, pipeline_app: Celery, settings: Settings) -> FleetPoller:
@@ -46,7 +49,7 @@ class FleetPoller:
         the expected workers are asked in shards of `shard_size`, each shard ending on its last reply.
         """
         if everyone or not expected:
-            return _merge(self.app.control.broadcast(command, reply=True, timeout=timeout_s))
+            return _merge(self._broadcast(command, reply=True, timeout=timeout_s))
         names = sorted(expected)
         shards = [names[i : i + self.shard_size] for i in range(0, len(names), self.shard_size)]
         if len(shards) == 1:
@@ -59,6 +62,11 @@ class FleetPoller:
         return merged
 
     def _ask_shard(self, command: str, shard: list[str], timeout_s: float) -> dict[str, Any]:
-        return _merge(
-            self.app.control.broadcast(command, reply=True, timeout=timeout_s, destination=shard, limit=len(shard))
-        )
+        return _merge(self._broadcast(command, reply=True, timeout=timeout_s, destination=shard, limit=len(shard)))
+
+    def _broadcast(self, command: str, **options: Any) -> Sequence[dict[str, Any]] | None:
+        try:
+            return self.app.control.broadcast(command, **options)
+        except self._connection_errors:
+            # a connection the broker's restart left broken fails once, then reconnects: one cycle less lost
+            return self.app.control.broadcast(command, **options)

@@ -26,7 +26,7 @@ from vsmmon.models import CollectionSummary
 from vsmmon.storage.postgres import PostgresStore
 from workers import names
 
-INTERVAL_S = 3.0
+INTERVAL_S = 5.0  # the default collection interval
 DOWN_S = 2.0
 SENT = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task "
                   rb".*\(" + re.escape(names.COLLECT_RUN.encode()) + rb"\)", re.MULTILINE)  # fmt: skip

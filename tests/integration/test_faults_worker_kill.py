@@ -95,7 +95,8 @@ class BlockedCopy:
 def blocked_persist(conn: psycopg.Connection) -> BlockedCopy | None:
     """The worker's backend waiting for the test's lock in its COPY of the samples, if any."""
     row = conn.execute(
-        "SELECT pid, client_port FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE 'COPY%'"
+        "SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query ILIKE 'COPY%'"  # the server is shared with other databases
     ).fetchone()
     return BlockedCopy(row[0], row[1]) if row else None
 
