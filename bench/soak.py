@@ -45,6 +45,8 @@ def role_of(argv: list[str]) -> str | None:
         return None
     at = argv.index("vsmmon") + 1
     command = argv[at] if at < len(argv) else ""
+    if command == "worker" and "--role" in argv[at:-1]:
+        return f"worker {argv[argv.index('--role') + 1]} (main)"
     return {"worker": "worker (main)", "beat": "beat", "serve": "http", "up": "up (supervisor)"}.get(command)
 
 
@@ -56,8 +58,8 @@ def pipeline_processes(up_pid: int) -> dict[int, str]:
             role, parent = role_of(child.cmdline()), child.ppid()
         except psutil.Error:
             continue
-        if role == "worker (main)" and found.get(parent) == "worker (main)":
-            role = "worker (pool child)"  # prefork children keep their parent's command line
+        if role is not None and role.endswith("(main)") and found.get(parent) == role:
+            role = role.replace("(main)", "(pool child)")  # prefork children keep their parent's command line
         if role is not None:
             found[child.pid] = role
     return found
@@ -73,10 +75,10 @@ def sample(up_pid: int, broker: redis.Redis, t_s: float, simulator: psutil.Proce
                 mem, times = proc.memory_info().rss / MB, proc.cpu_times()
         except psutil.Error:
             continue
-        key = role if role != "worker (pool child)" else f"worker (pool child {pid})"
+        key = role.replace("(pool child)", f"(pool child {pid})")
         rss[key] = mem
         cpu_s += times.user + times.system
-        if role == "worker (main)":  # pool processes recycled so far (worker_max_memory_per_child)
+        if role.endswith("(main)") and role.startswith("worker"):  # recycled pool processes' CPU so far
             cpu_s += times.children_user + times.children_system
     pipe = broker.pipeline(transaction=False)
     for name in queues.ALL:

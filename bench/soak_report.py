@@ -14,8 +14,8 @@ from bench.report import BENCHMARKS_MD
 RSS_LIMIT_MB = 150.0  # P7
 FLAT_MB = 5.0  # growth allowed after warm-up, or 5 % of the process's size when that is more
 SECTION = "## Soak"
-POOL = "worker (pool child"
-POOL_ALL = "the worker's pool processes (the largest at each sample)"
+POOL = " (pool child"
+POOL_ALL = "pool processes (the largest at each sample)"
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,13 @@ class Verdict:
 
 def _pool_as_one(rss_mb: dict[str, float]) -> dict[str, float]:
     """Pool processes come and go (recycled): judged as one series, the largest of them at each sample."""
-    merged = {k: v for k, v in rss_mb.items() if not k.startswith(POOL)}
-    pool = [v for k, v in rss_mb.items() if k.startswith(POOL)]
-    if pool:
-        merged[POOL_ALL] = max(pool)
+    merged = {k: v for k, v in rss_mb.items() if POOL not in k}
+    pools: dict[str, list[float]] = {}
+    for k, v in rss_mb.items():
+        if POOL in k:
+            pools.setdefault(k.partition(POOL)[0], []).append(v)  # per worker: "worker all", "worker collector"
+    for worker, values in pools.items():
+        merged[f"{worker}: {POOL_ALL}"] = max(values)
     return merged
 
 
@@ -62,8 +65,8 @@ def judge(
     checks: list[tuple[str, bool]] = []
     lines = [
         f"Run {since:%Y-%m-%d %H:%M} UTC, {total_s:.0f} s, {agents} simulated agents (`mixed`), collection every "
-        f"{interval_s:g} s, `vsmmon up` (one worker for every queue, prefork concurrency 2; beat; HTTP service), "
-        f"{os.cpu_count()} cores. Simulator: {simulator_said or 'no summary'}.",
+        f"{interval_s:g} s, `vsmmon up` (one worker for every queue, prefork concurrency 2, and one for "
+        f"collection; beat; HTTP service), {os.cpu_count()} cores. Simulator: {simulator_said or 'no summary'}.",
         "",
         "| check | figure | result |",
         "|---|---|---|",
@@ -97,7 +100,7 @@ def judge(
     )
 
     warm_s = min(60.0, total_s / 5)
-    pools = {k for s in samples for k in s.rss_mb if k.startswith(POOL)}
+    pools = {k for s in samples for k in s.rss_mb if POOL in k}
     rss = [_pool_as_one(s.rss_mb) for s in samples]
     steady = [r for s, r in zip(samples, rss, strict=True) if s.t_s >= warm_s]
     for name in sorted({k for r in rss for k in r}):
@@ -111,7 +114,9 @@ def judge(
         flat = growth <= max(FLAT_MB, 0.05 * start)
         under = max(every) < RSS_LIMIT_MB
         checks.append((name, flat and under))
-        seen = f" ({len(pools)} pool processes over the run)" if name == POOL_ALL else ""
+        worker = name.removesuffix(f": {POOL_ALL}")
+        count = sum(1 for k in pools if k.startswith(worker + POOL))
+        seen = f" ({count} pool processes over the run)" if name.endswith(POOL_ALL) else ""
         lines.append(
             f"| RSS of {name}{seen} flat and under {RSS_LIMIT_MB:.0f} MB | after {warm_s:.0f} s warm-up "
             f"{start:.1f} MB -> {end:.1f} MB at the end ({growth:+.1f} MB); max {max(every):.1f} MB | "

@@ -162,7 +162,7 @@ def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     try:
         app.Beat(
             schedule=str(data_dir / "celerybeat-schedule"),
-            scheduler="workers.leader:LeaderScheduler",  # any number of beats; one schedules
+            scheduler="workers.slots:SlotScheduler",  # any number of beats; each run sent once
             loglevel=settings.log_level,
             max_interval=5,
         ).run()

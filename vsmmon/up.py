@@ -1,5 +1,5 @@
 """`vsmmon up`: everything on one machine, supervised — embedded servers when no URL is set,
-migrations, one worker for every pipeline queue, beat and the HTTP service.
+migrations, one worker for every pipeline queue and one for collection, beat and the HTTP service.
 """
 
 from __future__ import annotations
@@ -126,12 +126,14 @@ def _start_servers(settings: Settings, data_dir: Path, started: list[Child], say
 
 
 def _services(settings: Settings, logs: Path) -> list[Child]:
-    """The pipeline's own processes: one worker for every queue, beat, the HTTP service."""
+    """The pipeline's own processes: one worker for every queue, one more for collection alone (so a
+    collection never waits behind an analysis or a health check), beat, the HTTP service."""
     logs.mkdir(exist_ok=True)
     env = settings_env(settings)
     me = [sys.executable, "-m", "vsmmon"]
     return [
         Child("worker", [*me, "worker", "--role", "all"], env, logs / "worker.log"),
+        Child("collector", [*me, "worker", "--role", "collector", "--concurrency", "1"], env, logs / "collector.log"),
         Child("beat", [*me, "beat"], env, logs / "beat.log"),
         Child("http", [*me, "serve"], env, logs / "http.log"),
     ]

@@ -18,6 +18,7 @@ from vsmmon.agent import install as install_plugin
 from vsmmon.config import Settings, load_settings
 from workers import names
 from workers.context import ContextFactory, PipelineApp, build_context
+from workers.slots import AlignedSchedule
 
 REDIS_TRANSPORT = "workers.transport:Transport"
 MAX_MEMORY_PER_CHILD_KIB = 120 * 1024
@@ -81,7 +82,9 @@ def schedule_from(entries: dict[str, dict[str, Any]], settings: Settings) -> dic
         every = entry["every"]
         period_s = float(getattr(settings, every) if isinstance(every, str) else every)
         options = {"expires": period_s} if entry.get("expires_after_period") else {}
-        resolved[key] = {"task": entry["task"], "schedule": timedelta(seconds=period_s), "options": options}
+        # on the wall-clock grid, each run claimed by one beat (workers.slots): any number of beats
+        resolved[key] = {"task": entry["task"], "schedule": AlignedSchedule(timedelta(seconds=period_s)),
+                         "options": options}  # fmt: skip
     return resolved
 
 
