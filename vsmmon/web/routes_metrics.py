@@ -1,9 +1,10 @@
 """`GET /metrics`: the current state in Prometheus' text format, read at scrape time.
 
 A custom collector on its own registry reads the registry, the latest assessment and the alert
-manager's ledger (the recorded alerts when Redis is away) at each scrape, so the label sets are those of the live views: a purged agent's series are
-gone at the next scrape. The collection duration histogram is cumulative for this process (it
-starts from the stored collections and adds each newly persisted one), like any Prometheus counter.
+manager's ledger (the recorded alerts when Redis is away) at each scrape, so the label sets are those
+of the live views: a purged agent's series are gone at the next scrape. The collection duration
+histogram is cumulative for this process (it starts from the stored collections and adds each newly
+persisted one), like any Prometheus counter.
 """
 
 from __future__ import annotations
