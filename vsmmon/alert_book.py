@@ -153,9 +153,12 @@ class AlertBook:
         except redis.RedisError as e:
             raise TransientError(f"Redis unavailable: {e}") from e
         try:
-            ledger = self.read()
+            raw = self.client.get(STATE_KEY)
+            ledger = ledger_from_json(raw) if raw else Ledger()
             yield ledger
-            self.client.set(STATE_KEY, ledger_to_json(ledger))
+            written = ledger_to_json(ledger)
+            if raw is None or written != _text(raw):  # a change that changed nothing writes nothing
+                self.client.set(STATE_KEY, written)
         except redis.RedisError as e:
             raise TransientError(f"Redis unavailable: {e}") from e
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -203,13 +203,13 @@ def silence_from_dict(raw: Any, name: str = "silence") -> Silence:
 
 
 def state_to_dict(state: AlertState) -> dict[str, Any]:
-    """The carried state; delivery times (cap window, cooldowns) as epoch seconds: an incident storm
-    leaves one per fingerprint for the cooldown, so they must be cheap to write and read."""
+    """The carried state; delivery times (cap window) as integer microseconds since the epoch: cheap to
+    read and write, and exact, so reading and writing back an unchanged state changes nothing."""
     return {
         "alerts": [alert_to_dict(a) for a in state.alerts.values()],
         "silences": [silence_to_dict(s) for s in state.silences],
-        "sent": [t.timestamp() for t in state.sent],
-        "last_sent": {fp: [at.timestamp(), str(sev)] for fp, (at, sev) in state.last_sent.items()},
+        "sent": [_micros(t) for t in state.sent],
+        "last_sent": {fp: [_micros(at), str(sev)] for fp, (at, sev) in state.last_sent.items()},
     }
 
 
@@ -218,11 +218,13 @@ def state_from_dict(raw: Any) -> AlertState:
     alerts = [alert_from_dict(a, f"state.alerts[{i}]") for i, a in enumerate(data.get("alerts", []))]
     severities = {s.value: s for s in Severity}
     try:  # one check for the whole mapping: a storm leaves a thousand of these
-        last_sent = {fp: (datetime.fromtimestamp(at, UTC), severities[sev])
+        last_sent = {fp: (_from_micros(at), severities[sev])
                      for fp, (at, sev) in _mapping(data.get("last_sent", {}), "state.last_sent").items()}  # fmt: skip
-        sent = tuple(datetime.fromtimestamp(t, UTC) for t in data.get("sent", []))
+        sent = tuple(_from_micros(t) for t in data.get("sent", []))
     except (TypeError, ValueError, KeyError, OverflowError) as e:
-        raise InvalidInput("state.last_sent", f"expected {{fingerprint: [epoch seconds, severity]}}: {e}") from None
+        raise InvalidInput(
+            "state.last_sent", f"expected {{fingerprint: [epoch microseconds, severity]}}: {e}"
+        ) from None
     return AlertState(
         alerts={a.fingerprint: a for a in alerts},
         silences=tuple(silence_from_dict(s, f"state.silences[{i}]") for i, s in enumerate(data.get("silences", []))),
@@ -258,3 +260,17 @@ def finite(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidInput(name, f"expected a finite number, got {value!r:.40}")
     return float(value)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    return (utc(at) - _EPOCH) // _MICRO
+
+
+def _from_micros(value: Any) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected integer microseconds, got {type(value).__name__}")
+    return _EPOCH + value * _MICRO
