@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import API_TOKEN
+from tests.integration.conftest import API_TOKEN, poll
 from vsmmon.agent import Reporter, ReportRejected
 from vsmmon.config import Settings
 from vsmmon.errors import TransientError
@@ -42,16 +42,27 @@ def test_the_reporter_pushes_and_reports_refusals(live_api: str, settings: Setti
 
 
 def test_agent_watch_reports_a_process_until_it_exits(live_api: str, settings: Settings) -> None:
-    watched = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.6)"])
-    watch = subprocess.run(
+    watched = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    watch = subprocess.Popen(
         [sys.executable, "-m", "vsmmon", "agent", "watch", "--pid", str(watched.pid), "--id", "proc-1",
          "--type", "api", "--interval", "0.5", "--url", live_api],
-        env=cli_env(settings), capture_output=True, text=True, timeout=30, check=False,
+        env=cli_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    watched.wait()
-    assert watch.returncode == 0, watch.stderr
-    assert f"process {watched.pid} exited" in watch.stdout
-    reports = RedisStaging.from_url(settings.require("redis_url")).drain_pushed()
+    staging, reports = RedisStaging.from_url(settings.require("redis_url")), []
+
+    def two_reports() -> bool | None:
+        reports.extend(staging.drain_pushed())
+        return len(reports) >= 2 or None
+
+    try:
+        poll(two_reports, deadline_s=30, what="two reports of the watched process")
+    finally:
+        watched.terminate()  # the watch ends when the process it watches does
+        watched.wait()
+    out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    assert f"process {watched.pid} exited" in out
+    reports.extend(staging.drain_pushed())
     assert len(reports) >= 2
     assert {r.agent_id for r in reports} == {"proc-1"}
     assert reports[-1].metrics["rss_bytes"] > 1e6

@@ -79,7 +79,8 @@ def create_app(
             await dashboard.close(app)
             app.state.resources.close()
 
-    app = FastAPI(title="vsmmon", version=__version__, lifespan=lifespan)
+    # no redirect of a trailing slash: an API path with one is not found (404), not a 307 to another URL
+    app = FastAPI(title="vsmmon", version=__version__, lifespan=lifespan, redirect_slashes=False)
     app.state.gateway = gateway
     for router in ROUTERS:
         app.include_router(router)
