@@ -73,8 +73,8 @@ def overload(app: PipelineApp, broker: str, store: PostgresStore, records: Alert
     """Saturate the worker `busy` (concurrency 1), collect, assess; S3's pool_grow action on it."""
     assert pool_size(broker, busy) == 1
     producer = control_app(broker)
-    for _ in range(60):  # far more work than the worker drains: saturated for the whole test
-        producer.send_task("fleet.sleep", args=(1.0,), queue="work")
+    for _ in range(10):  # tasks that outlast the test: every process busy all along (saturation exactly 1)
+        producer.send_task("fleet.sleep", args=(60.0,), queue="work")
     beat = Beat(app, store)
     for _ in range(3):
         beat.cycle()
@@ -106,6 +106,7 @@ def test_overload_reaches_s3_which_grows_the_workers_pool(
         assert alert["type"] == "bottleneck"
         assert alert["target"] == busy.hostname
         assert any(e["event"] == "notified" and "s3" in e["detail"]["routes"] for e in alert["events"])
+        busy.kill()  # its tasks outlast the test: no warm shutdown waiting for them
         assert worker
 
 
@@ -222,6 +223,7 @@ def test_an_action_that_did_not_help_is_pain_for_s5_which_holds_s3(
                     deadline_s=30, what="S3 to refuse to act while held")  # fmt: skip
         assert held["action"] == "none"
         assert pool_size(broker, busy.hostname) == 3  # no second growth
+        busy.kill()
 
 
 def notification_for(records: AlertRecords, action: dict[str, Any]) -> dict[str, Any]:
