@@ -194,7 +194,7 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         # the pool's size now (pool_grow / pool_shrink / autoscale change it), else the configured one
         size = getattr(consumer.pool, "num_processes", None) or getattr(consumer.controller, "concurrency", 0)
         metrics["concurrency"] = float(size or 0)
-        direct = f"{consumer.hostname}.dq2"  # its direct queue, consumed during an audit, is not a fleet queue
+        direct = f"{getattr(consumer, 'hostname', '')}.dq2"  # its direct queue (audits) is not a fleet queue
         consumed = consumer.task_consumer.queues if consumer.task_consumer else []
         queues = sorted(q.name for q in consumed if q.name != direct)
     except Exception as e:
