@@ -173,10 +173,15 @@ def alert_from_dict(raw: Any, name: str = "alert") -> Alert:
     )
 
 
+def plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A database row for JSON: times as ISO 8601, UUIDs as text."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
+            for k, v in row.items()}  # fmt: skip
+
+
 def public_alert(a: Alert) -> dict[str, Any]:
     """What the API, the dashboard and the CLI show: the `alerts` row, times as ISO 8601."""
-    return {k: (_time(v) if isinstance(v, datetime) else (str(v) if isinstance(v, UUID) else v))
-            for k, v in a.row().items()}  # fmt: skip
+    return plain_row(a.row())
 
 
 def silence_to_dict(s: Silence) -> dict[str, Any]:

@@ -14,14 +14,13 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import redis
 
 from vsmmon import alert_desk, runfile
 from vsmmon.alert_book import CHANNEL, AlertBook
-from vsmmon.alert_codec import notification_to_dict, public_alert, silence_to_dict
+from vsmmon.alert_codec import notification_to_dict, plain_row, public_alert, silence_to_dict
 from vsmmon.config import Settings
 from vsmmon.errors import InvalidInput, NotFound
 from vsmmon.storage.alert_records import AlertRecords
@@ -86,11 +85,6 @@ def _services(settings: Settings) -> Iterator[tuple[AlertBook, AlertRecords, Set
         engine.dispose()
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
-            for k, v in row.items()}  # fmt: skip
-
-
 def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     with _services(settings) as (book, records, resolved):
         command, now = args.alerts_command, datetime.now(UTC)
@@ -144,7 +138,7 @@ def _list(args: argparse.Namespace, book: AlertBook, records: AlertRecords) -> i
     if args.status in ("active", "pending", "firing", "acknowledged"):
         rows = [public_alert(a) for a in alert_desk.open_alerts(book) if args.status in ("active", a.status)]
     else:
-        rows = [_plain(r) for r in records.alerts(None if args.status == "all" else args.status, args.limit)]
+        rows = [plain_row(r) for r in records.alerts(None if args.status == "all" else args.status, args.limit)]
     rows = rows[: args.limit]
     if args.json:
         print(json.dumps({"alerts": rows}))
@@ -161,7 +155,7 @@ def _list(args: argparse.Namespace, book: AlertBook, records: AlertRecords) -> i
 
 def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
     with _services(settings) as (_, records, _):
-        rows = [_plain(r) for r in records.actions(args.limit)]
+        rows = [plain_row(r) for r in records.actions(args.limit)]
     if args.json:
         print(json.dumps({"actions": rows}))
         return 0
@@ -177,7 +171,7 @@ def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_decisions(args: argparse.Namespace, settings: Settings) -> int:
     with _services(settings) as (_, records, _):
-        rows = [_plain(r) for r in records.decisions(args.limit)]
+        rows = [plain_row(r) for r in records.decisions(args.limit)]
     if args.json:
         print(json.dumps({"decisions": rows}))
         return 0

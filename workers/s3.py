@@ -20,7 +20,7 @@ from uuid import UUID
 from celery import Celery
 
 from vsmmon.alert_book import CHANNEL
-from vsmmon.alert_codec import notification_from_dict
+from vsmmon.alert_codec import notification_from_dict, plain_row
 from vsmmon.alerts import Notification, Severity, Signal
 from vsmmon.control import ControlPolicy, Plan, Watch, WorkerView, effective, plan
 from vsmmon.errors import NotFound, TransientError
@@ -138,9 +138,7 @@ def _shown(view: WorkerView | None) -> dict[str, Any]:
 
 
 def publish(ctx: WorkerContext, row: dict[str, Any]) -> None:
-    shown = {k: (str(v) if isinstance(v, UUID) else v.isoformat() if isinstance(v, datetime) else v)
-             for k, v in row.items()}  # fmt: skip
-    ctx.realtime.client.publish(CHANNEL, json.dumps({"type": "control_action", "data": shown}))
+    ctx.realtime.client.publish(CHANNEL, json.dumps({"type": "control_action", "data": plain_row(row)}))
 
 
 def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vsmmon import alert_desk
 from vsmmon.alert_book import CHANNEL, AlertBook
-from vsmmon.alert_codec import notification_to_dict, public_alert, silence_to_dict
+from vsmmon.alert_codec import notification_to_dict, plain_row, public_alert, silence_to_dict
 from vsmmon.errors import InvalidInput, NotFound, TransientError
 from vsmmon.storage.alert_records import AlertRecords
 from vsmmon.web.auth import require_token, require_token_for_reads
@@ -63,11 +63,6 @@ def _records(res: Resources) -> AlertRecords:
     return AlertRecords(engine)
 
 
-def _shown(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
-            for k, v in row.items()}  # fmt: skip
-
-
 def _call(work: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a desk operation, turning its errors into HTTP answers."""
     try:
@@ -92,14 +87,14 @@ async def list_alerts(
         shown = [public_alert(a) for a in found if status in ("active", a.status)]
         return {"alerts": shown[:limit]}
     rows = await run_in_threadpool(_records(res).alerts, None if status == "all" else status, limit)
-    return {"alerts": [_shown(r) for r in rows]}
+    return {"alerts": [plain_row(r) for r in rows]}
 
 
 @router.get("/alerts/{ref}", dependencies=[Depends(require_token_for_reads)])
 async def get_alert(ref: Ref, res: Res) -> dict[str, Any]:
     """The latest recorded alert with this id or fingerprint, with its events."""
     row = await run_in_threadpool(_call, _records(res).alert, ref)
-    return {**_shown(row), "events": [_shown(e) for e in row["events"]]}
+    return {**plain_row(row), "events": [plain_row(e) for e in row["events"]]}
 
 
 def _publish(res: Resources, outcome: alert_desk.Outcome) -> None:
@@ -171,11 +166,11 @@ async def remove_silence(silence_id: UUID, res: Res) -> Response:
 async def control_actions(res: Res, limit: Limit = 200) -> dict[str, Any]:
     """S3's actions, newest first: what, why, before, after, and whether it helped."""
     rows = await run_in_threadpool(_records(res).actions, limit)
-    return {"actions": [_shown(r) for r in rows]}
+    return {"actions": [plain_row(r) for r in rows]}
 
 
 @router.get("/policy-decisions", dependencies=[Depends(require_token_for_reads)])
 async def policy_decisions(res: Res, limit: Limit = 200) -> dict[str, Any]:
     """S5's decisions, newest first."""
     rows = await run_in_threadpool(_records(res).decisions, limit)
-    return {"decisions": [_shown(r) for r in rows]}
+    return {"decisions": [plain_row(r) for r in rows]}
