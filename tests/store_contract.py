@@ -27,6 +27,15 @@ def make_collection(started_at: datetime = T0, cpu: float = 12.5, agents: int = 
     return Collection(uuid.uuid4(), started_at, 12.0, reports, unreachable=("celery@gone",))
 
 
+def aggregated(store: Store, collection: Collection, now: datetime) -> bool:
+    """Aggregate a stored collection as the pipeline does: claim it, then close the windows that are due."""
+    claimed = store.aggregate_collection(collection.id, now)
+    due = store.close_due(collection.started_at)
+    if due is not None:
+        store.close_windows(due, now)
+    return claimed
+
+
 class StoreContract:
     """Subclasses provide a `store` fixture holding an empty store."""
 
@@ -51,15 +60,15 @@ class StoreContract:
         with pytest.raises(NotFound):
             store.get_collection(uuid.uuid4())
         with pytest.raises(NotFound):
-            store.apply_rollups(uuid.uuid4(), [], T0)
+            store.aggregate_collection(uuid.uuid4(), T0)
 
     def test_rollups_merge_across_collections_and_only_once_each(self, store: Store) -> None:
         first = make_collection(T0, cpu=10.0, agents=1)
         second = make_collection(T0 + timedelta(seconds=5), cpu=30.0, agents=1)
         for c in (first, second):
             store.save_collection(c, T0)
-            assert store.apply_rollups(c.id, aggregate(c.samples()), T0) is True
-        assert store.apply_rollups(second.id, aggregate(second.samples()), T0) is False  # a retry
+            assert aggregated(store, c, T0) is True
+        assert aggregated(store, second, T0) is False  # a retry
         [rollup] = store.rollups("celery@w0", "cpu_percent", 300)
         assert (rollup.count, rollup.min, rollup.max, rollup.sum, rollup.last) == (2, 10.0, 30.0, 40.0, 30.0)
         assert rollup.window_start == datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -95,19 +104,13 @@ class StoreContract:
 
     def test_coarse_windows_read_right_across_window_closes_and_a_late_collection(self, store: Store) -> None:
         # 5 min windows close as collections move on, hours close at 13:00; a retried collection of 12:00:08
-        # arrives after its window and hour were folded: every level must still count each sample once
+        # arrives after its window and hour were folded: every level must count each sample once, whether read
+        # before its close (pending) or after
         start = datetime(2026, 11, 26, 12, 50, 3, tzinfo=UTC)
         times = [start + timedelta(seconds=20 * i) for i in range(60)]  # 12:50:03 .. 13:09:43
         late = make_collection(datetime(2026, 11, 26, 12, 0, 8, tzinfo=UTC), cpu=1000.0, agents=1)
         cpu = {t: float(i) for i, t in enumerate(times)}
-        for i, t in enumerate(times):
-            c = make_collection(t, cpu=cpu[t], agents=1)
-            store.save_collection(c, t)
-            assert store.apply_rollups(c.id, aggregate(c.samples()), t) is True
-            if i == 45:
-                store.save_collection(late, t)
-                assert store.apply_rollups(late.id, aggregate(late.samples()), t) is True
-        values = {**cpu, late.started_at: 1000.0}
+        values: dict[datetime, float] = {}
 
         def expect(window_s: int) -> list[tuple[datetime, int, float, float, float]]:
             found: dict[datetime, list[float]] = {}
@@ -115,10 +118,30 @@ class StoreContract:
                 found.setdefault(window_start(t, window_s), []).append(v)
             return [(s, len(vs), min(vs), max(vs), sum(vs)) for s, vs in sorted(found.items())]
 
-        for window_s in (300, 3600, 86400):
-            got = [(r.window_start, r.count, r.min, r.max, r.sum) for r in store.rollups("celery@w0", "cpu_percent",
-                                                                                          window_s)]  # fmt: skip
-            assert got == expect(window_s), window_s
+        def check(when: str) -> None:
+            for window_s in (300, 3600, 86400):
+                got = [(r.window_start, r.count, r.min, r.max, r.sum)
+                       for r in store.rollups("celery@w0", "cpu_percent", window_s)]  # fmt: skip
+                assert got == expect(window_s), (when, window_s)
+
+        for i, t in enumerate(times):
+            c = make_collection(t, cpu=cpu[t], agents=1)
+            store.save_collection(c, t)
+            assert store.aggregate_collection(c.id, t) is True
+            values[t] = cpu[t]
+            check(f"cycle {i}, before its close")
+            due = store.close_due(t)
+            if due is not None:
+                store.close_windows(due, t)
+                store.close_windows(due, t)  # a close delivered twice changes nothing
+                check(f"cycle {i}, closed to {due}")
+            if i == 45:
+                store.save_collection(late, t)
+                assert store.aggregate_collection(late.id, t) is True
+                values[late.started_at] = 1000.0
+                check("late, pending")
+                assert aggregated(store, late, t) is False
+                check("late, merged")
         [day] = store.rollups("celery@w0", "cpu_percent", 86400)
         assert (day.last, day.last_ts) == (59.0, times[-1])
         assert day.quantile(0.0) == 0.0
@@ -171,10 +194,13 @@ class StoreContract:
         samples = [Sample(T0 + timedelta(seconds=5 * i), f"edge-{k}", "x", v)
                    for i, values in enumerate(both) for k, v in enumerate(values)]  # fmt: skip
         expected = {(r.agent_id, r.window_start): r for r in fold(aggregate(samples), 300)}
-        for (agent, _), want in expected.items():
-            [got] = store.rollups(agent, "x", 300)
-            assert (got.count, got.min, got.max, got.sum, got.sketch) == (want.count, want.min, want.max, want.sum,
-                                                                          want.sketch), agent  # fmt: skip
+        for when in ("open", "closed"):  # pending samples read in Python; the closed window computed in SQL
+            if when == "closed":
+                store.close_windows(window_start(T0, 300) + timedelta(seconds=300), T0)
+            for (agent, _), want in expected.items():
+                [got] = store.rollups(agent, "x", 300)
+                fields = ("count", "min", "max", "sum", "last", "last_ts", "sketch")
+                assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields], (when, agent)
         with pytest.raises(NotFound):
             store.aggregate_collection(uuid.uuid4(), T0)
 
@@ -186,5 +212,8 @@ class StoreContract:
         c = Collection(uuid.uuid4(), T0, 1.0, reports)
         store.save_collection(c, T0)
         assert store.aggregate_collection(c.id, T0) is True
-        [got] = store.rollups("dup", "x", 300)
-        assert (got.count, got.min, got.max, got.sum, got.sketch.count) == (2, 1.0, 5.0, 6.0, 2)
+        for when in ("open", "closed"):
+            if when == "closed":
+                store.close_windows(window_start(T0, 300) + timedelta(seconds=300), T0)
+            [got] = store.rollups("dup", "x", 300)
+            assert (got.count, got.min, got.max, got.sum, got.sketch.count) == (2, 1.0, 5.0, 6.0, 2), when

@@ -111,6 +111,18 @@ class CollectionSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowsClosed:
+    """What closing the 5 min windows before a cutoff did (`Store.close_windows`)."""
+
+    cutoff: datetime
+    collections: int  # claimed collections rolled up by this close
+    windows: int  # 5 min windows computed from their samples
+    late: int  # of those, windows closed before (late collections merged into them)
+    hours: int  # 1 h windows computed (closed now, or holding a late collection)
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rollup:
     """Summary of one metric of one agent over one window (count, min, max, sum, last, a quantile sketch)."""
 

@@ -5,16 +5,17 @@ so they live in the library; `workers/names.py` routes task names onto them.
 """
 
 COLLECT = "vsm.collect"
+STORE = "vsm.store"
 ANALYSIS = "vsm.analysis"
 HEALTH = "vsm.health"
 ALERTS = "vsm.alerts"
 S3_CONTROL = "vsm.s3.control"
 S5_POLICY = "vsm.s5.policy"
 
-ALL = (COLLECT, ANALYSIS, HEALTH, ALERTS, S3_CONTROL, S5_POLICY)
+ALL = (COLLECT, STORE, ANALYSIS, HEALTH, ALERTS, S3_CONTROL, S5_POLICY)
 
 ROLES: dict[str, tuple[str, ...]] = {
-    "collector": (COLLECT,),
+    "collector": (COLLECT, STORE),  # the collection's path: collect, persist, aggregate
     "analysis": (ANALYSIS,),
     "health": (HEALTH,),
     "alerts": (ALERTS,),

@@ -126,8 +126,9 @@ def _start_servers(settings: Settings, data_dir: Path, started: list[Child], say
 
 
 def _services(settings: Settings, logs: Path) -> list[Child]:
-    """The pipeline's own processes: one worker for every queue, one more for collection alone (so a
-    collection never waits behind an analysis or a health check), beat, the HTTP service."""
+    """The pipeline's own processes: one worker for every queue, one more for the collection's path alone
+    (collect, persist, aggregate: a cycle never waits behind an analysis or a health check), beat, the HTTP
+    service."""
     logs.mkdir(exist_ok=True)
     env = settings_env(settings)
     me = [sys.executable, "-m", "vsmmon"]

@@ -61,7 +61,7 @@ def alerting_inputs(ctx: WorkerContext, now: datetime) -> dict[str, Any]:
     """S3's control efficacy (last hour), S5's escalation handling (last 24 h), S4's forecast accuracy."""
     settings, records = ctx.settings, ctx.alert_records
     total, effective = records.efficacy(now - timedelta(hours=1))
-    criticals, handled = records.critical_handling(now - timedelta(hours=24), settings.alert_escalate_after_s)
+    criticals, handled = records.critical_handling(now - timedelta(hours=24), settings.alert_escalate_after_s, now)
     raw = ctx.realtime.client.get(ACCURACY_KEY)
     accuracy = json.loads(raw) if raw else {}
     smape = accuracy.get("smape") if isinstance(accuracy, dict) else None

@@ -9,6 +9,7 @@ from vsmmon import queues
 COLLECT_RUN = "vsmmon.collect.run"
 PERSIST_COLLECTION = "vsmmon.persist.collection"
 AGGREGATE_COLLECTION = "vsmmon.aggregate.collection"
+AGGREGATE_CLOSE = "vsmmon.aggregate.close"
 MAINTENANCE_RUN = "vsmmon.maintenance.run"
 ANALYSIS_RUN = "vsmmon.analysis.run"
 HEALTH_ASSESS = "vsmmon.health.assess"
@@ -24,7 +25,9 @@ S5_POLICY = "vsmmon.s5.policy"
 
 ROUTES = {
     "vsmmon.collect.*": queues.COLLECT,
-    "vsmmon.persist.*": queues.ANALYSIS,
+    # a collection's path, never behind an analysis: stored and counted within its interval
+    "vsmmon.persist.*": queues.STORE,
+    "vsmmon.aggregate.collection": queues.STORE,
     "vsmmon.aggregate.*": queues.ANALYSIS,
     "vsmmon.analysis.*": queues.ANALYSIS,
     "vsmmon.maintenance.*": queues.ANALYSIS,

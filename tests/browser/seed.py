@@ -17,7 +17,6 @@ from typing import Any
 import redis
 
 from vsmmon import alert_desk
-from vsmmon.aggregator import aggregate
 from vsmmon.alert_book import CHANNEL as ALERTS_CHANNEL
 from vsmmon.alert_book import AlertBook
 from vsmmon.alert_codec import public_alert
@@ -86,7 +85,7 @@ def seed(store: PostgresStore, client: redis.Redis, agents: int = 40, offline: i
         if c >= cycles - 3:  # the registry and a few stored collections (the /metrics histogram)
             store.save_collection(collection, datetime.now(UTC))
             store.update_registry(collection)
-            store.apply_rollups(collection.id, aggregate(collection.samples()), at)
+            store.aggregate_collection(collection.id, at)
     gone = names[-offline:] if offline else []
     store.apply_transitions(
         [Transition(n, now, AgentStatus.ONLINE, AgentStatus.OFFLINE, "missed its reports") for n in gone]

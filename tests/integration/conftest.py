@@ -30,7 +30,7 @@ T = TypeVar("T")
 TABLES = (
     "agents", "agent_transitions", "collections", "metric_samples", "metric_rollups", "health_assessments",
     "trends", "forecasts", "recommendations", "alerts", "alert_events", "control_actions", "policy_decisions",
-    "rollups_open", "rollup_state",
+    "rollup_state",
 )  # fmt: skip
 
 pytestmark = pytest.mark.integration

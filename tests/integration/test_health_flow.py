@@ -54,6 +54,7 @@ def test_half_the_fleet_stopped_degrades_s1_and_viability_then_recovers(
         s1_now = store.health_history("system", "S1", store.latest_collection().started_at)[-1]  # type: ignore[union-attr]
         assert s1_now["status"] in ("degraded", "unhealthy")
         with fleet_workers(broker, names_[2:], tmp_path / "c", concurrency=1):  # brought back
+            beat.discover_next()  # offline workers are looked for by the discovery cycle, not by every one
             recovered = []
             for _ in range(3):
                 beat.cycle()

@@ -1,4 +1,4 @@
-"""Migration 0005 on a database holding rollups of the old scheme (every level merged at every cycle)."""
+"""Migrations of the rollup schemes: 0005 (every level merged at every cycle before), 0007 (open windows merged)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tests.integration.conftest import drop_database, fresh_database
 from vsmmon import migrations
 from vsmmon.aggregator import window_start
 from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.sketch import key_of
 from vsmmon.storage.postgres import store_for
 
 
@@ -48,5 +49,41 @@ def test_rollups_of_the_old_scheme_keep_counting_each_sample_once_at_every_level
         assert counts[86400] == 5 + earlier_today  # the day row rebuilt from the hours, nothing twice
         assert sums[86400] == 19 + earlier_today
         assert counts[3600] == 5 + earlier_today
+    finally:
+        drop_database(url)
+
+
+def test_open_windows_of_0006_become_stored_rows_and_later_samples_of_them_count_once(migrated_database: str) -> None:
+    url = fresh_database(migrated_database)
+    w = datetime(2026, 11, 27, 9, 5, tzinfo=UTC)  # the window 0006 still had open, holding one sample (7)
+    try:
+        migrations.upgrade(url, "0006")
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE rollup_state SET open_from = :w, days_from = :d"),
+                         {"w": w, "d": window_start(w, 86400)})  # fmt: skip
+            conn.execute(
+                sa.text("INSERT INTO rollups_open VALUES ('w', 'cpu', :w, 1, 7, 7, 7, 7, :ts, ARRAY[:k], '{1}')"),
+                {"w": w, "ts": w + timedelta(seconds=3), "k": key_of(7.0)},
+            )
+        engine.dispose()
+        migrations.upgrade(url)
+        with store_for(url) as store:
+            for at, value in ((w + timedelta(seconds=60), 9.0), (w + timedelta(seconds=300), 4.0)):
+                c = Collection(uuid.uuid4(), at, 1.0, (AgentReport("w", AgentKind.WORKER, "h", {"cpu": value}),))
+                store.save_collection(c, at)
+                assert store.aggregate_collection(c.id, at) is True
+                due = store.close_due(at)
+                if due is not None:
+                    store.close_windows(due, at)
+            got = [(r.window_start, r.count, r.sum, r.last) for r in store.rollups("w", "cpu", 300)]
+        # the window 0006 had open, with the sample that came after the upgrade; the next window still pending
+        assert got == [(w, 2, 16.0, 9.0), (w + timedelta(seconds=300), 1, 4.0, 4.0)]
+        migrations.downgrade(url, "0006")
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            carried = conn.execute(sa.text("SELECT window_start, count, sum FROM rollups_open")).all()
+        engine.dispose()
+        assert carried == [(w + timedelta(seconds=300), 1, 4.0)]  # the pending window, back as 0006 keeps it
     finally:
         drop_database(url)

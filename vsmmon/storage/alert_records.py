@@ -163,15 +163,18 @@ class AlertRecords:
     def decisions(self, limit: int = 200) -> list[dict[str, Any]]:
         return self._rows(sa.select(policy_decisions).order_by(policy_decisions.c.at.desc()).limit(limit))
 
-    def critical_handling(self, since: datetime, timeout_s: float) -> tuple[int, int]:
-        """(critical alerts fired since `since`, those acknowledged or resolved within `timeout_s`): S5's input."""
+    def critical_handling(self, since: datetime, timeout_s: float, now: datetime) -> tuple[int, int]:
+        """(critical alerts fired since `since` and judged by `now`, those acknowledged or resolved within
+        `timeout_s`): S5's input. One still inside its timeout and not handled yet is not judged: it has not failed.
+        """
         a, e = alerts.c, alert_events.c
         deadline = a.started_at + sa.func.make_interval(0, 0, 0, 0, 0, 0, timeout_s)
-        acked = sa.exists().where(e.alert_id == a.id, e.event == "acknowledged", e.at <= deadline)
-        handled = sa.or_(sa.and_(a.resolved_at.is_not(None), a.resolved_at <= deadline), acked)
-        fired = sa.exists().where(e.alert_id == a.id, e.event == "firing")
+        by = sa.func.least(deadline, now)  # handled in time, as far as `now` knows
+        acked = sa.exists().where(e.alert_id == a.id, e.event == "acknowledged", e.at <= by)
+        handled = sa.or_(sa.and_(a.resolved_at.is_not(None), a.resolved_at <= by), acked)
+        fired = sa.exists().where(e.alert_id == a.id, e.event == "firing", e.at <= now)
         query = sa.select(sa.func.count(), sa.func.count().filter(handled)).where(
-            a.severity == "critical", a.started_at >= since, fired
+            a.severity == "critical", a.started_at >= since, fired, sa.or_(handled, deadline <= now)
         )
         total, ok = self._run(lambda conn: conn.execute(query).one())
         return int(total), int(ok)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from vsmmon.analysis import AnalysisResult, DueForecast
-from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, WindowsClosed
 from vsmmon.registry import AgentRecord, Transition
 from vsmmon.retention import Policy
 from vsmmon.storage.partitions import MaintenanceReport
@@ -18,7 +18,7 @@ class Store(Protocol):
     """Durable storage of collections, samples, rollups and the agent registry.
 
     Every write is idempotent on its natural key: storing a collection twice stores it once, and
-    the rollups of one collection are merged once.
+    a collection's samples count in the rollups once.
     """
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
@@ -29,16 +29,23 @@ class Store(Protocol):
         """Register the collection's agents with their latest report; an older collection changes nothing."""
         ...
 
-    def apply_rollups(self, collection_id: UUID, rollups: list[Rollup], now: datetime) -> bool:
-        """Merge a stored collection's rollups; False when they were merged before."""
-        ...
-
     def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
-        """`apply_rollups` of the stored collection's own samples, aggregated by the store; False when done before.
+        """Count a stored collection's samples in the rollups, once; False when it was aggregated before.
 
         Raises:
             NotFound: no collection has this id.
         """
+        ...
+
+    def close_due(self, started_at: datetime) -> datetime | None:
+        """The cutoff `close_windows` should run to once a collection started at `started_at` is aggregated.
+
+        None when nothing is due: its window is the one still open (or the store merges every collection at once).
+        """
+        ...
+
+    def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
+        """Store the 5 min windows before `cutoff` (and the hours and days that closes); idempotent."""
         ...
 
     def latest_collection(self) -> CollectionSummary | None:

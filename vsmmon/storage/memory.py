@@ -8,10 +8,18 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from vsmmon.aggregator import BASE_WINDOW_S, aggregate, fold
+from vsmmon.aggregator import aggregate, fold
 from vsmmon.analysis import AnalysisResult, DueForecast, accuracy
 from vsmmon.errors import NotFound
-from vsmmon.models import ROLLUP_WINDOWS_S, AgentInfo, Collection, CollectionSummary, Rollup, Sample
+from vsmmon.models import (
+    ROLLUP_WINDOWS_S,
+    AgentInfo,
+    Collection,
+    CollectionSummary,
+    Rollup,
+    Sample,
+    WindowsClosed,
+)
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
 from vsmmon.retention import Policy
 from vsmmon.storage.partitions import MaintenanceReport
@@ -55,26 +63,24 @@ class MemoryStore:
                 r.config_hash, r.queues, dict(r.metrics), dict(r.errors),
             )  # fmt: skip
 
-    def apply_rollups(self, collection_id: UUID, rollups: list[Rollup], now: datetime) -> bool:
+    def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
         summary = self.get_collection(collection_id)
         if summary.aggregated_at is not None:
             return False
-        if any(r.window_s != BASE_WINDOW_S for r in rollups):
-            raise ValueError(f"a collection is merged as {BASE_WINDOW_S} s rollups; coarser ones are folded from them")
-        # every level at once: the same windows, as they stand now, that PostgreSQL's folds give
+        rollups = aggregate(self.unaggregated.pop(collection_id, []))
+        # every level at once: the same windows, as they stand now, that PostgreSQL's closes and folds give
         for rollup in [r for w in ROLLUP_WINDOWS_S for r in fold(rollups, w)]:
             key = (rollup.agent_id, rollup.metric, rollup.window_s, rollup.window_start)
             existing = self._rollups.get(key)
             self._rollups[key] = rollup if existing is None else existing.merge(rollup)
-        self.summaries[collection_id] = CollectionSummary(
-            summary.id, summary.started_at, summary.duration_ms, summary.agent_count,
-            summary.sample_count, summary.unreachable, summary.persisted_at, now,
-        )  # fmt: skip
+        self.summaries[collection_id] = replace(summary, aggregated_at=now)
         return True
 
-    def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
-        self.get_collection(collection_id)
-        return self.apply_rollups(collection_id, aggregate(self.unaggregated.pop(collection_id, [])), now)
+    def close_due(self, started_at: datetime) -> datetime | None:
+        return None  # every collection is merged into every level when it is aggregated
+
+    def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
+        return WindowsClosed(cutoff, 0, 0, 0, 0, 0)
 
     def latest_collection(self) -> CollectionSummary | None:
         return max(self.summaries.values(), key=lambda s: s.started_at, default=None)

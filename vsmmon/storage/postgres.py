@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from vsmmon.analysis import AnalysisResult, DueForecast
 from vsmmon.errors import NotFound, StoreUnavailable
 from vsmmon.forecast import HORIZONS_S
-from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, WindowsClosed
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
 from vsmmon.retention import Policy, plan
 from vsmmon.storage import rollups as rollup_store
@@ -76,23 +76,14 @@ class PostgresStore:
     def update_registry(self, collection: Collection) -> None:
         self._in_transaction(lambda conn: _upsert_agents(conn, collection))
 
-    def apply_rollups(self, collection_id: UUID, rollups: list[Rollup], now: datetime) -> bool:
-        def write(conn: Connection) -> bool:
-            started_at = _claim(conn, collection_id, now)
-            if started_at is not None:
-                rollup_store.merge_collection(conn, rollups, started_at)
-            return started_at is not None
-
-        return self._in_transaction(write)
-
     def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
-        def write(conn: Connection) -> bool:
-            started_at = _claim(conn, collection_id, now)
-            if started_at is not None:
-                rollup_store.merge_stored(conn, collection_id, started_at)
-            return started_at is not None
+        return self._in_transaction(lambda conn: _claim(conn, collection_id, now) is not None)
 
-        return self._in_transaction(write)
+    def close_due(self, started_at: datetime) -> datetime | None:
+        return self._in_transaction(lambda conn: rollup_store.close_due(conn, started_at))
+
+    def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
+        return self._in_transaction(lambda conn: rollup_store.close(conn, cutoff, now))
 
     def latest_collection(self) -> CollectionSummary | None:
         query = sa.select(collections).order_by(collections.c.started_at.desc()).limit(1)
@@ -107,7 +98,10 @@ class PostgresStore:
         return _summary(row)
 
     def rollups(self, agent_id: str, metric: str, window_s: int) -> list[Rollup]:
-        return self._in_transaction(lambda conn: rollup_store.read(conn, agent_id, metric, window_s))
+        def read(conn: Connection) -> list[Rollup]:
+            return rollup_store.read(conn, agent_id, metric, window_s)
+
+        return self._in_transaction(read, isolation="REPEATABLE READ")  # one snapshot: no close seen by halves
 
     def agent_records(self) -> list[AgentRecord]:
         a = agents.c
@@ -272,10 +266,13 @@ class PostgresStore:
     def ping(self) -> None:
         self._in_transaction(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
 
-    def _in_transaction(self, work: Callable[[Connection], T]) -> T:
+    def _in_transaction(self, work: Callable[[Connection], T], isolation: str | None = None) -> T:
         try:
-            with self.engine.begin() as conn:
-                return work(conn)
+            with self.engine.connect() as conn:
+                if isolation is not None:
+                    conn.execution_options(isolation_level=isolation)
+                with conn.begin():
+                    return work(conn)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
             raise StoreUnavailable(f"PostgreSQL unavailable: {e.orig or e}") from e
 

@@ -59,7 +59,8 @@ collections = Table(
     Column("sample_count", Integer, nullable=False),
     Column("unreachable", JSONB, nullable=False),
     Column("persisted_at", TS, nullable=False),
-    Column("aggregated_at", TS, nullable=True),
+    Column("aggregated_at", TS, nullable=True),  # claimed by the aggregate task: its samples count in the rollups
+    Column("rolled_up_at", TS, nullable=True),  # in the stored rollups (its window closed), see storage/rollups.py
     Index("ix_collections_started_at", "started_at"),
 )
 
@@ -91,23 +92,6 @@ metric_rollups = Table(
     Column("last_ts", TS, nullable=False),
     Column("q_keys", ARRAY(Integer), nullable=False, server_default="{}"),  # vsmmon.sketch buckets
     Column("q_counts", ARRAY(Integer), nullable=False, server_default="{}"),
-)
-
-# The 5 min windows still open (fillfactor 50: merged at every collection); see migration 0005.
-rollups_open = Table(
-    "rollups_open",
-    metadata,
-    Column("agent_id", Text, primary_key=True),
-    Column("metric", Text, primary_key=True),
-    Column("window_start", TS, primary_key=True),
-    Column("count", BigInteger, nullable=False),
-    Column("min", Float, nullable=False),
-    Column("max", Float, nullable=False),
-    Column("sum", Float, nullable=False),
-    Column("last", Float, nullable=False),
-    Column("last_ts", TS, nullable=False),
-    Column("q_keys", ARRAY(Integer), nullable=False),
-    Column("q_counts", ARRAY(Integer), nullable=False),
 )
 
 rollup_state = Table(
