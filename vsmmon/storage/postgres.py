@@ -197,20 +197,18 @@ class PostgresStore:
         def write(conn: Connection) -> int:
             _copy_new(conn, "trends", _TREND_COLUMNS, trend_rows)  # thousands a run: COPY, not one INSERT each
             _copy_new(conn, "forecasts", _FORECAST_COLUMNS, forecast_rows)
-            for r in result.recommendations:
-                stmt = insert(recommendations).values(
-                    id=uuid.uuid4(), fingerprint=r.fingerprint, created_at=at, updated_at=at, expires_at=r.expires_at,
-                    kind=r.kind, target=r.target, action=dict(r.action), rationale=r.rationale, confidence=r.confidence,
-                )  # fmt: skip
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["fingerprint"],
-                        set_={
-                            k: stmt.excluded[k]
-                            for k in ("updated_at", "expires_at", "action", "rationale", "confidence")
-                        },
-                    )
-                )
+            advice = [
+                {"id": uuid.uuid4(), "fingerprint": r.fingerprint, "created_at": at, "updated_at": at,
+                 "expires_at": r.expires_at, "kind": r.kind, "target": r.target, "action": dict(r.action),
+                 "rationale": r.rationale, "confidence": r.confidence}
+                for r in result.recommendations
+            ]  # fmt: skip
+            if advice:  # one fingerprint each (`recommend.dedupe`): one batched upsert, not hundreds of statements
+                stmt = insert(recommendations)
+                kept = ("updated_at", "expires_at", "action", "rationale", "confidence")
+                upsert = stmt.on_conflict_do_update(index_elements=["fingerprint"],
+                                                    set_={k: stmt.excluded[k] for k in kept})  # fmt: skip
+                conn.execute(upsert, advice)
             return len(trend_rows) + len(forecast_rows) + len(result.recommendations)
 
         return self._in_transaction(write)
