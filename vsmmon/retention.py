@@ -7,7 +7,7 @@ on large tables); small ones (alerts, actions, decisions, transitions) lose old 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -77,16 +77,27 @@ def partition_name(table: str, start: datetime, unit: Unit) -> str:
     return f"{table}_p{start:%Y%m%d%H}" if unit == "hour" else f"{table}_p{start:%Y%m%d}"
 
 
-def plan(rules: Iterable[Policy], existing: Iterable[Partition], now: datetime, ahead: timedelta) -> Plan:
+def plan(
+    rules: Iterable[Policy],
+    existing: Iterable[Partition],
+    now: datetime,
+    ahead: timedelta,
+    holds: Mapping[str, datetime] | None = None,
+) -> Plan:
     """Partitions to create from the current one through `now + ahead`, partitions wholly past
-    retention to drop, and the cut-off for row deletion in small tables and default partitions."""
+    retention to drop, and the cut-off for row deletion in small tables and default partitions.
+
+    `holds` keeps a table's rows from a time on whatever their age: the samples of collections claimed but
+    not yet rolled up, whose 5 min window is still to be computed from them.
+    """
+    held = holds or {}
     known = list(existing)
     have = {(p.table, p.start) for p in known}
     create: list[Partition] = []
     drop: list[Partition] = []
     delete: list[tuple[Policy, datetime]] = []
     for rule in rules:
-        cutoff = now - rule.keep
+        cutoff = min(now - rule.keep, held.get(rule.table, now))
         delete.append((rule, cutoff))
         if rule.unit is None:
             continue

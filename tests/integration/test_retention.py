@@ -60,6 +60,22 @@ def test_partitions_exist_ahead_of_time_and_expired_ones_are_dropped(store: Post
     assert store.get_collection(collection.id).sample_count == collection.sample_count  # metadata kept (7 d)
 
 
+def test_samples_a_window_close_still_needs_outlive_their_retention(store: PostgresStore, settings: Settings) -> None:
+    rules = policies(settings)
+    store.maintain(rules, NOW, AHEAD)
+    collection = make_collection(NOW)  # 12:30, claimed, its window not yet closed (the close task is behind)
+    store.save_collection(collection, NOW)
+    assert store.aggregate_collection(collection.id, NOW) is True
+    later = NOW + timedelta(hours=2, minutes=1)
+    assert "metric_samples_p2024031012" not in store.maintain(rules, later, AHEAD).dropped
+    assert count(store, "SELECT count(*) FROM metric_samples") == collection.sample_count
+    closed = store.close_windows(NOW + timedelta(minutes=5), later)
+    assert (closed.collections, closed.windows) == (1, 1)
+    [rollup] = store.rollups("celery@w0", "cpu_percent", 300)
+    assert (rollup.count, rollup.sum) == (1, 12.5)  # computed from the samples retention kept
+    assert "metric_samples_p2024031012" in store.maintain(rules, later, AHEAD).dropped  # no longer needed
+
+
 def test_rows_the_default_partition_caught_move_into_a_new_partition(store: PostgresStore, settings: Settings) -> None:
     early = NOW - timedelta(days=400)  # no partition for it: the default one catches it
     store.save_collection(make_collection(early), early)

@@ -34,6 +34,16 @@ def test_only_partitions_wholly_past_retention_are_dropped() -> None:
     assert todo.drop == (old, edge)
 
 
+def test_a_hold_keeps_partitions_past_retention_from_its_time_on() -> None:
+    current = floor_to(NOW, "hour")
+    old, held, young = hourly(current - 3 * H), hourly(current - 2 * H), hourly(current - H)
+    # a collection of 10:20 is still to be rolled up: its samples' partition stays, the one before it goes
+    todo = plan([SAMPLES], [old, held, young], NOW, ahead=H, holds={"metric_samples": current - 2 * H + H / 3})
+    assert todo.drop == (old,)
+    assert todo.delete_before == ((SAMPLES, current - 2 * H + H / 3),)
+    assert plan([SAMPLES], [old, held], NOW, ahead=H, holds={"other": current - 3 * H}).drop == (old, held)
+
+
 def test_small_tables_and_default_partitions_get_a_cutoff() -> None:
     alerts = Policy("alerts", "resolved_at", timedelta(days=30), condition="status = 'resolved'")
     todo = plan([SAMPLES, alerts], [], NOW, ahead=H)

@@ -256,7 +256,9 @@ class PostgresStore:
 
         def work(conn: Connection) -> MaintenanceReport:
             partitioned = [r.table for r in rules if r.unit]
-            todo = plan(rules, existing_partitions(conn, partitioned), now, ahead)
+            pending = conn.execute(sa.text(rollup_store.PENDING_SINCE)).scalar_one()
+            holds = {"metric_samples": pending} if pending is not None else {}  # windows still to compute
+            todo = plan(rules, existing_partitions(conn, partitioned), now, ahead, holds)
             return carry_out(conn, todo, {r.table: r.column for r in rules})
 
         return self._in_transaction(work)

@@ -64,6 +64,8 @@ WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL AND started_at < :cutof
 RETURNING id, started_at
 """
 _PENDING = "SELECT id, started_at FROM collections WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL"
+PENDING_SINCE = "SELECT min(started_at) FROM collections WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL"
+"""The oldest collection whose samples a close still needs (retention keeps them)."""
 _PENDING_SAMPLES = """
 SELECT ts, value FROM metric_samples
 WHERE agent_id = :a AND metric = :m AND ts >= :lo AND ts <= :hi AND collection_id = ANY(:ids)
