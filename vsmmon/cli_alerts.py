@@ -11,9 +11,10 @@ import getpass
 import json
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import redis
@@ -154,29 +155,39 @@ def _list(args: argparse.Namespace, book: AlertBook, records: AlertRecords) -> i
 
 
 def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
-    with _services(settings) as (_, records, _):
-        rows = [plain_row(r) for r in records.actions(args.limit)]
-    if args.json:
-        print(json.dumps({"actions": rows}))
-        return 0
-    if not rows:
-        print("no control actions")
-    for r in rows:
+    def lines(r: dict[str, Any]) -> list[str]:
         verdict = {True: "helped", False: "did not help", None: "not verified"}[r["effective"]]
         mode = " (dry run)" if r["dry_run"] else ""
-        print(f"{r['at']}  {r['action']:<12} {r['target']:<28} {json.dumps(r['params'])}{mode}  {verdict}")
-        print(f"    {r['reason']}")
-    return 0
+        return [f"{r['at']}  {r['action']:<12} {r['target']:<28} {json.dumps(r['params'])}{mode}  {verdict}",
+                f"    {r['reason']}"]  # fmt: skip
+
+    with _services(settings) as (_, records, _):
+        rows = [plain_row(r) for r in records.actions(args.limit)]
+    return _history(args, "actions", "no control actions", rows, lines)
 
 
 def cmd_decisions(args: argparse.Namespace, settings: Settings) -> int:
+    def lines(r: dict[str, Any]) -> list[str]:
+        return [f"{r['at']}  {r['decision']:<16} {r['detail'].get('reason', '')}"]
+
     with _services(settings) as (_, records, _):
         rows = [plain_row(r) for r in records.decisions(args.limit)]
+    return _history(args, "decisions", "no policy decisions", rows, lines)
+
+
+def _history(
+    args: argparse.Namespace,
+    key: str,
+    empty: str,
+    rows: list[dict[str, Any]],
+    lines: Callable[[dict[str, Any]], list[str]],
+) -> int:
+    """S3's actions or S5's decisions: as JSON (`--json`), else a few lines each."""
     if args.json:
-        print(json.dumps({"decisions": rows}))
+        print(json.dumps({key: rows}))
         return 0
     if not rows:
-        print("no policy decisions")
+        print(empty)
     for r in rows:
-        print(f"{r['at']}  {r['decision']:<16} {r['detail'].get('reason', '')}")
+        print("\n".join(lines(r)))
     return 0

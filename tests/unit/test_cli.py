@@ -1,5 +1,6 @@
 """The `vsmmon` command as a user runs it: a subprocess with its own environment."""
 
+import json
 import os
 import subprocess
 import sys
@@ -52,3 +53,19 @@ def test_unknown_role_is_a_usage_error() -> None:
     result = run_vsmmon("worker", "--role", "everything")
     assert result.returncode == 2
     assert "invalid choice: 'everything'" in result.stderr
+
+
+def test_actions_and_decisions_print_a_line_or_two_each_or_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from vsmmon.cli_alerts import _history
+
+    action = {"at": "2026-11-27T03:00:00+00:00", "action": "pool_grow", "target": "celery@w1", "params": {"n": 2},
+              "dry_run": True, "effective": None, "reason": "queue emails short of capacity"}  # fmt: skip
+    assert _history(argparse.Namespace(json=False), "actions", "no control actions", [action],
+                    lambda r: [f"{r['action']} {r['target']}", f"    {r['reason']}"]) == 0  # fmt: skip
+    assert capsys.readouterr().out == "pool_grow celery@w1\n    queue emails short of capacity\n"
+    assert _history(argparse.Namespace(json=False), "decisions", "no policy decisions", [], lambda r: []) == 0
+    assert capsys.readouterr().out == "no policy decisions\n"
+    assert _history(argparse.Namespace(json=True), "actions", "no control actions", [action], lambda r: []) == 0
+    assert json.loads(capsys.readouterr().out) == {"actions": [action]}
