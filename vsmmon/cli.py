@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from vsmmon import __version__, cli_agents, cli_alerts, cli_check, queues, runfile
-from vsmmon.codec import summary_to_dict
+from vsmmon.codec import progress_to_dict, summary_to_dict
 from vsmmon.config import Settings, load_settings
 from vsmmon.errors import ConfigError, VsmmonError
 from vsmmon.redact import redact_url
@@ -89,11 +89,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     settings = runfile.resolve(settings)
     with store_for(settings.sqlalchemy_url()) as store:
         latest = store.latest_collection()
+        rollups = store.rollup_progress()
     if latest is None:
         print("no collection stored yet" if not args.json else json.dumps({"latest": None}))
         return EXIT_ERROR
     if args.json:
-        print(json.dumps({"latest": summary_to_dict(latest)}))
+        print(json.dumps({"latest": summary_to_dict(latest), "rollups": progress_to_dict(rollups)}))
         return 0
     age_s = (datetime.now(UTC) - latest.started_at).total_seconds()
     print(f"database          {redact_url(settings.sqlalchemy_url())}")
@@ -105,6 +106,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if latest.unreachable:
         print(f"  unreachable     {', '.join(latest.unreachable)}")
     print(f"  aggregated      {'yes' if latest.aggregated_at else 'not yet'}")
+    closed = rollups.closed_to.isoformat(timespec="seconds") if rollups.closed_to else "none yet"
+    oldest = f" (oldest {rollups.oldest_pending.isoformat(timespec='seconds')})" if rollups.oldest_pending else ""
+    print(f"rollups           5 min windows stored up to {closed}; {rollups.pending} collections pending{oldest}")
     return 0
 
 

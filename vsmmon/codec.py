@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from vsmmon.errors import InvalidInput
-from vsmmon.models import AgentKind, AgentReport, Collection, CollectionSummary, utc
+from vsmmon.models import AgentKind, AgentReport, Collection, CollectionSummary, RollupProgress, utc
 
 
 def report_to_dict(r: AgentReport) -> dict[str, Any]:
@@ -90,6 +90,15 @@ def collection_from_json(text: str | bytes) -> Collection:
         )
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as e:
         raise InvalidInput("collection", f"not a staged collection: {e!r}") from e
+
+
+def progress_to_dict(progress: RollupProgress) -> dict[str, Any]:
+    """`vsmmon status --json`: how far the 5 min windows are stored, what waits for a close."""
+    return {
+        "closed_to": progress.closed_to.isoformat() if progress.closed_to else None,
+        "pending": progress.pending,
+        "oldest_pending": progress.oldest_pending.isoformat() if progress.oldest_pending else None,
+    }
 
 
 def summary_to_dict(summary: CollectionSummary) -> dict[str, Any]:

@@ -123,6 +123,15 @@ class WindowsClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class RollupProgress:
+    """How far the 5 min windows are stored, and what still waits for a close (`vsmmon status`, /metrics)."""
+
+    closed_to: datetime | None  # every 5 min window before this is stored (and folded into hours and days)
+    pending: int  # collections counted in the rollups, not yet in a stored window
+    oldest_pending: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Rollup:
     """Summary of one metric of one agent over one window (count, min, max, sum, last, a quantile sketch)."""
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,9 +15,11 @@ import psutil
 import pytest
 
 from tests.integration.conftest import poll
+from tests.store_contract import make_collection
 from vsmmon import migrations
 from vsmmon.config import Settings
 from vsmmon.embedded import free_port
+from vsmmon.storage.postgres import store_for
 
 STOP_DEADLINE_S = 10
 
@@ -134,3 +137,15 @@ def test_status_and_db_commands_against_the_configured_database(settings: Settin
     empty = vsmmon("status", env=env)
     assert empty.returncode == 1
     assert empty.stdout.strip() == "no collection stored yet"
+    collection = make_collection(datetime.now(UTC))
+    with store_for(settings.sqlalchemy_url()) as store:
+        store.save_collection(collection, collection.started_at)
+        store.aggregate_collection(collection.id, collection.started_at)
+    shown = vsmmon("status", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "aggregated      yes" in shown.stdout
+    assert "5 min windows stored up to none yet; 1 collections pending" in shown.stdout
+    as_json = json.loads(vsmmon("status", "--json", env=env).stdout)
+    assert as_json["latest"]["id"] == str(collection.id)
+    assert as_json["rollups"] == {"closed_to": None, "pending": 1,
+                                  "oldest_pending": collection.started_at.isoformat()}  # fmt: skip

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.browser.seed import assessment, raise_alert, seed, store_and_publish
+from vsmmon.aggregator import window_start
 from vsmmon.config import Settings
 from vsmmon.storage.postgres import PostgresStore
 from vsmmon.web import create_app
@@ -33,6 +34,7 @@ FAMILIES = {
     "vsmmon_pipeline_tasks": "counter",
     "vsmmon_lost_collections": "counter",
     "vsmmon_source_up": "gauge",
+    "vsmmon_rollups_pending_collections": "gauge",
 }
 
 
@@ -77,6 +79,8 @@ def test_an_empty_system_still_exposes_every_family_with_zero_alerts(client: Tes
     assert metrics["vsmmon_agent_up"] == []
     assert value(metrics["vsmmon_source_up"], source="database") == 1
     assert value(metrics["vsmmon_source_up"], source="redis") == 1
+    assert value(metrics["vsmmon_rollups_pending_collections"]) == 0
+    assert "vsmmon_rollups_closed_to_timestamp_seconds" not in metrics  # no window stored yet
 
 
 def test_metrics_hold_the_current_state(
@@ -115,6 +119,14 @@ def test_metrics_hold_the_current_state(
     # 6 workers each report their own `vsmmon.collect.run` counter (102 after 3 cycles)
     tasks = value(metrics["vsmmon_pipeline_tasks"], "_total", task="vsmmon.collect.run", outcome="succeeded")
     assert tasks == pytest.approx(6 * 102)
+    assert value(metrics["vsmmon_rollups_pending_collections"]) == 3  # aggregated, their window still open
+    latest = store.latest_collection()
+    assert latest is not None
+    cutoff = window_start(latest.started_at, 300) + timedelta(seconds=300)
+    store.close_windows(cutoff, datetime.now(UTC))
+    closed = scrape(client)
+    assert value(closed["vsmmon_rollups_pending_collections"]) == 0
+    assert value(closed["vsmmon_rollups_closed_to_timestamp_seconds"]) == cutoff.timestamp()
 
 
 def test_new_collections_add_to_the_histogram_and_purged_agents_disappear(

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from vsmmon.analysis import AnalysisResult, DueForecast
-from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, WindowsClosed
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, RollupProgress, WindowsClosed
 from vsmmon.registry import AgentRecord, Transition
 from vsmmon.retention import Policy
 from vsmmon.storage.partitions import MaintenanceReport
@@ -46,6 +46,10 @@ class Store(Protocol):
 
     def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
         """Store the 5 min windows before `cutoff` (and the hours and days that closes); idempotent."""
+        ...
+
+    def rollup_progress(self) -> RollupProgress:
+        """How far windows are stored, and how many aggregated collections wait for a close."""
         ...
 
     def latest_collection(self) -> CollectionSummary | None:

@@ -17,6 +17,7 @@ from vsmmon.models import (
     Collection,
     CollectionSummary,
     Rollup,
+    RollupProgress,
     Sample,
     WindowsClosed,
 )
@@ -81,6 +82,9 @@ class MemoryStore:
 
     def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
         return WindowsClosed(cutoff, 0, 0, 0, 0, 0)
+
+    def rollup_progress(self) -> RollupProgress:
+        return RollupProgress(None, 0, None)  # nothing waits: every level is merged at once
 
     def latest_collection(self) -> CollectionSummary | None:
         return max(self.summaries.values(), key=lambda s: s.started_at, default=None)

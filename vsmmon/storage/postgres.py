@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from vsmmon.analysis import AnalysisResult, DueForecast
 from vsmmon.errors import NotFound, StoreUnavailable
 from vsmmon.forecast import HORIZONS_S
-from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, WindowsClosed
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, RollupProgress, WindowsClosed
 from vsmmon.registry import AgentRecord, AgentStatus, Transition
 from vsmmon.retention import Policy, plan
 from vsmmon.storage import rollups as rollup_store
@@ -84,6 +84,9 @@ class PostgresStore:
 
     def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
         return self._in_transaction(lambda conn: rollup_store.close(conn, cutoff, now))
+
+    def rollup_progress(self) -> RollupProgress:
+        return self._in_transaction(rollup_store.progress)
 
     def latest_collection(self) -> CollectionSummary | None:
         query = sa.select(collections).order_by(collections.c.started_at.desc()).limit(1)

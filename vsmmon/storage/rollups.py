@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vsmmon.aggregator import BASE_WINDOW_S, aggregate, combine, fold, window_start
-from vsmmon.models import ROLLUP_WINDOWS_S, Rollup, Sample, WindowsClosed
+from vsmmon.models import ROLLUP_WINDOWS_S, Rollup, RollupProgress, Sample, WindowsClosed
 from vsmmon.sketch import Sketch
 
 HOUR_S, DAY_S = ROLLUP_WINDOWS_S[1], ROLLUP_WINDOWS_S[2]
@@ -64,6 +64,10 @@ WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL AND started_at < :cutof
 RETURNING id, started_at
 """
 _PENDING = "SELECT id, started_at FROM collections WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL"
+_PROGRESS = """
+SELECT (SELECT open_from FROM rollup_state WHERE id = 1) AS closed_to, count(*) AS pending, min(started_at) AS oldest
+FROM collections WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL
+"""
 PENDING_SINCE = "SELECT min(started_at) FROM collections WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL"
 """The oldest collection whose samples a close still needs (retention keeps them)."""
 _PENDING_SAMPLES = """
@@ -128,6 +132,11 @@ def close_due(conn: Connection, started_at: datetime) -> datetime | None:
     if open_from is None or start > open_from:
         return start
     return open_from if start < open_from else None
+
+
+def progress(conn: Connection) -> RollupProgress:
+    row = conn.execute(sa.text(_PROGRESS)).one()
+    return RollupProgress(row.closed_to, int(row.pending), row.oldest)
 
 
 def close(conn: Connection, cutoff: datetime, now: datetime) -> WindowsClosed:

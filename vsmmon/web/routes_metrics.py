@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vsmmon.alert_book import AlertBook
 from vsmmon.errors import StoreUnavailable, TransientError
+from vsmmon.models import RollupProgress
 from vsmmon.registry import AgentStatus, visible
 from vsmmon.staging import PREFIX as STAGING_PREFIX
 from vsmmon.web.auth import require_token_for_reads
@@ -120,6 +121,7 @@ class VsmmonCollector(Collector):
         history = res.store.health_history("viability", "viability", now - timedelta(hours=1))
         _, scores = reads.agent_scores(now - timedelta(hours=1))
         alerts = _open_alerts(res, reads)
+        rollups = res.store.rollup_progress()
         self.durations.refresh(reads)
 
         yield from _assessment(history[-1] if history else None)
@@ -162,6 +164,20 @@ class VsmmonCollector(Collector):
                 open_.add_metric([severity, status], float(alerts.get((severity, status), 0)))
         yield from (firing, open_)
         yield self.durations.family()
+        yield from _rollups(rollups)
+
+
+def _rollups(progress: RollupProgress) -> Iterator[Metric]:
+    """Alert on `time() - vsmmon_rollups_closed_to_timestamp_seconds > 900`: window closes are falling behind."""
+    yield GaugeMetricFamily(
+        "vsmmon_rollups_pending_collections", "Aggregated collections whose 5 min window is not yet stored",
+        value=float(progress.pending),
+    )  # fmt: skip
+    if progress.closed_to is not None:
+        yield GaugeMetricFamily(
+            "vsmmon_rollups_closed_to_timestamp_seconds", "Every 5 min window before this time is stored",
+            value=progress.closed_to.timestamp(),
+        )  # fmt: skip
 
 
 def _assessment(latest: dict[str, object] | None) -> Iterator[Metric]:
