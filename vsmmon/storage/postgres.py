@@ -259,7 +259,7 @@ class PostgresStore:
 
         def work(conn: Connection) -> MaintenanceReport:
             partitioned = [r.table for r in rules if r.unit]
-            pending = conn.execute(sa.text(rollup_store.PENDING_SINCE)).scalar_one()
+            pending = rollup_store.progress(conn).oldest_pending
             holds = {"metric_samples": pending} if pending is not None else {}  # windows still to compute
             todo = plan(rules, existing_partitions(conn, partitioned), now, ahead, holds)
             return carry_out(conn, todo, {r.table: r.column for r in rules})

@@ -58,18 +58,15 @@ FROM (
 GROUP BY agent_id, metric
 ON CONFLICT (agent_id, metric, window_s, window_start) DO UPDATE SET {_MERGE_SET}
 """
-_TAKE_DUE = """
-UPDATE collections SET rolled_up_at = :now
-WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL AND started_at < :cutoff
-RETURNING id, started_at
-"""
-_PENDING = "SELECT id, started_at FROM collections WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL"
-_PROGRESS = """
+_IS_PENDING = "aggregated_at IS NOT NULL AND rolled_up_at IS NULL"  # counted in the rollups, in no stored row yet
+_TAKE_DUE = (
+    f"UPDATE collections SET rolled_up_at = :now WHERE {_IS_PENDING} AND started_at < :cutoff RETURNING id, started_at"
+)
+_PENDING = f"SELECT id, started_at FROM collections WHERE {_IS_PENDING}"
+_PROGRESS = f"""
 SELECT (SELECT open_from FROM rollup_state WHERE id = 1) AS closed_to, count(*) AS pending, min(started_at) AS oldest
-FROM collections WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL
+FROM collections WHERE {_IS_PENDING}
 """
-PENDING_SINCE = "SELECT min(started_at) FROM collections WHERE aggregated_at IS NOT NULL AND rolled_up_at IS NULL"
-"""The oldest collection whose samples a close still needs (retention keeps them)."""
 _PENDING_SAMPLES = """
 SELECT ts, value FROM metric_samples
 WHERE agent_id = :a AND metric = :m AND ts >= :lo AND ts <= :hi AND collection_id = ANY(:ids)
@@ -103,23 +100,22 @@ ON CONFLICT (agent_id, metric, window_s, window_start) DO UPDATE SET
 
 @dataclass(frozen=True, slots=True)
 class State:
-    open_from: datetime | None  # 5 min windows starting before this are closed (stored, folded into 1 h)
-    days_from: datetime | None  # 1 h windows starting before this are folded into 24 h
+    open_from: datetime | None  # 5 min windows starting before this are closed (stored, folded into 1 h and 24 h)
 
 
 def lock_state(conn: Connection) -> State:
     """The fold state, locked until the transaction ends (every close goes through here)."""
-    query = sa.text("SELECT open_from, days_from FROM rollup_state WHERE id = 1 FOR UPDATE")
+    query = sa.text("SELECT open_from FROM rollup_state WHERE id = 1 FOR UPDATE")
     row = conn.execute(query).first()
     if row is None:  # emptied (tests truncate it): nothing folded yet
         conn.execute(sa.text("INSERT INTO rollup_state VALUES (1, NULL, NULL) ON CONFLICT DO NOTHING"))
         row = conn.execute(query).one()
-    return State(row.open_from, row.days_from)
+    return State(row.open_from)
 
 
 def read_state(conn: Connection) -> State:
-    row = conn.execute(sa.text("SELECT open_from, days_from FROM rollup_state WHERE id = 1")).first()
-    return State(None, None) if row is None else State(row.open_from, row.days_from)
+    row = conn.execute(sa.text("SELECT open_from FROM rollup_state WHERE id = 1")).first()
+    return State(None if row is None else row.open_from)
 
 
 def close_due(conn: Connection, started_at: datetime) -> datetime | None:
@@ -149,9 +145,10 @@ def close(conn: Connection, cutoff: datetime, now: datetime) -> WindowsClosed:
     for start, ids in sorted(by_window.items()):
         end = start + timedelta(seconds=BASE_WINDOW_S)
         conn.execute(sa.text(_ROLL_WINDOW), {"start": start, "end": end, "ids": ids})
-    late = [w for w in by_window if state.open_from is not None and w < state.open_from]
-    hours = {window_start(w, HOUR_S) for w in late if state.open_from and w < window_start(state.open_from, HOUR_S)}
-    days = {window_start(w, DAY_S) for w in late if state.open_from and w < window_start(state.open_from, DAY_S)}
+    opened = state.open_from
+    late = [w for w in by_window if opened is not None and w < opened]
+    hours = {window_start(w, HOUR_S) for w in late if opened and w < window_start(opened, HOUR_S)}
+    days = {window_start(w, DAY_S) for w in late if opened and w < window_start(opened, DAY_S)}
     for fine, coarse, starts in ((BASE_WINDOW_S, HOUR_S, hours), (HOUR_S, DAY_S, days)):
         for since in sorted(starts):  # stored already: computed again with the late samples
             _fold(conn, fine, coarse, since, since + timedelta(seconds=coarse))
