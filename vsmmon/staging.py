@@ -20,6 +20,7 @@ from vsmmon.errors import BufferUnavailable, InvalidInput, NotFound
 from vsmmon.models import AgentReport, Collection
 
 PREFIX = "vsm:"
+DISCOVERY_PREFIX = f"{PREFIX}discovery:"
 MAX_PUSHED = 50_000
 """Pushed reports waiting for the next cycle, at most; the oldest are dropped past it (and counted)."""
 T = TypeVar("T")
@@ -52,8 +53,12 @@ class Staging(Protocol):
         """Workers that answered at or after `since`."""
         ...
 
-    def claim_discovery(self, every_s: float) -> bool:
-        """True for at most one caller per `every_s`: that cycle asks every worker, with no `limit`."""
+    def claim_discovery(self, every_s: float, now: datetime) -> bool:
+        """True for the first caller in each `every_s` slot of wall-clock time: that cycle asks every worker.
+
+        Slots, not an expiring claim: a claim of exactly `every_s` is often still there at the cycle `every_s`
+        later (it was set a few ms into its cycle), which stretched discovery to every_s + one interval.
+        """
         ...
 
     def push(self, reports: Iterable[AgentReport]) -> None:
@@ -103,9 +108,10 @@ class RedisStaging:
         cutoff = since.timestamp()
         return {_text(name) for name, ts in seen.items() if float(ts) >= cutoff}
 
-    def claim_discovery(self, every_s: float) -> bool:
-        px = max(1, int(every_s * 1000))
-        return bool(self._call(lambda: self.client.set(f"{PREFIX}discovery", b"1", nx=True, px=px)))
+    def claim_discovery(self, every_s: float, now: datetime) -> bool:
+        key = f"{DISCOVERY_PREFIX}{discovery_slot(every_s, now)}"
+        px = max(1, int(2 * every_s * 1000))  # outlives its slot: a late cycle of it cannot claim it again
+        return bool(self._call(lambda: self.client.set(key, b"1", nx=True, px=px)))
 
     def push(self, reports: Iterable[AgentReport]) -> None:
         payload = [report_to_json(r) for r in reports]
@@ -143,13 +149,18 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def discovery_slot(every_s: float, now: datetime) -> int:
+    """The number of the `every_s` slot of wall-clock time that holds `now`."""
+    return int(now.timestamp() // every_s)
+
+
 @dataclass
 class MemoryStaging:
     """`Staging` in a dict, for unit tests."""
 
     staged: dict[UUID, str] = field(default_factory=dict)
     seen: dict[str, datetime] = field(default_factory=dict)
-    discovery_claimed: bool = False
+    discovery_slots: set[int] = field(default_factory=set)
     pushed: list[AgentReport] = field(default_factory=list)
     lost: int = 0
 
@@ -183,6 +194,8 @@ class MemoryStaging:
     def workers_seen_since(self, since: datetime) -> set[str]:
         return {name for name, at in self.seen.items() if at >= since}
 
-    def claim_discovery(self, every_s: float) -> bool:
-        claimed, self.discovery_claimed = not self.discovery_claimed, True
+    def claim_discovery(self, every_s: float, now: datetime) -> bool:
+        slot = discovery_slot(every_s, now)
+        claimed = slot not in self.discovery_slots
+        self.discovery_slots.add(slot)
         return claimed

@@ -31,7 +31,7 @@ def register(app: Celery) -> None:
         poller = pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
         now, started = ctx.clock(), time.monotonic()
         expected = ctx.staging.workers_seen_since(now - timedelta(seconds=2 * settings.collect_interval_s))
-        discover = ctx.staging.claim_discovery(DISCOVERY_EVERY_S) or not expected
+        discover = ctx.staging.claim_discovery(DISCOVERY_EVERY_S, now) or not expected
         replies = poller.ask("vsm_metrics", sorted(expected), timeout_s=settings.collect_timeout_s, everyone=discover)
         duration_ms = (time.monotonic() - started) * 1000
         brokers, queue_stats, queue_errors = read_brokers(ctx)

@@ -7,13 +7,12 @@ from typing import Any
 
 from tests.integration.conftest import CYCLE_INTERVAL_S, CYCLE_TIMEOUT_S, poll
 from vsmmon.models import CollectionSummary
-from vsmmon.staging import PREFIX as STAGING_PREFIX
+from vsmmon.staging import DISCOVERY_PREFIX
 from vsmmon.storage.postgres import PostgresStore
 from workers import names
 from workers.context import PipelineApp
 
 INTERVAL_S, TIMEOUT_S = CYCLE_INTERVAL_S, CYCLE_TIMEOUT_S
-DISCOVERY_KEY = f"{STAGING_PREFIX}discovery"
 
 
 class Beat:
@@ -26,7 +25,9 @@ class Beat:
 
     def discover_next(self) -> None:
         """The next cycle asks every worker, as the one every 30 s (`DISCOVERY_EVERY_S`) does: the clock moved on."""
-        self.app.context().realtime.client.delete(DISCOVERY_KEY)
+        client = self.app.context().realtime.client
+        for key in client.keys(f"{DISCOVERY_PREFIX}*"):
+            client.delete(key)
 
     def cycle(self) -> CollectionSummary:
         while time.monotonic() < self.next_at:  # pacing, as beat does: cycles are INTERVAL_S apart
