@@ -6,7 +6,7 @@ through VSMMON_COLLECT_INTERVAL_S / VSMMON_HEALTH_INTERVAL_S without touching th
 collections would only measure the past.
 """
 
-from workers import names
+from vsmmon import names
 
 ANALYSIS_EVERY_S = 60
 

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from vsmmon.config import load_settings
-from vsmmon.storage.tables import metadata
+from vsmmon.store.migrations import metadata
 
 config = context.config
 url = config.attributes.get("url") or load_settings().sqlalchemy_url()

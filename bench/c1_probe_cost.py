@@ -23,7 +23,7 @@ from bench.common import Result, Stats, Target, alternating
 from bench.fleet_app import create_app
 from bench.services import flushed_redis, redis_url
 from vsmmon.agent import plugin
-from vsmmon.sources.hostlock import HostReporterLock
+from vsmmon.agent.hostlock import HostReporterLock
 
 ID = "C1"
 TARGET = Target(max_ratio=2.0)

@@ -11,10 +11,10 @@ import time
 from datetime import UTC, datetime
 
 from bench.common import Result, Stats, Target
-from vsmmon.assessment import evaluate
-from vsmmon.health import MB, AgentInputs
-from vsmmon.health_codec import rows
-from vsmmon.systems import ControlInputs, QueueFlow
+from vsmmon.health.agents import MB, AgentInputs
+from vsmmon.health.assessment import evaluate
+from vsmmon.health.codec import rows
+from vsmmon.health.systems import ControlInputs, QueueFlow
 
 ID = "C2"
 INTERVAL_S = 30.0

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from vsmmon.collector import collect
+from vsmmon.collect.collector import collect
 from workers.fleet import FleetPoller, control_app
 
 TIMEOUT_S = 1.5

@@ -13,9 +13,9 @@ import psycopg
 
 from bench.common import Result, Stats, Target, alternating
 from bench.services import database_url, libpq_conninfo, throwaway_database
-from vsmmon.migrations import upgrade
 from vsmmon.models import AgentKind, AgentReport, Collection
-from vsmmon.storage.postgres import PostgresStore, create_engine
+from vsmmon.store.migrations import upgrade
+from vsmmon.store.postgres import PostgresStore, create_engine
 
 ID = "P3"
 TARGET = Target(min_ratio=0.8, min_figure=200_000)

@@ -36,12 +36,12 @@ from sqlalchemy.engine import make_url
 from bench.common import Result, Stats, Target, alternating
 from bench.p3_ingest import COPY_SQL, COPY_TYPES, METRICS, rows_of
 from bench.services import database_url, flushed_redis, libpq_conninfo, redis_url, throwaway_database
+from vsmmon import names
 from vsmmon.config import load_settings
-from vsmmon.migrations import upgrade
 from vsmmon.models import AgentKind, AgentReport, Collection
-from vsmmon.realtime import RealtimeWindow
-from vsmmon.retention import policies
-from workers import names
+from vsmmon.store.migrations import upgrade
+from vsmmon.store.realtime import RealtimeWindow
+from vsmmon.store.retention import policies
 from workers.app import create_app
 from workers.context import build_context
 

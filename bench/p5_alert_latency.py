@@ -32,15 +32,16 @@ import redis
 
 from bench.common import Result, Stats, Target, alternating
 from bench.services import database_url, flushed_redis, redis_url, throwaway_database
-from vsmmon import migrations, queues
-from vsmmon.alert_codec import notification_to_dict
-from vsmmon.alerts import Alert, AlertStatus, Notification, Severity
+from vsmmon import names
+from vsmmon.alerts.codec import notification_to_dict
+from vsmmon.alerts.model import Alert, AlertStatus, Notification, Severity
+from vsmmon.collect.screen import screen
 from vsmmon.config import load_settings
 from vsmmon.models import AgentKind, AgentReport, Collection
-from vsmmon.screen import screen
+from vsmmon.names import ALERTS_DELIVER
+from vsmmon.store import migrations
 from workers.alerts import report_signals
 from workers.app import create_app
-from workers.names import ALERTS_DELIVER
 
 ID = "P5"
 TARGET = Target(max_figure=100.0)
@@ -79,7 +80,7 @@ class S5Listener:
 
     def _run(self) -> None:
         while not self.stop:
-            popped = self.client.brpop([queues.S5_POLICY], timeout=1)
+            popped = self.client.brpop([names.S5_POLICY_QUEUE], timeout=1)
             if popped is None:
                 continue
             at = time.perf_counter()

@@ -45,10 +45,10 @@ from starlette.routing import Route
 from bench.common import Result, Stats, Target
 from bench.services import database_url, flushed_redis, redis_url, throwaway_database
 from tests.browser.seed import HEALTH_CHANNEL, assessment, seed
-from vsmmon import migrations
-from vsmmon.embedded import free_port
-from vsmmon.health_codec import assessment_to_dict
-from vsmmon.storage.postgres import PostgresStore, create_engine
+from vsmmon.health.codec import assessment_to_dict
+from vsmmon.local.embedded import free_port
+from vsmmon.store import migrations
+from vsmmon.store.postgres import PostgresStore, create_engine
 
 ID = "P6"
 TARGET = Target(max_figure=50.0)

@@ -29,8 +29,9 @@ import redis
 import sqlalchemy as sa
 
 from bench.soak_report import Sample, Verdict, judge, write_section
-from vsmmon import queues, runfile
-from vsmmon.embedded import free_port
+from vsmmon import names
+from vsmmon.local import runfile
+from vsmmon.local.embedded import free_port
 
 INTERVAL_S = 5.0
 SAMPLE_EVERY_S = 5.0
@@ -81,7 +82,7 @@ def sample(up_pid: int, broker: redis.Redis, t_s: float, simulator: psutil.Proce
         if role.endswith("(main)") and role.startswith("worker"):  # recycled pool processes' CPU so far
             cpu_s += times.children_user + times.children_system
     pipe = broker.pipeline(transaction=False)
-    for name in queues.ALL:
+    for name in names.QUEUES:
         pipe.llen(name)
     pipe.hlen("unacked")
     lengths = pipe.execute()

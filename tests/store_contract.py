@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.aggregator import aggregate, fold, window_start
+from vsmmon.collect.registry import AgentStatus, evaluate
 from vsmmon.errors import NotFound
 from vsmmon.models import AgentKind, AgentReport, Collection, Sample
-from vsmmon.registry import AgentStatus, evaluate
-from vsmmon.storage.base import Store
+from vsmmon.store.aggregator import aggregate, fold, window_start
+from vsmmon.store.base import Store
 
 T0 = datetime(2026, 11, 26, 12, 0, 3, tzinfo=UTC)
 
@@ -153,8 +153,8 @@ class StoreContract:
         assert store.rollups("celery@w0", "cpu_percent", 60) == []
 
     def test_forecasts_fall_due_get_scored_once_and_give_their_smape(self, store: Store) -> None:
-        from vsmmon.analysis import AnalysisResult
-        from vsmmon.forecast import Forecast, smape
+        from vsmmon.analyse.analysis import AnalysisResult
+        from vsmmon.analyse.forecast import Forecast, smape
 
         def analysis(at: datetime, value: float) -> AnalysisResult:
             made = [("w1", "memory_bytes", Forecast(300.0, value, value - 1, value + 1, 0.95)),

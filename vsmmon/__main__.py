@@ -2,6 +2,6 @@
 
 import sys
 
-from vsmmon.cli import main
+from vsmmon.cli.main import main
 
 sys.exit(main())

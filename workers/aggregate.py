@@ -10,8 +10,8 @@ from uuid import UUID
 
 from celery import Celery
 
+from vsmmon import names
 from vsmmon.errors import NotFound, TransientError
-from workers import names
 from workers.context import VsmTask
 
 

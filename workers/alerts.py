@@ -20,8 +20,9 @@ from uuid import UUID
 import httpx
 from celery import Celery
 
-from vsmmon.alert_book import CHANNEL
-from vsmmon.alert_codec import (
+from vsmmon import names
+from vsmmon.alerts.book import CHANNEL
+from vsmmon.alerts.codec import (
     alert_from_dict,
     alert_to_dict,
     notification_from_dict,
@@ -30,12 +31,11 @@ from vsmmon.alert_codec import (
     signal_to_dict,
     signals_from_list,
 )
-from vsmmon.alert_desk import Outcome, policy_for, report
-from vsmmon.alert_routing import alertmanager_payload
-from vsmmon.alerts import Event, Notification, Signal
+from vsmmon.alerts.desk import Outcome, policy_for, report
+from vsmmon.alerts.model import Event, Notification, Signal
+from vsmmon.alerts.routing import alertmanager_payload
 from vsmmon.errors import InvalidInput, TransientError
 from vsmmon.redact import redact_url
-from workers import names
 from workers.context import VsmTask, WorkerContext
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,13 @@ from typing import Any
 from celery import Celery
 
 import beat_schedule
-from vsmmon.alert_routing import signal_from_recommendation
-from vsmmon.analysis import MemorySeries, QueueDemand, Series, analyse_fleet, observe
+from vsmmon import names
+from vsmmon.alerts.routing import signal_from_recommendation
+from vsmmon.analyse.analysis import MemorySeries, QueueDemand, Series, analyse_fleet, observe
 from vsmmon.errors import TransientError
-from vsmmon.health_inputs import OPERATIONAL, queue_flows
+from vsmmon.health.inputs import OPERATIONAL, queue_flows
 from vsmmon.models import AgentInfo
-from vsmmon.realtime import SeriesReader
-from workers import names
+from vsmmon.store.realtime import SeriesReader
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 

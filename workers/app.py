@@ -13,10 +13,9 @@ from celery import Celery
 from kombu import Queue
 
 import beat_schedule
-from vsmmon import queues
+from vsmmon import names
 from vsmmon.agent import install as install_plugin
 from vsmmon.config import Settings, load_settings
-from workers import names
 from workers.context import ContextFactory, PipelineApp, build_context
 from workers.slots import AlignedSchedule
 
@@ -41,8 +40,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # tasks leave ~30 MB more behind every few minutes (make soak), and P7 caps every process at 150 MB
         "worker_max_memory_per_child": MAX_MEMORY_PER_CHILD_KIB,
         "task_ignore_result": True,
-        "task_queues": [Queue(q) for q in queues.ALL],
-        "task_default_queue": queues.ANALYSIS,
+        "task_queues": [Queue(q) for q in names.QUEUES],
+        "task_default_queue": names.ANALYSIS_QUEUE,
         "task_routes": {pattern: {"queue": q} for pattern, q in names.ROUTES.items()},
         "timezone": "UTC",
         "enable_utc": True,

@@ -18,11 +18,11 @@ from typing import Any
 from celery import Celery
 from celery.utils.nodenames import worker_direct
 
-from vsmmon.alerts import Severity, Signal
-from vsmmon.audit import CANARY_TASK, Audit, Candidate, Said, Seen, audit_to_dict, canaries_run, judge, pick
+from vsmmon import names
+from vsmmon.alerts.model import Severity, Signal
+from vsmmon.collect.registry import AgentStatus
+from vsmmon.health.audit import Audit, Candidate, Said, Seen, audit_to_dict, canaries_run, judge, pick
 from vsmmon.models import AgentKind
-from vsmmon.registry import AgentStatus
-from workers import names
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
@@ -70,7 +70,7 @@ def probe(ctx: WorkerContext, fleet: Celery, hostname: str) -> Audit:
     fleet.control.add_consumer(queue.name, exchange, "direct", key, destination=[hostname], reply=True,
                                timeout=ASK_TIMEOUT_S)  # fmt: skip
     try:
-        fleet.send_task(CANARY_TASK, args=(uuid.uuid4().hex,), exchange=exchange, routing_key=key)
+        fleet.send_task(names.CANARY_TASK, args=(uuid.uuid4().hex,), exchange=exchange, routing_key=key)
         started, counted_after = time.monotonic(), counted_before
         while time.monotonic() - started < DEADLINE_S:
             counted_after = canaries_run(_ask(fleet, "vsm_metrics", hostname))

@@ -10,11 +10,11 @@ from typing import Any
 
 from celery import Celery, chain
 
-from vsmmon.collector import collect
+from vsmmon import names
+from vsmmon.collect.broker import QueueStats
+from vsmmon.collect.collector import collect
+from vsmmon.collect.screen import screen
 from vsmmon.models import AgentKind, AgentReport
-from vsmmon.screen import screen
-from vsmmon.sources.broker import QueueStats
-from workers import names
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller

@@ -11,15 +11,15 @@ from typing import Any
 import redis
 from celery import Celery, Task
 
-from vsmmon import queues
-from vsmmon.alert_book import AlertBook
+from vsmmon import names
+from vsmmon.alerts.book import AlertBook
+from vsmmon.collect.broker import QueueProbe, queue_probe
+from vsmmon.collect.staging import RedisStaging, Staging
 from vsmmon.config import Settings
-from vsmmon.realtime import RealtimeWindow
-from vsmmon.sources.broker import QueueProbe, queue_probe
-from vsmmon.staging import RedisStaging, Staging
-from vsmmon.storage.alert_records import AlertRecords
-from vsmmon.storage.base import Store
-from vsmmon.storage.postgres import PostgresStore, create_engine
+from vsmmon.store.alert_records import AlertRecords
+from vsmmon.store.base import Store
+from vsmmon.store.postgres import PostgresStore, create_engine
+from vsmmon.store.realtime import RealtimeWindow
 
 
 def utcnow() -> datetime:
@@ -70,8 +70,8 @@ def queue_probes(settings: Settings) -> list[tuple[QueueProbe, tuple[str, ...]]]
     broker = settings.require("broker_url")
     fleet = settings.fleet_broker_url or broker
     if fleet == broker:
-        return [(queue_probe(broker), tuple(dict.fromkeys([*queues.ALL, *settings.watched_queues])))]
-    return [(queue_probe(broker), queues.ALL), (queue_probe(fleet), settings.watched_queues)]
+        return [(queue_probe(broker), tuple(dict.fromkeys([*names.QUEUES, *settings.watched_queues])))]
+    return [(queue_probe(broker), names.QUEUES), (queue_probe(fleet), settings.watched_queues)]
 
 
 class PipelineApp(Celery):

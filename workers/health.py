@@ -18,12 +18,12 @@ from typing import Any
 
 from celery import Celery
 
-from vsmmon.alert_routing import signals_from_assessment
-from vsmmon.assessment import HealthAssessment, evaluate
-from vsmmon.health_codec import assessment_to_dict, previous_from_dict, previous_to_dict, rows
-from vsmmon.health_inputs import gather
+from vsmmon import names
+from vsmmon.alerts.routing import signals_from_assessment
+from vsmmon.health.assessment import HealthAssessment, evaluate
+from vsmmon.health.codec import assessment_to_dict, previous_from_dict, previous_to_dict, rows
+from vsmmon.health.inputs import gather
 from vsmmon.models import AgentKind
-from workers import names
 from workers.alerts import report_signals
 from workers.analyse import ACCURACY_KEY, EXHAUSTION_KEY
 from workers.audit import AUDIT_KEY

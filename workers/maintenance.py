@@ -7,9 +7,9 @@ from typing import Any
 
 from celery import Celery
 
+from vsmmon import names
 from vsmmon.errors import TransientError
-from vsmmon.retention import policies
-from workers import names
+from vsmmon.store.retention import policies
 from workers.context import VsmTask
 
 AHEAD = timedelta(hours=3)

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from celery import Celery
 
+from vsmmon import names
+from vsmmon.collect.registry import evaluate
 from vsmmon.errors import NotFound, TransientError
-from vsmmon.registry import evaluate
-from workers import names
 from workers.context import VsmTask
 
 log = logging.getLogger(__name__)

@@ -19,14 +19,14 @@ from uuid import UUID
 
 from celery import Celery
 
-from vsmmon.alert_book import CHANNEL
-from vsmmon.alert_codec import notification_from_dict, plain_row
-from vsmmon.alerts import Notification, Severity, Signal
-from vsmmon.control import ControlPolicy, Plan, Watch, WorkerView, effective, plan
+from vsmmon import names
+from vsmmon.alerts.book import CHANNEL
+from vsmmon.alerts.codec import notification_from_dict, plain_row
+from vsmmon.alerts.model import Notification, Severity, Signal
+from vsmmon.collect.registry import AgentStatus
+from vsmmon.control.s3 import ControlPolicy, Plan, Watch, WorkerView, effective, plan
 from vsmmon.errors import NotFound, TransientError
 from vsmmon.models import AgentKind
-from vsmmon.registry import AgentStatus
-from workers import names
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller

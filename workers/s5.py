@@ -14,11 +14,11 @@ from typing import Any
 
 from celery import Celery
 
-from vsmmon.alert_book import CHANNEL
-from vsmmon.alert_codec import notification_from_dict, public_alert
+from vsmmon import names
+from vsmmon.alerts.book import CHANNEL
+from vsmmon.alerts.codec import notification_from_dict, public_alert
+from vsmmon.control.s5 import Standing, decide
 from vsmmon.errors import TransientError
-from vsmmon.policy import Standing, decide
-from workers import names
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 

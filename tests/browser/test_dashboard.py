@@ -12,7 +12,7 @@ import redis
 from tests.browser.seed import assessment, raise_alert, seed, store_and_publish
 from tests.integration.conftest import API_TOKEN, poll
 from vsmmon.config import Settings
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
 
 TIMEOUT_MS = 15_000
 NO_VALUE = "\u2013"  # what the page shows for a missing figure

@@ -17,7 +17,7 @@ from tests.browser.seed import assessment, raise_alert, seed, store_and_publish
 from tests.browser.test_dashboard import TIMEOUT_MS, open_dashboard, shown_at
 from tests.integration.conftest import poll
 from vsmmon.config import Settings
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -33,9 +33,9 @@ from tests.integration.conftest import (  # noqa: F401 - the real services these
     store,
 )
 from tests.store_contract import make_collection
+from vsmmon.collect.staging import Staging
 from vsmmon.config import Settings
-from vsmmon.staging import Staging
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
 from vsmmon.web import create_app
 
 TOKEN = "fuzz-token-0123456789"

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from tests.fuzz.conftest import AUTH, AppClient, count, examples, problem_named
 from tests.fuzz.strategies import bad_numbers, dumps, ids, json_values, odd_text, wrong_type_values
-from vsmmon import alert_desk
-from vsmmon.alert_book import AlertBook, ledger_to_json
-from vsmmon.alerts import Severity, Signal
+from vsmmon.alerts import desk as alert_desk
+from vsmmon.alerts.book import AlertBook, ledger_to_json
+from vsmmon.alerts.model import Severity, Signal
 from vsmmon.config import Settings
-from vsmmon.storage.alert_records import AlertRecords
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.alert_records import AlertRecords
+from vsmmon.store.postgres import PostgresStore
 
 JSON = {**AUTH, "content-type": "application/json"}
 PAIN = Signal("algedonic", "queue fuzz", Severity.CRITICAL, {"condition": "no_consumer"}, "queue fuzz has no consumer",

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz.conftest import count, examples
-from vsmmon.trends import slope_confidence
+from vsmmon.analyse.trends import slope_confidence
 
 
 @examples(500)

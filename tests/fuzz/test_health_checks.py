@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from tests.fuzz.conftest import AUTH, AppClient, count, examples, problem_named
 from tests.fuzz.strategies import dumps, json_values, odd_text
-from vsmmon import queues
+from vsmmon import names
 from vsmmon.config import Settings
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
 from vsmmon.web import create_app
 from workers.app import create_app as create_pipeline
 from workers.gateway import CeleryGateway
@@ -40,7 +40,7 @@ def checks_client(fuzz_settings: Settings, unchanged_database: PostgresStore) ->
 @pytest.fixture
 def health_queue(fuzz_settings: Settings) -> Iterator[Any]:
     conn = redis.Redis.from_url(fuzz_settings.require("redis_url"))
-    yield lambda: conn.llen(queues.HEALTH)
+    yield lambda: conn.llen(names.HEALTH_QUEUE)
     conn.close()
 
 

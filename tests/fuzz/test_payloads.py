@@ -34,12 +34,12 @@ from tests.fuzz.strategies import (
     valid_id,
     wrong_type,
 )
+from vsmmon import names
 from vsmmon.codec import collection_from_json, report_from_json
 from vsmmon.config import Settings
 from vsmmon.errors import InvalidInput, NotFound, VsmmonError
 from vsmmon.models import AgentKind
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.postgres import PostgresStore
 from workers.app import create_app
 from workers.context import PipelineApp
 

@@ -36,7 +36,7 @@ from tests.fuzz.strategies import (
     wrong_type,
     wrong_type_values,
 )
-from vsmmon.staging import Staging
+from vsmmon.collect.staging import Staging
 
 JSON = {**AUTH, "content-type": "application/json"}
 

@@ -19,10 +19,11 @@ import redis
 import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 
-from vsmmon import migrations, queues
+from vsmmon import names
 from vsmmon.config import Settings, load_settings
-from vsmmon.embedded import EmbeddedPostgres, EmbeddedRedis
-from vsmmon.storage.postgres import PostgresStore, create_engine
+from vsmmon.local.embedded import EmbeddedPostgres, EmbeddedRedis
+from vsmmon.store import migrations
+from vsmmon.store.postgres import PostgresStore, create_engine
 from workers.app import create_app
 from workers.context import PipelineApp
 
@@ -114,7 +115,7 @@ def running_worker(pipeline_app: PipelineApp) -> Iterator[Any]:
         perform_ping_check=False,
         loglevel="WARNING",
         shutdown_timeout=20,
-        queues=list(queues.ALL),
+        queues=list(names.QUEUES),
     ) as worker:
         yield worker
 
@@ -161,7 +162,7 @@ def live_api(settings: Settings, clean_services: None) -> Iterator[str]:
     import uvicorn
     from pydantic import SecretStr
 
-    from vsmmon.embedded import free_port
+    from vsmmon.local.embedded import free_port
     from vsmmon.web import create_app
 
     port = free_port()
@@ -186,5 +187,5 @@ def fast_settings(settings: Settings) -> Settings:
 def pipeline(fast_settings: Settings, clean_services: None) -> Iterator[PipelineApp]:
     app = create_app(fast_settings)
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
-                      queues=list(queues.ALL), shutdown_timeout=20):  # fmt: skip
+                      queues=list(names.QUEUES), shutdown_timeout=20):  # fmt: skip
         yield app

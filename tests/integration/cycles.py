@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from tests.integration.conftest import CYCLE_INTERVAL_S, CYCLE_TIMEOUT_S, poll
+from vsmmon import names
+from vsmmon.collect.staging import DISCOVERY_PREFIX
 from vsmmon.models import CollectionSummary
-from vsmmon.staging import DISCOVERY_PREFIX
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.postgres import PostgresStore
 from workers.context import PipelineApp
 
 INTERVAL_S, TIMEOUT_S = CYCLE_INTERVAL_S, CYCLE_TIMEOUT_S

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 
-from vsmmon.embedded import free_port
+from vsmmon.local.embedded import free_port
 
 
 class TcpProxy:

@@ -13,8 +13,8 @@ from celery.utils import worker_direct
 
 from tests.integration.conftest import poll
 from tests.integration.fleet import control_app, fleet_workers
-from vsmmon.audit import CANARY_TASK
 from vsmmon.config import Settings
+from vsmmon.names import CANARY_TASK
 
 
 def canary_result(log: Path, nonce: str) -> dict[str, Any] | None:

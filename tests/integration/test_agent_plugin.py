@@ -9,7 +9,7 @@ import redis
 
 from tests.integration.conftest import poll
 from tests.integration.fleet import control_app, fleet_workers
-from vsmmon.collector import parse_worker_reply
+from vsmmon.collect.collector import parse_worker_reply
 from vsmmon.config import Settings
 
 

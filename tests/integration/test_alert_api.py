@@ -14,13 +14,13 @@ import redis
 import sqlalchemy as sa
 
 from tests.integration.conftest import API_TOKEN
-from vsmmon import alert_desk
-from vsmmon.alert_book import AlertBook
-from vsmmon.alerts import Severity, Signal
-from vsmmon.cli import main
+from vsmmon.alerts import desk as alert_desk
+from vsmmon.alerts.book import AlertBook
+from vsmmon.alerts.model import Severity, Signal
+from vsmmon.cli.main import main
 from vsmmon.config import Settings
-from vsmmon.storage.alert_records import AlertRecords
-from vsmmon.storage.postgres import create_engine
+from vsmmon.store.alert_records import AlertRecords
+from vsmmon.store.postgres import create_engine
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 PAIN = Signal("algedonic", "queue orphan", Severity.CRITICAL, {"condition": "no_consumer"}, "queue orphan has 3 "

@@ -20,14 +20,14 @@ from celery.contrib.testing.worker import start_worker
 from tests.integration.conftest import poll
 from tests.integration.cycles import Beat
 from tests.integration.fleet import control_app, fleet_workers
-from vsmmon import queues
-from vsmmon.alert_book import AlertBook
-from vsmmon.alert_codec import notification_to_dict
-from vsmmon.alerts import Alert, AlertState, AlertStatus, Notification, Severity, Signal, step
+from vsmmon import names
+from vsmmon.alerts.book import AlertBook
+from vsmmon.alerts.codec import notification_to_dict
+from vsmmon.alerts.manager import step
+from vsmmon.alerts.model import Alert, AlertState, AlertStatus, Notification, Severity, Signal
 from vsmmon.config import Settings
-from vsmmon.storage.alert_records import AlertRecords
-from vsmmon.storage.postgres import PostgresStore, create_engine
-from workers import names
+from vsmmon.store.alert_records import AlertRecords
+from vsmmon.store.postgres import PostgresStore, create_engine
 from workers.app import create_app
 from workers.context import PipelineApp
 
@@ -91,7 +91,7 @@ def test_overload_reaches_s3_which_grows_the_workers_pool(
     app_for: Any, alert_settings: Settings, store: PostgresStore, records: AlertRecords, tmp_path: Path
 ) -> None:
     broker = alert_settings.require("broker_url")
-    app, worker = app_for(list(queues.ALL))
+    app, worker = app_for(list(names.QUEUES))
     with worker, fleet_workers(broker, ["busy"], tmp_path, concurrency=1, queues="work") as (busy,):
         action = overload(app, broker, store, records, busy.hostname)
         assert action["before"]["processes"] == 1
@@ -156,11 +156,11 @@ def test_pain_reaches_s5_as_a_message_and_a_decision_and_the_webhook_gets_alertm
     producer = control_app(settings.require("broker_url"))
     for _ in range(3):
         producer.send_task("fleet.ok", queue="orphan")  # a queue nobody consumes: algedonic pain
-    without_s5 = [q for q in queues.ALL if q != queues.S5_POLICY]
+    without_s5 = [q for q in names.QUEUES if q != names.S5_POLICY_QUEUE]
     app, worker = app_for(without_s5, settings)
     with worker:
         Beat(app, store).cycle()
-        waiting = poll(lambda: queued_tasks(client, queues.S5_POLICY) or None, deadline_s=20,
+        waiting = poll(lambda: queued_tasks(client, names.S5_POLICY_QUEUE) or None, deadline_s=20,
                        what="a message on vsm.s5.policy")  # fmt: skip
         (message,) = waiting
         assert message["task"] == names.S5_POLICY
@@ -183,14 +183,14 @@ def test_pain_reaches_s5_as_a_message_and_a_decision_and_the_webhook_gets_alertm
     assert sent["fingerprint"] == open_alert.fingerprint
     assert payload["externalURL"] == settings.external_url
     assert {"groupKey", "truncatedAlerts", "groupLabels", "commonLabels", "commonAnnotations"} <= payload.keys()
-    s5_app, s5_worker = app_for([queues.S5_POLICY], settings)
+    s5_app, s5_worker = app_for([names.S5_POLICY_QUEUE], settings)
     with s5_worker:
         decision = poll(lambda: records.decisions()[0] if records.decisions() else None, deadline_s=20,
                         what="S5's decision")  # fmt: skip
     assert decision["decision"] == "notify"
     assert str(decision["alert_id"]) == alert["id"]
     assert "queue orphan" in decision["detail"]["reason"]
-    assert client.llen(queues.S5_POLICY) == 0
+    assert client.llen(names.S5_POLICY_QUEUE) == 0
     assert s5_app
 
 
@@ -199,7 +199,7 @@ def test_an_action_that_did_not_help_is_pain_for_s5_which_holds_s3(
 ) -> None:
     settings = alert_settings.model_copy(update={"control_verify_after_s": 3.0})
     broker = settings.require("broker_url")
-    app, worker = app_for(list(queues.ALL), settings)
+    app, worker = app_for(list(names.QUEUES), settings)
     with worker, fleet_workers(broker, ["busy"], tmp_path, concurrency=1, queues="work") as (busy,):
         action = overload(app, broker, store, records, busy.hostname)
         assert action["before"]["watch"]["metric"] == "saturation"
@@ -245,7 +245,7 @@ def test_protective_mode_stops_non_critical_queues_until_recovery(
 ) -> None:
     settings = alert_settings.model_copy(update={"s5_protective_queues": "reports"})
     broker = settings.require("broker_url")
-    app, worker = app_for([queues.S5_POLICY], settings)
+    app, worker = app_for([names.S5_POLICY_QUEUE], settings)
     viability = Signal("viability", "system", Severity.CRITICAL, summary="viability 0.41 (critical)", system_wide=True)
     _, (firing,), _, _ = step(AlertState(), [viability], datetime.now(UTC))
     with worker, fleet_workers(broker, ["mixed"], tmp_path, concurrency=1, queues="work,reports") as (mixed,):

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from vsmmon import alert_desk
-from vsmmon.alert_book import AlertBook
-from vsmmon.alerts import Severity, Signal
+from vsmmon.alerts import desk as alert_desk
+from vsmmon.alerts.book import AlertBook
+from vsmmon.alerts.model import Severity, Signal
 from vsmmon.config import Settings
-from vsmmon.storage.alert_records import AlertRecords
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.alert_records import AlertRecords
+from vsmmon.store.postgres import PostgresStore
 
 T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 TIMEOUT_S = 300.0

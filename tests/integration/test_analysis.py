@@ -12,13 +12,13 @@ import pytest
 import redis
 
 from tests.integration.conftest import poll
+from vsmmon import names
+from vsmmon.agent.simulator import MEMORY_LIMIT_BYTES, SimAgent, metrics_at
 from vsmmon.config import Settings
 from vsmmon.models import AgentKind, AgentReport, Collection
-from vsmmon.realtime import RealtimeWindow
-from vsmmon.simulator import MEMORY_LIMIT_BYTES, SimAgent, metrics_at
-from vsmmon.storage.alert_records import AlertRecords
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.alert_records import AlertRecords
+from vsmmon.store.postgres import PostgresStore
+from vsmmon.store.realtime import RealtimeWindow
 from workers.analyse import EXHAUSTION_KEY
 from workers.context import PipelineApp
 
@@ -106,8 +106,8 @@ def test_recommendations_are_listed_by_the_api_and_the_cli(
 def test_forecasts_that_fell_due_are_scored_and_their_smape_is_handed_to_s4(
     pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore, window: RealtimeWindow
 ) -> None:
-    from vsmmon.analysis import AnalysisResult
-    from vsmmon.forecast import Forecast, smape
+    from vsmmon.analyse.analysis import AnalysisResult
+    from vsmmon.analyse.forecast import Forecast, smape
     from workers.analyse import ACCURACY_KEY
 
     client = window.client
@@ -144,8 +144,8 @@ def test_forecasts_that_fell_due_are_scored_and_their_smape_is_handed_to_s4(
 def test_a_queue_outrunning_its_drain_gets_a_capacity_plan_and_a_pool_grow_for_its_worker(
     pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore, window: RealtimeWindow
 ) -> None:
-    from vsmmon.alert_routing import signal_from_recommendation
-    from vsmmon.recommend import Recommendation
+    from vsmmon.alerts.routing import signal_from_recommendation
+    from vsmmon.analyse.recommend import Recommendation
 
     now = datetime.now(UTC)
 
@@ -160,7 +160,7 @@ def test_a_queue_outrunning_its_drain_gets_a_capacity_plan_and_a_pool_grow_for_i
 
     write_history(window, store, [(now - timedelta(seconds=620 - 5.0 * s), cycle(5.0 * s)) for s in range(125)])
 
-    from vsmmon.health_inputs import gather, queue_flows
+    from vsmmon.health.inputs import gather, queue_flows
 
     registry, settings = store.agents(), pipeline_app.vsm_settings
     [flow] = queue_flows(registry, window, settings, datetime.now(UTC))

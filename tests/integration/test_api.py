@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from tests.integration.conftest import poll
 from tests.store_contract import make_collection
+from vsmmon.collect.staging import RedisStaging
 from vsmmon.config import Settings
-from vsmmon.staging import RedisStaging
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
 from vsmmon.web import create_app
 
 TOKEN = "test-token-123"
@@ -186,7 +186,7 @@ def test_the_service_reports_its_own_request_rate_latency_and_runtime(
 
 
 def test_a_series_from_the_real_time_window(client: TestClient, settings: Settings) -> None:
-    from vsmmon.realtime import RealtimeWindow
+    from vsmmon.store.realtime import RealtimeWindow
 
     window = RealtimeWindow(redis.Redis.from_url(settings.require("redis_url")), settings.collect_interval_s)
     now = datetime.now(UTC)

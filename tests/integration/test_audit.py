@@ -12,9 +12,9 @@ import pytest
 from tests.integration.conftest import poll
 from tests.integration.cycles import Beat
 from tests.integration.fleet import control_app, fleet_workers
+from vsmmon import names
 from vsmmon.config import Settings
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.postgres import PostgresStore
 from workers.context import PipelineApp
 
 pytestmark = pytest.mark.timeout(120)

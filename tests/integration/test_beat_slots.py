@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.integration.conftest import poll
-from vsmmon import queues
+from vsmmon import names
 from vsmmon.config import Settings
 
 RUN_S = float(os.environ.get("VSMMON_TEST_BEAT_S", "12"))
@@ -38,10 +38,10 @@ def start_beat(settings: Settings, name: str, tmp_path: Path) -> tuple[subproces
 
 def arrivals(client: redis.Redis, span_s: float) -> list[float]:
     """Monotonic times at which a collection was queued on vsm.collect, watched for `span_s`."""
-    seen, times = client.llen(queues.COLLECT), []
+    seen, times = client.llen(names.COLLECT_QUEUE), []
     end = time.monotonic() + span_s
     while time.monotonic() < end:
-        now = client.llen(queues.COLLECT)
+        now = client.llen(names.COLLECT_QUEUE)
         times += [time.monotonic()] * (now - seen)
         seen = now
         time.sleep(0.02)
@@ -55,7 +55,7 @@ def test_two_beats_send_each_run_once_and_a_killed_one_leaves_no_gap(
     client = redis.Redis.from_url(settings.require("redis_url"))
     beats = {name: start_beat(settings, name, tmp_path) for name in ("beat-a", "beat-b")}
     try:
-        poll(lambda: client.llen(queues.COLLECT) > 0, deadline_s=30, what="a first scheduled collection")
+        poll(lambda: client.llen(names.COLLECT_QUEUE) > 0, deadline_s=30, what="a first scheduled collection")
         both = arrivals(client, RUN_S)  # both beats tick on the same grid; each slot is claimed by one
         gaps = [b - a for a, b in itertools.pairwise(both)]
         assert len(both) == pytest.approx(RUN_S / INTERVAL_S, abs=1.5), both  # doubled would be ~2x

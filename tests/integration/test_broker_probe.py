@@ -18,7 +18,7 @@ from kombu import Connection, Exchange, Queue
 
 import vsmmon.agent
 from tests.integration.proxy import TcpProxy
-from vsmmon.sources.broker import AmqpQueueProbe, QueueStats, RedisQueueProbe, queue_probe
+from vsmmon.collect.broker import AmqpQueueProbe, QueueStats, RedisQueueProbe, queue_probe
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ import pytest
 
 from tests.integration.conftest import poll
 from tests.store_contract import make_collection
-from vsmmon import migrations
 from vsmmon.config import Settings
-from vsmmon.embedded import free_port
-from vsmmon.storage.postgres import store_for
+from vsmmon.local.embedded import free_port
+from vsmmon.store import migrations
+from vsmmon.store.postgres import store_for
 
 STOP_DEADLINE_S = 10
 

@@ -13,11 +13,10 @@ from celery.contrib.testing.worker import start_worker
 
 from tests.integration.conftest import poll
 from tests.integration.proxy import TcpProxy
-from vsmmon import queues
+from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.errors import NotFound
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.postgres import PostgresStore
 from workers.app import create_app
 from workers.context import PipelineApp
 
@@ -39,7 +38,7 @@ def pipeline_behind_proxy(settings: Settings, proxy: TcpProxy, clean_services: N
     via_proxy = settings.sqlalchemy_url().replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}")
     app = create_app(settings.model_copy(update={"database_url": via_proxy, "collect_timeout_s": 0.5}))
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="ERROR",
-                      queues=list(queues.ALL), shutdown_timeout=30):  # fmt: skip
+                      queues=list(names.QUEUES), shutdown_timeout=30):  # fmt: skip
         yield app
 
 

@@ -20,11 +20,11 @@ import redis
 
 from tests.integration.conftest import poll
 from tests.integration.test_faults_worker_kill import pipeline_env, pipeline_process, unacked_tasks
+from vsmmon import names
 from vsmmon.config import Settings
-from vsmmon.embedded import EmbeddedRedis, free_port
+from vsmmon.local.embedded import EmbeddedRedis, free_port
 from vsmmon.models import CollectionSummary
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.postgres import PostgresStore
 
 INTERVAL_S = 5.0  # the default collection interval
 DOWN_S = 2.0
@@ -43,7 +43,7 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 def collections_since(store: PostgresStore, since: datetime) -> list[CollectionSummary]:
     import sqlalchemy as sa
 
-    from vsmmon.storage.tables import collections
+    from vsmmon.store._tables import collections
 
     query = sa.select(collections.c.id).where(collections.c.started_at > since).order_by(collections.c.started_at)
     with store.engine.connect() as conn:

@@ -28,11 +28,11 @@ import redis
 import sqlalchemy as sa
 
 from tests.integration.conftest import poll
+from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.errors import NotFound
-from vsmmon.storage.postgres import PostgresStore
-from vsmmon.storage.tables import metric_samples
-from workers import names
+from vsmmon.store._tables import metric_samples
+from vsmmon.store.postgres import PostgresStore
 from workers.app import create_app
 
 VISIBILITY_TIMEOUT_S = 4

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 
 from tests.integration.conftest import poll
+from vsmmon import names
 from vsmmon.config import Settings
-from vsmmon.embedded import free_port
-from workers import names
+from vsmmon.local.embedded import free_port
 from workers.context import PipelineApp
 
 AUTH = ("ops", "s3cret-pass")

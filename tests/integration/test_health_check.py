@@ -15,11 +15,11 @@ from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from vsmmon import queues
+from vsmmon import names
+from vsmmon.collect.registry import evaluate as judge
 from vsmmon.config import Settings
 from vsmmon.models import AgentKind, AgentReport, Collection
-from vsmmon.registry import evaluate as judge
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
 from vsmmon.web import create_app as create_web
 from workers.app import create_app
 from workers.context import PipelineApp
@@ -31,7 +31,7 @@ def checker(settings: Settings, clean_services: None) -> Iterator[PipelineApp]:
     """A pipeline worker that expects a fleet of 4 pushed agents (capacity 1 each)."""
     app = create_app(settings.model_copy(update={"expected_capacity": 4.0, "collect_timeout_s": 0.5}))
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="ERROR",
-                      queues=list(queues.ALL), shutdown_timeout=20):  # fmt: skip
+                      queues=list(names.QUEUES), shutdown_timeout=20):  # fmt: skip
         yield app
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tests.integration.cycles import Beat
 from tests.integration.fleet import fleet_workers
+from vsmmon import names
 from vsmmon.config import Settings
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.postgres import PostgresStore
 from workers.context import PipelineApp
 
 

@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.browser.seed import assessment, raise_alert, seed, store_and_publish
-from vsmmon.aggregator import window_start
 from vsmmon.config import Settings
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.aggregator import window_start
+from vsmmon.store.postgres import PostgresStore
 from vsmmon.web import create_app
 
 FAMILIES = {

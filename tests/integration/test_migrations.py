@@ -1,7 +1,7 @@
 import sqlalchemy as sa
 
 from tests.integration.conftest import drop_database, fresh_database
-from vsmmon import migrations
+from vsmmon.store import migrations
 
 TABLES = {"agents", "agent_transitions", "collections", "metric_samples", "metric_rollups"}
 

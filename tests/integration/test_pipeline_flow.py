@@ -11,11 +11,10 @@ import redis
 from kombu import Connection, Producer
 
 from tests.integration.conftest import poll
-from vsmmon import queues
+from vsmmon import names
 from vsmmon.models import CollectionSummary
-from vsmmon.realtime import RealtimeWindow
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.postgres import PostgresStore
+from vsmmon.store.realtime import RealtimeWindow
 from workers.context import PipelineApp
 
 
@@ -32,7 +31,7 @@ def test_a_collection_of_the_workers_own_metrics_is_persisted_and_aggregated(
     pipeline_app.send_task(names.COLLECT_RUN)
     latest = poll(lambda: aggregated_collections(store), deadline_s=30, what="an aggregated collection")
 
-    assert latest.agent_count == 3 + len(queues.ALL)  # host, worker, broker, the pipeline's queues
+    assert latest.agent_count == 3 + len(names.QUEUES)  # host, worker, broker, the pipeline's queues
     assert latest.unreachable == ()
     worker_name = running_worker.hostname
     for metric in ("cpu_percent", "rss_bytes", "threads", "open_fds", "concurrency", "active"):
@@ -63,7 +62,7 @@ def test_the_second_cycle_expects_the_worker_seen_in_the_first(
     pipeline_app.send_task(names.COLLECT_RUN)
     second = poll(lambda: aggregated_collections(store, first), deadline_s=30, what="the second collection")
     assert second.started_at > first.started_at
-    assert second.agent_count == 3 + len(queues.ALL)
+    assert second.agent_count == 3 + len(names.QUEUES)
     assert second.unreachable == ()
     # the second cycle knew whom to expect, so it ended on the reply instead of the full timeout
     assert second.duration_ms < 1000 * pipeline_app.vsm_settings.collect_timeout_s
@@ -99,7 +98,7 @@ def test_a_pickled_message_is_refused_and_the_worker_keeps_serving(
 
     pipeline_app.send_task(names.COLLECT_RUN)  # and a JSON message is still served
     latest = poll(lambda: aggregated_collections(store), deadline_s=30, what="a collection after the pickle")
-    assert latest.agent_count == 3 + len(queues.ALL)
+    assert latest.agent_count == 3 + len(names.QUEUES)
 
 
 def test_persist_and_aggregate_run_twice_store_once(
@@ -122,7 +121,7 @@ def test_persist_and_aggregate_run_twice_store_once(
 def _agents(store: PostgresStore) -> list[Any]:
     import sqlalchemy as sa
 
-    from vsmmon.storage.tables import agents
+    from vsmmon.store._tables import agents
 
     with store.engine.connect() as conn:
         return list(conn.execute(sa.select(agents.c.id.label("agent_id"), agents.c.kind)))

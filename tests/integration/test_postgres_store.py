@@ -1,7 +1,7 @@
 import pytest
 
 from tests.store_contract import StoreContract
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
 
 
 class TestPostgresStore(StoreContract):

@@ -11,9 +11,9 @@ import pytest
 
 from tests.integration.conftest import API_TOKEN, poll
 from vsmmon.agent import Reporter, ReportRejected
+from vsmmon.collect.staging import RedisStaging
 from vsmmon.config import Settings
 from vsmmon.errors import TransientError
-from vsmmon.staging import RedisStaging
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

@@ -11,10 +11,9 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 from tests.integration.conftest import poll
-from vsmmon import queues
+from vsmmon import names
 from vsmmon.config import Settings
-from vsmmon.storage.postgres import PostgresStore
-from workers import names
+from vsmmon.store.postgres import PostgresStore
 from workers.app import create_app
 from workers.context import PipelineApp
 
@@ -36,7 +35,7 @@ def amqp_pipeline(settings: Settings, clean_services: None) -> Iterator[Pipeline
     amqp = settings.model_copy(update={"broker_url": AMQP_URL, "redis_url": settings.require("redis_url")})
     app = create_app(amqp)
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
-                      queues=list(queues.ALL), shutdown_timeout=20):  # fmt: skip
+                      queues=list(names.QUEUES), shutdown_timeout=20):  # fmt: skip
         yield app
 
 
@@ -51,7 +50,7 @@ def test_collect_persist_aggregate_on_rabbitmq(amqp_pipeline: PipelineApp, store
     agents = {a.agent_id: a for a in store.agents()}
     worker = next(a for a in agents.values() if a.kind == "celery_worker")
     assert worker.metrics["rss_bytes"] > 1e6
-    assert sorted(worker.queues) == sorted(queues.ALL)
+    assert sorted(worker.queues) == sorted(names.QUEUES)
     collect_queue = agents["queue:vsm.collect"]
     assert collect_queue.metrics["consumers"] >= 1  # RabbitMQ counts consumers itself
     assert "broker:amqp:127.0.0.1:5672/" in agents

@@ -11,7 +11,7 @@ import redis
 
 from vsmmon.config import Settings
 from vsmmon.models import AgentKind, AgentReport, Collection
-from vsmmon.realtime import RealtimeWindow
+from vsmmon.store.realtime import RealtimeWindow
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)

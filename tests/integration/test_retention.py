@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from tests.store_contract import make_collection
 from vsmmon.config import Settings
-from vsmmon.retention import floor_to, policies
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
+from vsmmon.store.retention import floor_to, policies
 
 # a fixed past time, so these partitions never meet the ones the live pipeline uses
 NOW = datetime(2024, 3, 10, 12, 30, tzinfo=UTC)

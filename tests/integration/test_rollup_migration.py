@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from tests.integration.conftest import drop_database, fresh_database
-from vsmmon import migrations
-from vsmmon.aggregator import window_start
 from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.sketch import key_of
-from vsmmon.storage.postgres import store_for
+from vsmmon.store import migrations
+from vsmmon.store.aggregator import window_start
+from vsmmon.store.postgres import store_for
 
 
 def test_rollups_of_the_old_scheme_keep_counting_each_sample_once_at_every_level(migrated_database: str) -> None:

@@ -14,7 +14,7 @@ from tests.integration.cycles import INTERVAL_S, TIMEOUT_S, Beat
 from tests.integration.fleet import control_app, fleet_workers
 from vsmmon.agent import Reporter
 from vsmmon.config import Settings
-from vsmmon.storage.postgres import PostgresStore
+from vsmmon.store.postgres import PostgresStore
 from workers.context import PipelineApp
 
 

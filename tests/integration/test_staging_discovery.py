@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from vsmmon.collect.staging import MemoryStaging, RedisStaging, Staging
 from vsmmon.config import Settings
-from vsmmon.staging import MemoryStaging, RedisStaging, Staging
 
 SLOT_START = datetime(2026, 11, 27, 4, 30, 0, tzinfo=UTC)  # a multiple of 30 s since the epoch
 

@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vsmmon.aggregator import BASE_WINDOW_S, aggregate, combine, fold, window_start
 from vsmmon.models import ROLLUP_WINDOWS_S, Rollup, Sample
 from vsmmon.sketch import ALPHA
+from vsmmon.store.aggregator import BASE_WINDOW_S, aggregate, combine, fold, window_start
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

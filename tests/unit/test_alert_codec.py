@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon import alerts
-from vsmmon.alert_book import Ledger, Report, ledger_from_json, ledger_to_json
-from vsmmon.alert_codec import (
+from vsmmon.alerts import manager, model
+from vsmmon.alerts.book import Ledger, Report, ledger_from_json, ledger_to_json
+from vsmmon.alerts.codec import (
     notification_from_dict,
     notification_to_dict,
     signal_from_dict,
@@ -19,7 +19,7 @@ from vsmmon.alert_codec import (
     state_from_dict,
     state_to_dict,
 )
-from vsmmon.alerts import Severity, Signal, Silence
+from vsmmon.alerts.model import Severity, Signal, Silence
 from vsmmon.errors import InvalidInput
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -29,12 +29,12 @@ SIGNALS = [
 ]
 
 
-def busy_state() -> tuple[alerts.AlertState, list[alerts.Notification]]:
+def busy_state() -> tuple[model.AlertState, list[model.Notification]]:
     silence = Silence(uuid.uuid4(), {"target": "w9@h"}, NOW + timedelta(hours=1), "ops", "maintenance")
-    state = alerts.add_silence(alerts.AlertState(), silence)
-    state, notes, _, _ = alerts.step(state, SIGNALS, NOW)
-    state, _, _, _ = alerts.step(state, SIGNALS, NOW + timedelta(seconds=31))
-    state, _ = alerts.acknowledge(state, next(iter(state.alerts.values())).fingerprint, "ops", NOW)
+    state = manager.add_silence(model.AlertState(), silence)
+    state, notes, _, _ = manager.step(state, SIGNALS, NOW)
+    state, _, _, _ = manager.step(state, SIGNALS, NOW + timedelta(seconds=31))
+    state, _ = manager.acknowledge(state, next(iter(state.alerts.values())).fingerprint, "ops", NOW)
     return state, notes
 
 

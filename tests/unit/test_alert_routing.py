@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from vsmmon.alert_routing import (
+from vsmmon.alerts.manager import routes_for, step
+from vsmmon.alerts.model import AlertPolicy, AlertState, Notification, Severity, Signal
+from vsmmon.alerts.routing import (
     QUEUE_FOR_ROUTE,
     ZERO_TIME,
     alertmanager_payload,
@@ -15,11 +17,10 @@ from vsmmon.alert_routing import (
     signal_from_recommendation,
     signals_from_assessment,
 )
-from vsmmon.alerts import AlertPolicy, AlertState, Notification, Severity, Signal, routes_for, step
-from vsmmon.assessment import HealthAssessment, pain
-from vsmmon.recommend import Recommendation
-from vsmmon.systems import QueueFlow, SystemHealth
-from vsmmon.viability import HealthState, ViabilityState
+from vsmmon.analyse.recommend import Recommendation
+from vsmmon.health.assessment import HealthAssessment, pain
+from vsmmon.health.systems import QueueFlow, SystemHealth
+from vsmmon.health.viability import HealthState, ViabilityState
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")

@@ -12,7 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vsmmon.alerts import (
+from vsmmon.alerts.manager import (
+    acknowledge,
+    add_silence,
+    changed_alerts,
+    expire_silences,
+    remove_silence,
+    resolve,
+    step,
+)
+from vsmmon.alerts.model import (
     Alert,
     AlertPolicy,
     AlertState,
@@ -23,14 +32,7 @@ from vsmmon.alerts import (
     Signal,
     Silence,
     Suppressed,
-    acknowledge,
-    add_silence,
-    changed_alerts,
-    expire_silences,
     fingerprint,
-    remove_silence,
-    resolve,
-    step,
 )
 from vsmmon.errors import NotFound
 

@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.analysis import DueForecast, accuracy, observe
-from vsmmon.forecast import smape
+from vsmmon.analyse.analysis import DueForecast, accuracy, observe
+from vsmmon.analyse.forecast import smape
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)

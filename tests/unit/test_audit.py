@@ -6,7 +6,8 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 
-from vsmmon.audit import CANARY_TASK, Candidate, Said, Seen, canaries_run, judge, pick
+from vsmmon.health.audit import Candidate, Said, Seen, canaries_run, judge, pick
+from vsmmon.names import CANARY_TASK
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

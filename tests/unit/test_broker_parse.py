@@ -10,8 +10,7 @@ import pytest
 from kombu.transport.redis import PRIORITY_STEPS as KOMBU_PRIORITY_STEPS
 from kombu.transport.redis import Channel as KombuRedisChannel
 
-from vsmmon.errors import InvalidInput
-from vsmmon.sources.broker import (
+from vsmmon.collect.broker import (
     PRIORITY_STEPS,
     SENT_AT_HEADER,
     SEPARATOR,
@@ -21,6 +20,7 @@ from vsmmon.sources.broker import (
     priority_keys,
     queue_probe,
 )
+from vsmmon.errors import InvalidInput
 
 
 def envelope(headers: Any) -> bytes:

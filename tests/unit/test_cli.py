@@ -58,7 +58,7 @@ def test_unknown_role_is_a_usage_error() -> None:
 def test_actions_and_decisions_print_a_line_or_two_each_or_json(capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from vsmmon.cli_alerts import _history
+    from vsmmon.cli.alerts import _history
 
     action = {"at": "2026-11-27T03:00:00+00:00", "action": "pool_grow", "target": "celery@w1", "params": {"n": 2},
               "dry_run": True, "effective": None, "reason": "queue emails short of capacity"}  # fmt: skip

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from vsmmon.collector import MAX_METRICS_PER_AGENT, clean_metrics, collect, parse_worker_reply
+from vsmmon.collect.collector import MAX_METRICS_PER_AGENT, clean_metrics, collect, parse_worker_reply
 from vsmmon.models import AgentKind, AgentReport
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -85,7 +85,7 @@ def test_a_report_refuses_non_finite_values() -> None:
 
 
 def test_queues_become_reports_with_consumers_counted_from_worker_replies_where_the_broker_cannot() -> None:
-    from vsmmon.sources.broker import QueueStats
+    from vsmmon.collect.broker import QueueStats
 
     c = collect(
         collection_id=uuid.uuid4(),

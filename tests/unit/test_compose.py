@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from vsmmon import queues
-from vsmmon.cli import build_parser
+from vsmmon import names
+from vsmmon.cli.main import build_parser
 from vsmmon.config import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def env_names(service: dict[str, Any]) -> set[str]:
 
 def test_the_file_has_the_whole_deployment() -> None:
     roles = {s["command"][2] for s in OURS.values() if s.get("command", [None])[:1] == ["worker"]}
-    assert roles == set(queues.ROLES) - {"all"}  # one service per role
+    assert roles == set(names.ROLES) - {"all"}  # one service per role
     assert {"postgres", "redis", "migrate", "beat", "web", "flower", "demo-fleet"} <= set(SERVICES)
     assert SERVICES["migrate"]["command"] == ["db", "upgrade"]
 

@@ -6,16 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon import alerts
-from vsmmon.alerts import Alert, Severity, Signal
-from vsmmon.control import ControlPolicy, WorkerView, effective, plan
+from vsmmon.alerts import manager, model
+from vsmmon.alerts.model import Alert, Severity, Signal
+from vsmmon.control.s3 import ControlPolicy, WorkerView, effective, plan
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICY = ControlPolicy(limits={"*": (1, 8), "email": (2, 4)}, max_step=2, cooldown_s=300)
 
 
 def firing(signal: Signal) -> Alert:
-    state, notes, _, _ = alerts.step(alerts.AlertState(), [signal], NOW)
+    state, notes, _, _ = manager.step(model.AlertState(), [signal], NOW)
     return notes[0].alert if notes else next(iter(state.alerts.values()))
 
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vsmmon.forecast import HORIZONS_S, capacity_plan, forecast, smape, time_to_limit
-from vsmmon.simulator import MB, MEMORY_LIMIT_BYTES, SimAgent, metrics_at
+from vsmmon.agent.simulator import MB, MEMORY_LIMIT_BYTES, SimAgent, metrics_at
+from vsmmon.analyse.forecast import HORIZONS_S, capacity_plan, forecast, smape, time_to_limit
 
 T_975_DF10 = 2.228138852  # published table value, independent of vsmmon.trends
 

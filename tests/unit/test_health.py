@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.assessment import PreviousState, evaluate, learned_capacity
-from vsmmon.health import MB, AgentInputs, agent_health, memory_factor, queue_factor, s1, task_factor
-from vsmmon.systems import (
+from vsmmon.health.agents import MB, AgentInputs, agent_health, memory_factor, queue_factor, s1, task_factor
+from vsmmon.health.assessment import PreviousState, evaluate, learned_capacity
+from vsmmon.health.systems import (
     ControlInputs,
     QueueFlow,
     drain_score,
@@ -19,7 +19,7 @@ from vsmmon.systems import (
     s3,
     s5,
 )
-from vsmmon.viability import HealthState, ViabilityState
+from vsmmon.health.viability import HealthState, ViabilityState
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 

@@ -3,12 +3,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vsmmon.sources.hostlock import HostReporterLock
+from vsmmon.agent.hostlock import HostReporterLock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from vsmmon.sources.hostlock import HostReporterLock
+from vsmmon.agent.hostlock import HostReporterLock
 lock = HostReporterLock(Path(sys.argv[1]))
 print(lock.held(), flush=True)
 time.sleep(30)

@@ -1,7 +1,7 @@
 import pytest
 
 from tests.store_contract import StoreContract
-from vsmmon.storage.memory import MemoryStore
+from vsmmon.store.memory import MemoryStore
 
 
 class TestMemoryStore(StoreContract):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from vsmmon import alerts
-from vsmmon.alerts import Alert, Severity, Signal
-from vsmmon.policy import Standing, decide
+from vsmmon.alerts import manager, model
+from vsmmon.alerts.model import Alert, Severity, Signal
+from vsmmon.control.s5 import Standing, decide
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def firing(signal: Signal) -> Alert:
-    _, notes, _, _ = alerts.step(alerts.AlertState(), [signal], NOW)
+    _, notes, _, _ = manager.step(model.AlertState(), [signal], NOW)
     return notes[0].alert
 
 

@@ -3,10 +3,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.forecast import capacity_plan, time_to_limit
-from vsmmon.recommend import Recommendation, dedupe, format_duration, recommend_for_capacity, recommend_for_memory
-from vsmmon.simulator import MB, MEMORY_LIMIT_BYTES, SimAgent, metrics_at
-from vsmmon.trends import LinearFit, fit_line
+from vsmmon.agent.simulator import MB, MEMORY_LIMIT_BYTES, SimAgent, metrics_at
+from vsmmon.analyse.forecast import capacity_plan, time_to_limit
+from vsmmon.analyse.recommend import (
+    Recommendation,
+    dedupe,
+    format_duration,
+    recommend_for_capacity,
+    recommend_for_memory,
+)
+from vsmmon.analyse.trends import LinearFit, fit_line
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -99,7 +105,7 @@ def test_format_duration(seconds: float, text: str) -> None:
 
 
 def test_a_pool_grow_becomes_one_remote_control_action_per_consumer_smallest_pools_first() -> None:
-    from vsmmon.recommend import for_consumers
+    from vsmmon.analyse.recommend import for_consumers
 
     rec = recommend_for_capacity("emails", capacity_plan(30.0, 2.0, 600.0, 8, 60.0), NOW)  # +12 slots
     assert rec is not None

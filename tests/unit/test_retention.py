@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from vsmmon.config import load_settings
-from vsmmon.retention import Partition, Policy, floor_to, partition_name, plan, policies
+from vsmmon.store.retention import Partition, Policy, floor_to, partition_name, plan, policies
 
 NOW = datetime(2026, 11, 26, 12, 34, 56, tzinfo=UTC)
 H = timedelta(hours=1)

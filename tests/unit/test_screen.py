@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from vsmmon.alert_routing import signals_from_pain
+from vsmmon.alerts.routing import signals_from_pain
+from vsmmon.collect.screen import pain, screen
 from vsmmon.models import AgentKind, AgentReport, Collection
-from vsmmon.screen import pain, screen
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from vsmmon.simulator import LEAK_BYTES_PER_S, MB, PROFILES, SimAgent, fleet, metrics_at, reports_at
+from vsmmon.agent.simulator import LEAK_BYTES_PER_S, MB, PROFILES, SimAgent, fleet, metrics_at, reports_at
 
 
 def agent(profile: str) -> SimAgent:

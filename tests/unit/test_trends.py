@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vsmmon.trends import (
+from vsmmon.analyse.trends import (
     Direction,
     analyse,
     cusum,

@@ -2,13 +2,13 @@
 
 import pytest
 
-from vsmmon.viability import (
+from vsmmon.health.viability import (
     HealthState as H,
 )
-from vsmmon.viability import (
+from vsmmon.health.viability import (
     ViabilityState as V,
 )
-from vsmmon.viability import (
+from vsmmon.health.viability import (
     band,
     band_with_hysteresis,
     overall_health,

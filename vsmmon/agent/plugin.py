@@ -30,10 +30,10 @@ from celery.worker.request import Request
 
 from vsmmon import __version__
 from vsmmon.agent.counters import TaskCounters
-from vsmmon.audit import CANARY_TASK
-from vsmmon.sources.host import HostProbe
-from vsmmon.sources.hostlock import HostReporterLock
-from vsmmon.sources.process import ProcessProbe, runtime_metrics
+from vsmmon.agent.host import HostProbe
+from vsmmon.agent.hostlock import HostReporterLock
+from vsmmon.agent.process import ProcessProbe, runtime_metrics
+from vsmmon.names import CANARY_TASK
 
 SENT_AT_HEADER = "vsm_sent_at"
 _NOT_FAILURES = (Retry, Reject, Ignore, Terminated)

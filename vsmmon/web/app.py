@@ -10,9 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from vsmmon import __version__
+from vsmmon.collect.selfreport import RequestStats, SelfReporter
 from vsmmon.config import Settings
 from vsmmon.errors import BufferUnavailable, StoreUnavailable
-from vsmmon.selfreport import RequestStats, SelfReporter
 from vsmmon.web import (
     dashboard,
     routes_agents,

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from vsmmon.registry import AgentRecord, AgentStatus, visible
+from vsmmon.collect.registry import AgentRecord, AgentStatus, visible
 from vsmmon.web import series as s
 from vsmmon.web.auth import require_token_for_reads
 from vsmmon.web.events import EventHub

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vsmmon.selfreport import RequestStats
+from vsmmon.collect.selfreport import RequestStats
 
 
 class BodyTooLarge(Exception):

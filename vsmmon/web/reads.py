@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from vsmmon.errors import StoreUnavailable
-from vsmmon.storage.base import Store
-from vsmmon.storage.tables import collections, forecasts, health_assessments, trends
+from vsmmon.store._tables import collections, forecasts, health_assessments, trends
+from vsmmon.store.base import Store
 
 T = TypeVar("T")
 ALERT_SEVERITIES = ("info", "warning", "critical")

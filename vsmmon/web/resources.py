@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import redis
 from fastapi import Request
 
+from vsmmon.collect.staging import RedisStaging, Staging
 from vsmmon.config import Settings
-from vsmmon.realtime import RealtimeWindow
-from vsmmon.staging import RedisStaging, Staging
-from vsmmon.storage.base import Store
+from vsmmon.store.base import Store
+from vsmmon.store.realtime import RealtimeWindow
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Resources:
 
 
 def default_resources(settings: Settings) -> Resources:
-    from vsmmon.storage.postgres import PostgresStore, create_engine
+    from vsmmon.store.postgres import PostgresStore, create_engine
 
     client = redis.Redis.from_url(settings.require("redis_url"), socket_timeout=2, socket_connect_timeout=2)
     return Resources(

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
-from vsmmon import alert_desk
-from vsmmon.alert_book import CHANNEL, AlertBook
-from vsmmon.alert_codec import notification_to_dict, plain_row, public_alert, silence_to_dict
+from vsmmon.alerts import desk as alert_desk
+from vsmmon.alerts.book import CHANNEL, AlertBook
+from vsmmon.alerts.codec import notification_to_dict, plain_row, public_alert, silence_to_dict
 from vsmmon.errors import InvalidInput, NotFound, TransientError
-from vsmmon.storage.alert_records import AlertRecords
+from vsmmon.store.alert_records import AlertRecords
 from vsmmon.web.auth import require_token, require_token_for_reads
 from vsmmon.web.resources import Resources, resources
 from vsmmon.web.routes_health_checks import TaskGateway

@@ -25,11 +25,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
-from vsmmon.alert_book import AlertBook
+from vsmmon.alerts.book import AlertBook
+from vsmmon.collect.registry import AgentStatus, visible
+from vsmmon.collect.staging import PREFIX as STAGING_PREFIX
 from vsmmon.errors import StoreUnavailable, TransientError
 from vsmmon.models import RollupProgress
-from vsmmon.registry import AgentStatus, visible
-from vsmmon.staging import PREFIX as STAGING_PREFIX
 from vsmmon.web.auth import require_token_for_reads
 from vsmmon.web.reads import ALERT_SEVERITIES, OPEN_ALERT_STATUSES, Reads
 from vsmmon.web.resources import Resources, resources

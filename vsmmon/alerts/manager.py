@@ -1,0 +1,308 @@
+"""The alert manager: level-triggered signals in, alert lifecycle and notifications out. Pure: `now` is a
+parameter, nothing here does I/O; its values are in `vsmmon.alerts.model`, the formats at the edges in
+`vsmmon.alerts.routing`.
+
+Rules (the numbers are `AlertPolicy` defaults):
+- Identity: fingerprint = hash(type, target, labels). Severity is not part of it: a warning that becomes
+  critical is the same alert. An open alert's severity only rises (the worst the incident reached, so its
+  recovery reaches every route its firing did); it falls only by resolving and firing anew.
+- Signals are level-triggered: a stage reports a condition at every check while it holds (not only on
+  the edge, as `HealthAssessment.alerts` does). Two signals with one fingerprint merge (worst severity).
+- Pending (Prometheus `for`): critical 0 s (fires in the check that sees it: the seed's < 500 ms target),
+  warning and info 30 s (seen in two consecutive 30 s checks). A signal that vanishes while pending
+  closes the alert without a notification, as Prometheus resets `for`.
+- Hysteresis: an absent signal starts a clear period; the alert resolves once clear for 60 s (three clear
+  checks). A signal back within the period cancels it: no resolve / re-fire pair, no new notification.
+- Escalation: a firing, unacknowledged alert rises one level every 900 s (up to 3); level >= 1 adds the
+  "s5" route (S3 -> S5). Acknowledged alerts neither escalate nor remind. A severity rise of an
+  acknowledged alert returns it to firing: the acknowledgement covered the lesser condition.
+- Silences mute notifications only; the lifecycle runs on (a silenced alert still escalates).
+- Cooldown (per fingerprint, across alert instances): no alert notification within 300 s of the last one
+  delivered for that fingerprint, unless its severity is higher than the one then delivered: a worse
+  condition is not a repeat.
+- Hourly cap (sliding 3600 s): an info or warning notification is delivered only while fewer than 20
+  notifications were delivered in the window. The critical rule: a critical is never dropped or held by
+  the cap. It is delivered even past it, flagged `over_cap`, and counts in the window, so criticals use
+  the budget warnings share, never the other way round.
+- Nothing is lost: a held notification stays owed and is delivered as soon as its obstacle lifts (silence
+  gone, cooldown over, window freed), unless the alert is acknowledged or resolved first. It is recorded
+  as `Suppressed` (and a "suppressed" event) each time the reason holding it changes, so a notification
+  held for ten checks counts once, not ten times.
+- Reminders: a still-firing, unacknowledged alert is re-notified 4 h after its last notification
+  (Alertmanager's repeat_interval); `reminder_after_s=None` turns them off.
+- Recovery: on resolve, a recovery goes to the alert's routes when its firing was delivered, past
+  silences, cooldown and cap (not counted in the cap), so no receiver is left with a dangling firing.
+  When the firing never went out, the recovery is recorded as suppressed ("silenced" if a silence
+  matches, else "not_notified").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from uuid import UUID, uuid5
+
+from vsmmon.alerts.model import (
+    CAP_WINDOW_S,
+    DEFAULT_POLICY,
+    Alert,
+    AlertPolicy,
+    AlertState,
+    AlertStatus,
+    Event,
+    Kind,
+    Notification,
+    Reason,
+    Route,
+    Severity,
+    Signal,
+    Silence,
+    Suppressed,
+)
+from vsmmon.errors import NotFound
+from vsmmon.models import utc
+
+_ALERT_IDS = UUID("6f1c3a52-8d0e-4b7a-9c41-2f5e7d9a0b13")  # uuid5 namespace: ids are reproducible on retry
+
+
+def routes_for(alert: Alert, webhook: bool = False) -> tuple[Route, ...]:
+    """Always the dashboard; resource alerts to S3; system-wide criticals and escalated alerts to S5."""
+    routes: list[Route] = ["dashboard"]
+    if alert.resource:
+        routes.append("s3")
+    if (alert.system_wide and alert.severity is Severity.CRITICAL) or alert.escalation_level >= 1:
+        routes.append("s5")
+    if webhook:
+        routes.append("webhook")
+    return tuple(routes)
+
+
+def step(
+    state: AlertState, signals: Sequence[Signal], now: datetime, policy: AlertPolicy = DEFAULT_POLICY
+) -> tuple[AlertState, list[Notification], list[Suppressed], list[Event]]:
+    """Advance every alert to `now` given the signals holding now; decide and record notifications."""
+    now = utc(now)
+    merged: dict[str, Signal] = {}
+    for s in signals:
+        kept = merged.get(s.fingerprint)
+        if kept is None:
+            merged[s.fingerprint] = s
+            continue
+        worst = s if s.severity.rank > kept.severity.rank else kept
+        merged[s.fingerprint] = replace(
+            worst, resource=s.resource or kept.resource, system_wide=s.system_wide or kept.system_wide
+        )
+    events: list[Event] = []
+    advanced = []
+    for fp in sorted(set(state.alerts) | set(merged)):
+        old = state.alerts.get(fp)
+        alert = _advance(old if old is not None else _open(merged[fp], now), merged.get(fp), now, policy, events)
+        advanced.append(alert)
+    delivery = _Delivery(state, now, policy)
+    for alert in sorted(advanced, key=_delivery_order):
+        delivery.decide(alert)
+    final = [_touched(state.alerts.get(a.fingerprint), a, now) for a in delivery.alerts]
+    new = AlertState(
+        alerts={a.fingerprint: a for a in final if a.status is not AlertStatus.RESOLVED},
+        silences=delivery.silences,
+        sent=tuple(delivery.sent[-policy.max_per_hour :]),  # the cap only ever asks: are `max` of them recent?
+        last_sent=delivery.last_sent,
+        closed=tuple(a for a in final if a.status is AlertStatus.RESOLVED),
+    )
+    return new, delivery.notifications, delivery.suppressed, events + delivery.events
+
+
+def acknowledge(state: AlertState, alert: str | UUID, by: str, now: datetime) -> tuple[AlertState, list[Event]]:
+    """Acknowledge an open alert (by fingerprint or id): no escalation, reminders or owed notification after.
+
+    Raises:
+        NotFound: no open alert has that fingerprint or id.
+    """
+    now, found = utc(now), _find(state, alert)
+    if found.status is AlertStatus.ACKNOWLEDGED:
+        return replace(state, closed=()), []
+    acked = replace(found, status=AlertStatus.ACKNOWLEDGED, acknowledged_by=by, updated_at=now,
+                    escalate_at=None, owed=None, held_by=None)  # fmt: skip
+    alerts = {**state.alerts, found.fingerprint: acked}
+    return replace(state, alerts=alerts, closed=()), [Event(found.id, now, "acknowledged", {"by": by})]
+
+
+def resolve(
+    state: AlertState, alert: str | UUID, by: str, now: datetime, policy: AlertPolicy = DEFAULT_POLICY
+) -> tuple[AlertState, list[Notification], list[Suppressed], list[Event]]:
+    """Resolve an open alert by hand, with its recovery; a condition still holding opens a new alert next step.
+
+    Raises:
+        NotFound: no open alert has that fingerprint or id.
+    """
+    now, found = utc(now), _find(state, alert)
+    closed = _close(found, now)
+    events = [Event(found.id, now, "resolved", {"by": by})]
+    delivery = _Delivery(state, now, policy)
+    delivery.decide(closed)
+    alerts = {fp: a for fp, a in state.alerts.items() if fp != found.fingerprint}
+    new = replace(state, alerts=alerts, silences=delivery.silences, closed=(closed,))
+    return new, delivery.notifications, delivery.suppressed, events + delivery.events
+
+
+def add_silence(state: AlertState, silence: Silence) -> AlertState:
+    """The state with `silence` added (replacing one with the same id)."""
+    return replace(state, silences=(*(s for s in state.silences if s.id != silence.id), silence), closed=())
+
+
+def remove_silence(state: AlertState, silence_id: UUID) -> AlertState:
+    """The state without the silence `silence_id` (a no-op when there is none)."""
+    return replace(state, silences=tuple(s for s in state.silences if s.id != silence_id), closed=())
+
+
+def expire_silences(state: AlertState, now: datetime) -> AlertState:
+    """The state without the silences expired at `now` (`step` ignores and drops them too)."""
+    now = utc(now)
+    return replace(state, silences=tuple(s for s in state.silences if s.active(now)), closed=())
+
+
+def changed_alerts(state: AlertState, now: datetime) -> tuple[Alert, ...]:
+    """The alerts the transition at `now` changed: the rows to upsert into `alerts`."""
+    return (*state.closed, *(a for a in state.alerts.values() if a.updated_at == utc(now)))
+
+
+def _find(state: AlertState, ref: str | UUID) -> Alert:
+    for a in state.alerts.values():
+        if str(ref) in (str(a.id), a.fingerprint):
+            return a
+    raise NotFound(f"no open alert with fingerprint or id {ref}")
+
+
+def _open(signal: Signal, now: datetime) -> Alert:
+    fp = signal.fingerprint
+    return Alert(
+        id=uuid5(_ALERT_IDS, f"{fp}|{now.isoformat()}"), fingerprint=fp, type=signal.type, target=signal.target,
+        severity=signal.severity, labels=signal.labels, status=AlertStatus.PENDING, started_at=now, updated_at=now,
+        summary=signal.summary, resource=signal.resource, system_wide=signal.system_wide,
+    )  # fmt: skip
+
+
+def _close(alert: Alert, now: datetime) -> Alert:
+    return replace(alert, status=AlertStatus.RESOLVED, resolved_at=now, updated_at=now, owed=None,
+                   held_by=None, escalate_at=None)  # fmt: skip
+
+
+def _advance(alert: Alert, signal: Signal | None, now: datetime, policy: AlertPolicy, events: list[Event]) -> Alert:
+    """The lifecycle of one alert up to `now`: pending, firing, severity, clearing, escalation, reminders."""
+    if signal is None:
+        if alert.status is AlertStatus.PENDING:
+            events.append(Event(alert.id, now, "resolved", {"by": "cleared while pending"}))
+            return _close(alert, now)
+        clear_since = alert.clear_since or now
+        if (now - clear_since).total_seconds() >= policy.resolve_after_s:
+            events.append(Event(alert.id, now, "resolved", {"by": "condition cleared", "clear_since": clear_since}))
+            return _close(alert, now)
+        alert = replace(alert, clear_since=clear_since)
+    else:
+        raised_from = alert.severity if signal.severity.rank > alert.severity.rank else None
+        severity = signal.severity if raised_from is not None else alert.severity  # only rises while open
+        alert = replace(alert, clear_since=None, summary=signal.summary, resource=signal.resource,
+                        system_wide=signal.system_wide, severity=severity)  # fmt: skip
+        pending_for_s = (now - alert.started_at).total_seconds()
+        fires = alert.status is AlertStatus.PENDING and pending_for_s >= policy.pending_s.get(alert.severity, 0.0)
+        rises = raised_from is not None and alert.status is not AlertStatus.PENDING
+        if fires or rises:
+            escalate_at = alert.escalate_at if alert.status is AlertStatus.FIRING else now + _s(policy.escalate_after_s)
+            alert = replace(alert, status=AlertStatus.FIRING, fired_at=alert.fired_at or now, acknowledged_by=None,
+                            escalate_at=escalate_at, owed="firing", held_by=None)  # fmt: skip
+            detail: dict[str, object] = {"severity": str(alert.severity), "summary": alert.summary,
+                                         "resource": alert.resource, "system_wide": alert.system_wide}  # fmt: skip
+            if rises:
+                detail["raised_from"] = str(raised_from)
+            events.append(Event(alert.id, now, "firing", detail))
+            return alert
+    if alert.status is not AlertStatus.FIRING:
+        return alert
+    due = alert.escalate_at is not None and now >= alert.escalate_at
+    if due and alert.escalation_level < policy.max_escalation_level:
+        level = alert.escalation_level + 1
+        escalate_at = now + _s(policy.escalate_after_s) if level < policy.max_escalation_level else None
+        events.append(Event(alert.id, now, "escalated", {"level": level}))
+        return replace(alert, escalation_level=level, escalate_at=escalate_at, owed="escalation", held_by=None)
+    remind_s, last = policy.reminder_after_s, alert.last_notified_at
+    if alert.owed is None and remind_s is not None and last is not None and (now - last).total_seconds() >= remind_s:
+        return replace(alert, owed="reminder", held_by=None)
+    return alert
+
+
+def _delivery_order(alert: Alert) -> tuple[int, int, datetime, str]:
+    """Recoveries first (they use no budget), then criticals before warnings before info, oldest first."""
+    return (0 if alert.status is AlertStatus.RESOLVED else 1, -alert.severity.rank, alert.started_at, alert.fingerprint)
+
+
+class _Delivery:
+    """The notification decisions of one transition, with the cap window and cooldown memory they update."""
+
+    def __init__(self, state: AlertState, now: datetime, policy: AlertPolicy) -> None:
+        self.now, self.policy = now, policy
+        self.silences = tuple(s for s in state.silences if s.active(now))
+        self.sent = [t for t in state.sent if (now - t).total_seconds() < CAP_WINDOW_S]
+        cooling = policy.cooldown_s
+        self.last_sent = {fp: v for fp, v in state.last_sent.items() if (now - v[0]).total_seconds() < cooling}
+        self.alerts: list[Alert] = []
+        self.notifications: list[Notification] = []
+        self.suppressed: list[Suppressed] = []
+        self.events: list[Event] = []
+
+    def decide(self, alert: Alert) -> None:
+        if alert.status is AlertStatus.RESOLVED:
+            self._recover(alert)
+        elif alert.owed is not None:
+            alert = self._notify(alert, alert.owed)
+        self.alerts.append(alert)
+
+    def _recover(self, alert: Alert) -> None:
+        if alert.fired_at is None:
+            return  # closed while pending: nothing was ever due
+        if alert.last_notified_at is not None:
+            self._deliver(alert, "recovery", over_cap=False)
+        else:
+            silenced = any(s.matches(alert) for s in self.silences)
+            self._hold(alert, "recovery", "silenced" if silenced else "not_notified")
+
+    def _notify(self, alert: Alert, kind: Kind) -> Alert:
+        previous = self.last_sent.get(alert.fingerprint)
+        reason: Reason | None = None
+        if any(s.matches(alert) for s in self.silences):
+            reason = "silenced"
+        elif previous is not None and alert.severity.rank <= previous[1].rank:
+            reason = "cooldown"  # `last_sent` keeps only deliveries inside the cooldown
+        elif alert.severity is not Severity.CRITICAL and len(self.sent) >= self.policy.max_per_hour:
+            reason = "hourly_cap"
+        if reason is not None:
+            if alert.held_by != reason:
+                self._hold(alert, kind, reason)
+            return replace(alert, held_by=reason)
+        over_cap = len(self.sent) >= self.policy.max_per_hour
+        self.sent.append(self.now)
+        self.last_sent[alert.fingerprint] = (self.now, alert.severity)
+        alert = replace(alert, owed=None, held_by=None, last_notified_at=self.now)
+        self._deliver(alert, kind, over_cap)
+        return alert
+
+    def _deliver(self, alert: Alert, kind: Kind, over_cap: bool) -> None:
+        routes = routes_for(alert, self.policy.webhook)
+        self.notifications.append(Notification(alert, kind, routes, self.now, over_cap))
+        detail = {"kind": kind, "routes": list(routes), "severity": str(alert.severity), "over_cap": over_cap}
+        self.events.append(Event(alert.id, self.now, "notified", detail))
+
+    def _hold(self, alert: Alert, kind: Kind, reason: Reason) -> None:
+        self.suppressed.append(Suppressed(alert.id, alert.fingerprint, kind, reason, self.now))
+        self.events.append(Event(alert.id, self.now, "suppressed", {"kind": kind, "reason": reason}))
+
+
+def _touched(old: Alert | None, new: Alert, now: datetime) -> Alert:
+    """`new` with `updated_at = now` when any other field differs from `old`."""
+    if old is not None and replace(new, updated_at=old.updated_at) == old:
+        return old
+    return replace(new, updated_at=now)
+
+
+def _s(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)

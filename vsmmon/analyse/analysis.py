@@ -1,0 +1,134 @@
+"""Analysis stage: trends, forecasts, time to exhaustion, capacity plans and recommendations for the fleet.
+
+Pure: the analysis task reads series from the real-time window and hands them here with the time.
+Series are (seconds since the window start, value) pairs, as `vsmmon.trends` wants them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from vsmmon.analyse.forecast import HORIZONS_S, CapacityPlan, Forecast, capacity_plan, forecast, smape, time_to_limit
+from vsmmon.analyse.recommend import Recommendation, dedupe, for_consumers, recommend_for_capacity, recommend_for_memory
+from vsmmon.analyse.trends import Trend, analyse, fit_line
+
+Series = tuple[Sequence[float], Sequence[float]]  # (ts_s, values)
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySeries:
+    agent_id: str
+    series: Series
+    limit_bytes: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDemand:
+    """A queue's arrivals and drain over the window, and the pool that drains it."""
+
+    name: str
+    arrival_per_s: float
+    drain_per_s: float
+    busy_slots: float
+    backlog: float
+    concurrency: int
+    consumers: tuple[tuple[str, int], ...] = ()  # (worker hostname, pool size): where S3 sends the adjustment
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResult:
+    at: datetime
+    trends: tuple[tuple[str, str, int, Trend], ...]  # (agent, metric, window_s, trend)
+    forecasts: tuple[tuple[str, str, Forecast], ...]  # (agent, metric, forecast)
+    exhaustion_s: Mapping[str, float | None]  # "memory:<agent>" / "backlog:<queue>" -> seconds, None: not approaching
+    plans: Mapping[str, CapacityPlan]
+    recommendations: tuple[Recommendation, ...]
+
+
+def analyse_fleet(
+    now: datetime,
+    memory: Sequence[MemorySeries],
+    series: Mapping[tuple[str, str, int], Series],
+    queues: Sequence[QueueDemand],
+    *,
+    drain_target_s: float = 60.0,
+) -> AnalysisResult:
+    """Everything the prediction and recommendation engines say about the fleet at `now`."""
+    trends = [(agent, metric, window, t) for (agent, metric, window), (ts, vs) in series.items()
+              if (t := analyse(ts, vs)) is not None]  # fmt: skip
+    forecasts: list[tuple[str, str, Forecast]] = []
+    exhaustion: dict[str, float | None] = {}
+    recommendations: list[Recommendation] = []
+    for m in memory:
+        ts, vs = m.series
+        if len(vs) < 2 or len(set(ts)) < 2:
+            continue
+        # one least-squares fit serves the time to the limit, the forecasts and the advice (the memory trend is
+        # not stored: Holt, anomaly and change point of an hour of points would cost more than all the rest)
+        fit = fit_line(ts, vs)
+        tte = time_to_limit(ts, vs, m.limit_bytes, fit=fit)
+        exhaustion[f"memory:{m.agent_id}"] = tte
+        forecasts += [(m.agent_id, "memory_bytes", f) for h in HORIZONS_S
+                      if (f := forecast(ts, vs, h, fit=fit)) is not None]  # fmt: skip
+        if (rec := recommend_for_memory(m.agent_id, fit, tte, m.limit_bytes, now)) is not None:
+            recommendations.append(rec)
+    plans: dict[str, CapacityPlan] = {}
+    for q in queues:
+        if q.drain_per_s <= 0 or q.concurrency <= 0:
+            continue
+        plan = capacity_plan(q.arrival_per_s, q.drain_per_s / max(q.busy_slots, 1.0), q.backlog, q.concurrency,
+                             drain_target_s)  # fmt: skip
+        plans[q.name] = plan
+        if (rec := recommend_for_capacity(q.name, plan, now)) is not None:
+            recommendations += for_consumers(rec, q.name, q.consumers)
+    return AnalysisResult(now, tuple(trends), tuple(forecasts), exhaustion, plans, tuple(dedupe(recommendations)))
+
+
+@dataclass(frozen=True, slots=True)
+class DueForecast:
+    """A stored forecast: made `at` for `horizon_s` later (its due time), not yet compared with what happened."""
+
+    at: datetime
+    agent_id: str
+    metric: str
+    horizon_s: int
+    value: float
+
+    @property
+    def due_at(self) -> datetime:
+        return self.at + timedelta(seconds=self.horizon_s)
+
+
+def observe(
+    due: Sequence[DueForecast],
+    observed: Mapping[tuple[str, str], Sequence[tuple[float, float]]],
+    tolerance_s: float,
+) -> list[tuple[DueForecast, float]]:
+    """Each due forecast with the value observed nearest its due time (within `tolerance_s`); unseen ones left out.
+
+    `observed` holds (Unix seconds, value) points in time order for each (agent, metric).
+    """
+    # A forecast extrapolates from the series' last sample, at most one collection interval before `at`, so its
+    # target time is within one interval of `due_at`: the nearest observation within that tolerance is its truth.
+    scored = []
+    for f in due:
+        points = observed.get((f.agent_id, f.metric), ())
+        due_s = f.due_at.timestamp()
+        i = bisect.bisect_left(points, (due_s,))
+        near = [points[j] for j in (i - 1, i) if 0 <= j < len(points)]
+        if not near:
+            continue
+        t, value = min(near, key=lambda p: abs(p[0] - due_s))
+        if abs(t - due_s) <= tolerance_s:
+            scored.append((f, value))
+    return scored
+
+
+def accuracy(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """sMAPE of (predicted, actual) pairs, in [0, 1]; None without any."""
+    if not pairs:
+        return None
+    return smape([a for _, a in pairs], [p for p, _ in pairs])

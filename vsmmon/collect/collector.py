@@ -1,0 +1,151 @@
+"""Collection stage: turn what the host probe and the workers answered into one `Collection`.
+
+Pure: the Celery task does the broadcast and hands the replies here with the clock reading.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from vsmmon.collect.broker import QueueStats
+from vsmmon.models import AgentKind, AgentReport, Collection, utc
+
+MAX_METRICS_PER_AGENT = 500
+MAX_NAME_LENGTH = 120
+
+
+def collect(
+    *,
+    collection_id: UUID,
+    now: datetime,
+    duration_ms: float,
+    host_reports: Iterable[AgentReport],
+    worker_replies: Mapping[str, Any],
+    expected_workers: Iterable[str] = (),
+    pushed_reports: Iterable[AgentReport] = (),
+    queue_stats: Iterable[QueueStats] = (),
+    queue_errors: Mapping[str, str] | None = None,
+    interval_s: float = 5.0,
+) -> Collection:
+    """Build the collection of one cycle.
+
+    `worker_replies` maps a worker's hostname to its `vsm_metrics` reply; a worker in
+    `expected_workers` that did not answer is listed as unreachable. `pushed_reports` are what
+    pushed agents sent since the last cycle, oldest first: the latest of each agent is kept.
+    `queue_stats` and `queue_errors` are what the broker probes read, one report per queue.
+    """
+    reports = list(host_reports)
+    workers = [parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items())]
+    reports.extend(workers)
+    reports.extend(host_report(reply) for reply in worker_replies.values() if _reports_host(reply))
+    reports.extend(queue_reports(queue_stats, workers, queue_errors or {}))
+    latest_pushed = {r.agent_id: r for r in pushed_reports}
+    reports.extend(latest_pushed[agent_id] for agent_id in sorted(latest_pushed))
+    unique: dict[str, AgentReport] = {}
+    for report in reports:  # the first report of an id wins: a pushed agent cannot shadow a worker
+        unique.setdefault(report.agent_id, report)
+    unreachable = tuple(sorted(set(expected_workers) - set(worker_replies)))
+    return Collection(collection_id, utc(now), duration_ms, tuple(unique.values()), unreachable, interval_s)
+
+
+def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
+    """Read one worker's `vsm_metrics` reply; a malformed part becomes an error entry, not an exception."""
+    if not isinstance(reply, Mapping):
+        return AgentReport(hostname, AgentKind.CELERY_WORKER, "", errors={"reply": _describe(reply)})
+    raw_errors = reply.get("errors")
+    errors = {str(k)[:MAX_NAME_LENGTH]: str(v)[:500] for k, v in _mapping(raw_errors).items()}
+    metrics, problems = clean_metrics({**_mapping(reply.get("metrics")), **task_metrics(reply.get("tasks"))})
+    if not isinstance(reply.get("metrics"), Mapping):
+        problems["metrics"] = _describe(reply.get("metrics"))
+    errors.update(problems)
+    queues = reply.get("queues")
+    return AgentReport(
+        agent_id=hostname,
+        kind=AgentKind.CELERY_WORKER,
+        host=str(reply.get("host", ""))[:MAX_NAME_LENGTH],
+        metrics=metrics,
+        version=str(reply.get("version", ""))[:MAX_NAME_LENGTH],
+        errors=errors,
+        queues=tuple(sorted(str(q)[:MAX_NAME_LENGTH] for q in queues)) if isinstance(queues, list) else (),
+        config_hash=str(reply.get("config_hash", ""))[:64],
+    )
+
+
+def _reports_host(reply: Any) -> bool:
+    return isinstance(reply, Mapping) and isinstance(reply.get("host_metrics"), Mapping)
+
+
+def host_report(reply: Mapping[str, Any]) -> AgentReport:
+    """The host section a host's elected worker adds to its reply, as the host's own report."""
+    host = str(reply.get("host", ""))[:MAX_NAME_LENGTH]
+    section = reply["host_metrics"]
+    metrics, problems = clean_metrics(section.get("metrics"))
+    errors = {str(k)[:MAX_NAME_LENGTH]: str(v)[:500] for k, v in _mapping(section.get("errors")).items()}
+    return AgentReport(f"host:{host}", AgentKind.HOST, host, metrics, errors={**errors, **problems})
+
+
+def task_metrics(raw: Any) -> dict[str, Any]:
+    """Per-task-name figures of a reply (`{name: {metric: value}}`) as flat `task.NAME.METRIC` names."""
+    flat: dict[str, Any] = {}
+    for name, figures in _mapping(raw).items():
+        for metric, value in _mapping(figures).items():
+            flat[f"task.{name}.{metric}"] = value
+    return flat
+
+
+def _mapping(value: Any) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def clean_metrics(raw: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """Keep the finite numeric metrics of `raw`; say why each other entry was dropped."""
+    if not isinstance(raw, Mapping):
+        return {}, {"metrics": _describe(raw)}
+    metrics: dict[str, float] = {}
+    problems: dict[str, str] = {}
+    for name, value in raw.items():
+        key = str(name)[:MAX_NAME_LENGTH]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems[f"metric:{key}"] = f"expected a number, got {type(value).__name__}"
+        elif not math.isfinite(value):
+            problems[f"metric:{key}"] = f"expected a finite number, got {value}"
+        elif len(metrics) >= MAX_METRICS_PER_AGENT:
+            problems["metrics"] = f"more than {MAX_METRICS_PER_AGENT} metrics; the rest were dropped"
+            break
+        else:
+            metrics[key] = float(value)
+    return metrics, problems
+
+
+def _describe(value: Any) -> str:
+    return f"expected an object, got {type(value).__name__}"
+
+
+def queue_reports(
+    stats: Iterable[QueueStats], workers: Iterable[AgentReport], errors: Mapping[str, str]
+) -> list[AgentReport]:
+    """One report per queue (`queue:<name>`): depth, consumers, oldest message age, depth per priority.
+
+    Where the broker cannot count consumers (Redis), the workers whose replies name the queue are counted.
+    """
+    consuming: dict[str, int] = {}
+    for worker in workers:
+        for name in worker.queues:
+            consuming[name] = consuming.get(name, 0) + 1
+    reports = []
+    for s in stats:
+        metrics = {"messages": float(s.messages)}
+        metrics["consumers"] = float(s.consumers if s.consumers is not None else consuming.get(s.name, 0))
+        if s.oldest_age_s is not None:
+            metrics["oldest_age_s"] = s.oldest_age_s
+        metrics.update({f"messages_priority_{step}": float(n) for step, n in s.by_priority.items()})
+        reports.append(AgentReport(f"queue:{s.name}", AgentKind.QUEUE, "", metrics))
+    reports.extend(
+        AgentReport(f"queue:{name}", AgentKind.QUEUE, "", errors={"broker": problem})
+        for name, problem in sorted(errors.items())
+    )
+    return reports

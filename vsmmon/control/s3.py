@@ -1,0 +1,172 @@
+"""S3, control: what to do about a resource alert, as a bounded plan; and whether an action helped. Pure.
+
+S3's actuators are Celery's remote-control commands. Which one, by alert:
+- a worker saturated (bottleneck, factor "queue") or S3's own score low (headroom): grow the pool of that
+  worker (for S3's score: the most saturated worker that has room);
+- a queue backlog not draining (bottleneck on "queue NAME"): grow the consumer of that queue with the most
+  room under its bound;
+- a worker's memory near its limit (bottleneck, factor "memory"): shrink its pool by one (fewer children,
+  less memory);
+- a resource adjustment recommended by the analysis stage: its command (pool_grow, pool_shrink,
+  autoscale) on its target, with S3's own bounds.
+`pool_grow` / `pool_shrink` work on the prefork pool only; a worker started with `--autoscale` refuses them
+(Celery: "Adjust autoscale range instead"), so S3 moves its autoscale range instead. Other pools get no
+action, recorded with the reason.
+
+Bounds (policy): min and max pool size per queue (`VSMMON_CONTROL_LIMITS`, a worker gets the tightest
+bounds of the queues it consumes), at most `max_step` processes per action, one action per target per
+`cooldown_s`, and dry-run (plan and record, apply nothing). S5 may hold S3 (after S3's actions failed).
+
+Efficacy: each action names the signal it should move (a worker's saturation or memory, a queue's
+backlog) and the way; checked `verify_after_s` later, it helped when the signal moved that way, or when
+its alert has resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from vsmmon.alerts.model import Alert
+
+Action = Literal["pool_grow", "pool_shrink", "autoscale", "none"]
+Want = Literal["down", "up"]
+PREFORK = "prefork"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    """A worker as inspect `stats` and the last collection show it."""
+
+    hostname: str
+    pool: str  # "prefork", "threads", "solo", ...
+    processes: int
+    queues: tuple[str, ...] = ()
+    autoscale: tuple[int, int] | None = None  # (max, min) when the worker autoscales
+    saturation: float | None = None  # active / processes, last collected
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPolicy:
+    limits: Mapping[str, tuple[int, int]] = field(default_factory=lambda: {"*": (1, 16)})
+    max_step: int = 2
+    cooldown_s: float = 300.0
+    dry_run: bool = False
+
+    def bounds(self, queues: Sequence[str]) -> tuple[int, int]:
+        """(min, max) pool size: the tightest bounds of the queues the worker consumes."""
+        found = [self.limits[q] for q in queues if q in self.limits] or [self.limits.get("*", (1, 16))]
+        return max(lo for lo, _ in found), min(hi for _, hi in found)
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """The signal an action should move: `metric` of `agent_id` ("saturation" = active / concurrency)."""
+
+    agent_id: str
+    metric: str
+    want: Want
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    action: Action
+    destination: str | None
+    params: Mapping[str, int]
+    reason: str
+    watch: Watch | None = None
+    expected_processes: int | None = None  # what inspect stats should show after the action
+
+
+def plan(
+    alert: Alert,
+    kind: str,
+    workers: Sequence[WorkerView],
+    last_action: Mapping[str, datetime],
+    *,
+    now: datetime,
+    policy: ControlPolicy,
+    held_by: str | None = None,
+) -> Plan:
+    """The action S3 takes for one notification about `alert`, or why it takes none."""
+    if kind == "recovery":
+        return _none(f"{alert.type} on {alert.target} recovered: nothing to do")
+    if held_by:
+        return _none(f"S5 holds S3's actions: {held_by}")
+    intent = _intent(alert, workers)
+    if isinstance(intent, str):
+        return _none(intent)
+    direction, worker, watch = intent
+    if worker.pool != PREFORK:
+        return _none(f"{worker.hostname} runs the {worker.pool} pool: only prefork pools grow and shrink")
+    last = last_action.get(worker.hostname)
+    if last is not None and (now - last).total_seconds() < policy.cooldown_s:
+        return _none(f"{worker.hostname} was adjusted {(now - last).total_seconds():.0f} s ago "
+                     f"(cooldown {policy.cooldown_s:.0f} s)")  # fmt: skip
+    lo, hi = policy.bounds(worker.queues)
+    why = f"{alert.severity} {alert.type} on {alert.target}: {alert.summary}".rstrip(": ")
+    if worker.autoscale is not None:
+        top, bottom = worker.autoscale
+        new_top = min(hi, top + policy.max_step) if direction == "grow" else max(lo, top - 1, bottom)
+        if new_top == top:
+            return _none(f"{worker.hostname} autoscale max {top} is at its bound ({lo}..{hi})")
+        params = {"max": new_top, "min": min(bottom, new_top)}
+        return Plan("autoscale", worker.hostname, params, f"{why}; autoscale max {top} -> {new_top}", watch)
+    if direction == "grow":
+        n = min(policy.max_step, hi - worker.processes)
+        if n <= 0:
+            return _none(f"{worker.hostname} has {worker.processes} processes, its maximum ({hi})")
+        reason = f"{why}; pool {worker.processes} -> {worker.processes + n} (max {hi})"
+        return Plan("pool_grow", worker.hostname, {"n": n}, reason, watch, worker.processes + n)
+    n = min(1, worker.processes - lo)
+    if n <= 0:
+        return _none(f"{worker.hostname} has {worker.processes} processes, its minimum ({lo})")
+    reason = f"{why}; pool {worker.processes} -> {worker.processes - n} (min {lo})"
+    return Plan("pool_shrink", worker.hostname, {"n": n}, reason, watch, worker.processes - n)
+
+
+def effective(want: Want, before: float | None, after: float | None, resolved: bool) -> bool:
+    """Did the action help: its alert resolved, or its signal moved the intended way."""
+    if resolved:
+        return True
+    if before is None or after is None:
+        return False
+    return after < before if want == "down" else after > before
+
+
+def _none(reason: str) -> Plan:
+    return Plan("none", None, {}, reason)
+
+
+def _intent(alert: Alert, workers: Sequence[WorkerView]) -> tuple[str, WorkerView, Watch] | str:
+    """(grow | shrink, the worker, the signal to watch), or why there is nothing to act on."""
+    by_name = {w.hostname: w for w in workers}
+    factor = alert.labels.get("factor", "")
+    command = alert.labels.get("command", "")
+    target = alert.target
+    if alert.type == "resource_adjustment" and command not in ("pool_grow", "pool_shrink", "autoscale"):
+        return f"S3 has no actuator for the recommended command {command!r}"
+    shrink = factor == "memory" or command == "pool_shrink"
+    if target.startswith("queue "):
+        queue = target.removeprefix("queue ")
+        consumers = [w for w in workers if queue in w.queues and w.pool == PREFORK]
+        if not consumers:
+            return f"no live prefork worker consumes queue {queue}"
+        chosen = min(consumers, key=lambda w: (w.processes, w.hostname))  # the most room under equal bounds
+        return ("shrink" if shrink else "grow"), chosen, Watch(f"queue:{queue}", "messages", "down")
+    if alert.type == "system_health" and target == "S3":
+        busy = [w for w in workers if w.saturation is not None and w.pool == PREFORK]
+        if not busy:
+            return "no live prefork worker reports its saturation"
+        chosen = max(busy, key=lambda w: (w.saturation or 0.0, w.hostname))
+        return "grow", chosen, Watch(chosen.hostname, "saturation", "down")
+    if alert.type in ("bottleneck", "resource_adjustment") and target in by_name:
+        worker = by_name[target]
+        if shrink:
+            return "shrink", worker, Watch(worker.hostname, "rss_bytes", "down")
+        return "grow", worker, Watch(worker.hostname, "saturation", "down")
+    if alert.type in ("bottleneck", "resource_adjustment"):
+        return f"{target} is not a live worker S3 can adjust"
+    return f"S3 has no actuator for {alert.type} alerts"

@@ -1,0 +1,172 @@
+"""The health assessment: agents, S1-S5, overall health and viability, with state carried between checks.
+
+`evaluate` is pure: the health task gathers the inputs, passes the previous check's state, and stores
+the result. Choices beyond `vsm-model.md`:
+- expected capacity, when not configured, is learned: it follows the live capacity up at once and
+  down slowly (time constant 1 h), so losing half the fleet shows as lost availability for hours,
+  while a deliberate scale-down is accepted within a few;
+- algedonic pain (straight to S5): a queue with a backlog and no live consumer, an unreachable
+  broker, a fleet error rate over 50 %, or viability falling by more than 0.1 since the last check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from vsmmon.health.agents import AgentHealth, AgentInputs, agent_health, capacity_of, s1
+from vsmmon.health.systems import ControlInputs, QueueFlow, SystemHealth, s2, s3, s4, s5
+from vsmmon.health.viability import (
+    DEFAULT_WEIGHTS,
+    HealthState,
+    ViabilityState,
+    band_with_hysteresis,
+    overall_health,
+    state_alert,
+    viability,
+    viability_alert,
+    viability_state,
+)
+
+EXPECTED_CAPACITY_TIME_CONSTANT_S = 3600.0
+FAST_DROP = 0.1
+PAIN_ERROR_RATE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousState:
+    """What one check hands to the next."""
+
+    at: datetime
+    states: Mapping[str, HealthState]
+    viability: float
+    viability_state: ViabilityState
+    expected_capacity: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthAssessment:
+    at: datetime
+    agents: tuple[AgentHealth, ...]
+    systems: Mapping[str, SystemHealth]
+    states: Mapping[str, HealthState]
+    overall: float | None
+    viability: float
+    viability_state: ViabilityState
+    alert: str | None
+    algedonic: tuple[str, ...]
+    bottlenecks: tuple[str, ...]
+    indicators: Mapping[str, float]
+    expected_capacity: float
+    agent_states: Mapping[str, HealthState] = field(default_factory=dict)
+    alerts: tuple[tuple[str, str], ...] = ()  # (subject: S1..S5 or viability, critical|warning|recovery)
+
+    def carry(self) -> PreviousState:
+        return PreviousState(self.at, self.states, self.viability, self.viability_state, self.expected_capacity)
+
+
+def learned_capacity(live: float, previous: PreviousState | None, now: datetime) -> float:
+    """Up at once, down with a 1 h time constant."""
+    if previous is None or previous.expected_capacity is None or live >= previous.expected_capacity:
+        return live
+    step = min(1.0, max(0.0, (now - previous.at).total_seconds()) / EXPECTED_CAPACITY_TIME_CONSTANT_S)
+    return previous.expected_capacity + (live - previous.expected_capacity) * step
+
+
+def evaluate(
+    now: datetime,
+    agents: Sequence[AgentInputs],
+    queues: Sequence[QueueFlow],
+    control: ControlInputs,
+    previous: PreviousState | None = None,
+    *,
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    expected_capacity: float | None = None,
+    broker_errors: Sequence[str] = (),
+    margin: float = 0.05,
+) -> HealthAssessment:
+    """One assessment of the whole system at `now`."""
+    healths = {a.agent_id: agent_health(a) for a in agents}
+    live_capacity = sum(capacity_of(a) for a in agents if a.live)
+    expected = expected_capacity or learned_capacity(live_capacity, previous, now)
+    s1_factor = s1(list(agents), healths, expected)
+    systems = {
+        "S1": SystemHealth("S1", s1_factor.score, (s1_factor,)),
+        "S2": s2(queues, control),
+        "S3": s3(queues, control),
+        "S4": s4(control),
+        "S5": s5(control),
+    }
+    before = previous.states if previous else {}
+    states = {name: band_with_hysteresis(sh.score, before.get(name), margin) for name, sh in systems.items()}
+    scores = {name: sh.score for name, sh in systems.items()}
+    value = viability(states, scores, weights)
+    v_state = viability_state(value, previous.viability_state if previous else None, margin)
+    indicators = performance_indicators(agents, control)
+    v_alert = viability_alert(previous.viability_state if previous else None, v_state)
+    alerts = [(name, kind) for name in states if (kind := state_alert(before.get(name), states[name]))]
+    if v_alert:
+        alerts.append(("viability", v_alert))
+    return HealthAssessment(
+        at=now,
+        agents=tuple(healths[a.agent_id] for a in agents),
+        systems=systems,
+        states=states,
+        overall=overall_health(scores, weights),
+        viability=value,
+        viability_state=v_state,
+        alert=v_alert,
+        algedonic=pain(queues, indicators, broker_errors, value, previous),
+        bottlenecks=bottlenecks(healths, queues),
+        indicators=indicators,
+        expected_capacity=expected,
+        agent_states={agent_id: band_with_hysteresis(h.score, None) for agent_id, h in healths.items()},
+        alerts=tuple(alerts),
+    )
+
+
+def performance_indicators(agents: Sequence[AgentInputs], control: ControlInputs) -> dict[str, float]:
+    """Fleet throughput and error rate over the window, utilisation, worst p95."""
+    ok = sum(a.succeeded_in_window or 0 for a in agents)
+    failed = sum(a.failed_in_window or 0 for a in agents)
+    figures = {"tasks_succeeded": ok, "tasks_failed": failed, "live_agents": float(sum(a.live for a in agents))}
+    if ok + failed > 0:
+        figures["error_rate"] = failed / (ok + failed)
+    if control.concurrency_total > 0:
+        figures["utilisation"] = control.active_total / control.concurrency_total
+    p95s = [a.metrics["task_runtime_p95_s"] for a in agents if "task_runtime_p95_s" in a.metrics]
+    if p95s:
+        figures["worst_task_runtime_p95_s"] = max(p95s)
+    return figures
+
+
+def pain(
+    queues: Sequence[QueueFlow],
+    indicators: Mapping[str, float],
+    broker_errors: Sequence[str],
+    value: float,
+    previous: PreviousState | None,
+) -> tuple[str, ...]:
+    """Algedonic signals: hard conditions that bypass S3 and go straight to S5."""
+    signals = [f"queue {q.name} has {q.backlog:.0f} messages and no live consumer" for q in queues
+               if q.backlog > 0 and not q.consumer_saturations]  # fmt: skip
+    signals += [f"broker unreachable: {e}" for e in broker_errors]
+    if indicators.get("error_rate", 0.0) > PAIN_ERROR_RATE:
+        signals.append(f"fleet error rate {indicators['error_rate']:.0%} over 50 %")
+    if previous is not None and value < previous.viability - FAST_DROP:
+        signals.append(f"viability fell from {previous.viability:.2f} to {value:.2f} since the last check")
+    return tuple(signals)
+
+
+def bottlenecks(healths: Mapping[str, AgentHealth], queues: Sequence[QueueFlow]) -> tuple[str, ...]:
+    """Agents whose memory or saturation factor is below 1, queues that are not draining."""
+    found = []
+    for agent_id, h in healths.items():
+        for f in h.factors:
+            if f.name in {"memory", "queue"} and f.score is not None and f.score < 1.0:
+                found.append(f"{agent_id}: {f.name} {f.score:.2f}")
+    for q in queues:
+        if q.backlog > 0 and q.in_per_s is not None and q.out_per_s is not None and q.out_per_s <= q.in_per_s:
+            found.append(f"queue {q.name}: backlog {q.backlog:.0f} not draining")
+    return tuple(found)

@@ -1,0 +1,110 @@
+"""JSON form of a health assessment (API, CLI, Flower, dashboard), and its storage rows."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from vsmmon.health.agents import Factor
+from vsmmon.health.assessment import HealthAssessment, PreviousState
+from vsmmon.health.viability import HealthState, ViabilityState
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, 6)
+
+
+def _inputs(inputs: Any) -> dict[str, Any]:
+    return {k: (_num(v) if isinstance(v, float) else v) for k, v in dict(inputs).items()}
+
+
+def factor_to_dict(f: Factor) -> dict[str, Any]:
+    return {"name": f.name, "score": _num(f.score), "inputs": _inputs(f.inputs)}
+
+
+def assessment_to_dict(a: HealthAssessment, *, agents: bool = True) -> dict[str, Any]:
+    """Every score with the factors and inputs it came from."""
+    body: dict[str, Any] = {
+        "at": a.at.isoformat(),
+        "viability": _num(a.viability),
+        "viability_state": a.viability_state.value,
+        "overall_health": _num(a.overall),
+        "alert": a.alert,
+        "alerts": [{"subject": subject, "kind": kind} for subject, kind in a.alerts],
+        "algedonic": list(a.algedonic),
+        "bottlenecks": list(a.bottlenecks),
+        "indicators": _inputs(a.indicators),
+        "expected_capacity": _num(a.expected_capacity),
+        "systems": {
+            name: {
+                "score": _num(s.score),
+                "state": a.states[name].value,
+                "factors": [factor_to_dict(f) for f in s.factors],
+            }
+            for name, s in a.systems.items()
+        },
+    }
+    if agents:
+        body["agents"] = [
+            {
+                "agent_id": h.agent_id,
+                "score": _num(h.score),
+                "state": a.agent_states[h.agent_id].value,
+                "factors": [factor_to_dict(f) for f in h.factors],
+            }
+            for h in a.agents
+        ]
+    return body
+
+
+def rows(a: HealthAssessment, check_id: str | None = None) -> list[dict[str, Any]]:
+    """One `health_assessments` row per agent, per system, and for viability."""
+    out = [
+        {
+            "at": a.at,
+            "scope": "agent",
+            "subject": h.agent_id,
+            "score": h.score,
+            "status": a.agent_states[h.agent_id].value,
+            "inputs": {"factors": [factor_to_dict(f) for f in h.factors]},
+            "check_id": check_id,
+        }
+        for h in a.agents
+    ]
+    out += [
+        {
+            "at": a.at,
+            "scope": "system",
+            "subject": name,
+            "score": s.score,
+            "status": a.states[name].value,
+            "inputs": {"factors": [factor_to_dict(f) for f in s.factors]},
+            "check_id": check_id,
+        }
+        for name, s in a.systems.items()
+    ]
+    summary = assessment_to_dict(a, agents=False)
+    out.append({"at": a.at, "scope": "viability", "subject": "viability", "score": a.viability,
+                "status": a.viability_state.value, "inputs": summary, "check_id": check_id})  # fmt: skip
+    return out
+
+
+def previous_to_dict(p: PreviousState) -> dict[str, Any]:
+    return {"at": p.at.isoformat(), "states": {k: v.value for k, v in p.states.items()}, "viability": p.viability,
+            "viability_state": p.viability_state.value, "expected_capacity": p.expected_capacity}  # fmt: skip
+
+
+def previous_from_dict(raw: Any) -> PreviousState | None:
+    """The carried state, or None when it is missing or malformed (the next check starts afresh)."""
+    from datetime import datetime
+
+    try:
+        return PreviousState(
+            datetime.fromisoformat(raw["at"]),
+            {k: HealthState(v) for k, v in raw["states"].items()},
+            float(raw["viability"]),
+            ViabilityState(raw["viability_state"]),
+            None if raw.get("expected_capacity") is None else float(raw["expected_capacity"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None

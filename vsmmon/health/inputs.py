@@ -1,0 +1,157 @@
+"""Gather the health stage's inputs from the registry and the real-time window.
+
+Rates and sustained figures come from the window (the last 5 min, 10 min for oscillation); nothing
+here judges: `assessment.evaluate` does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from vsmmon.collect.registry import AgentRecord, AgentStatus, visible
+from vsmmon.config import Settings
+from vsmmon.health.agents import AgentInputs
+from vsmmon.health.systems import ControlInputs, QueueFlow
+from vsmmon.models import PUSHED_KINDS, AgentInfo, AgentKind
+from vsmmon.store.realtime import Point, RealtimeWindow, SeriesReader
+
+WINDOW_S = 300.0
+OSCILLATION_S = 600.0
+OPERATIONAL = {AgentKind.CELERY_WORKER.value, *(k.value for k in PUSHED_KINDS)}
+AGENT_SERIES = ("active", "task_runtime_p95_s", "tasks_succeeded_total", "tasks_failed_total", "concurrency")
+"""The series read per operational agent (one batch for the whole fleet: see `RealtimeWindow.prefetch`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    agents: list[AgentInputs]
+    queues: list[QueueFlow]
+    control: ControlInputs
+    broker_errors: list[str]
+
+
+def counter_delta(points: Sequence[Point]) -> float | None:
+    """Increase of a counter over the points; a reset (restart) counts from zero."""
+    if len(points) < 2:
+        return None
+    total = 0.0
+    for a, b in itertools.pairwise(points):
+        total += b.value - a.value if b.value >= a.value else b.value
+    return total
+
+
+def rate_per_s(points: Sequence[Point]) -> float | None:
+    delta = counter_delta(points)
+    if delta is None:
+        return None
+    span = (points[-1].ts - points[0].ts).total_seconds()
+    return delta / span if span > 0 else None
+
+
+def gather(
+    agents: Sequence[AgentInfo],
+    window: RealtimeWindow,
+    settings: Settings,
+    now: datetime,
+    exhaustion_s: Mapping[str, float | None] | None = None,
+) -> Gathered:
+    """Everything `evaluate` needs, from the registry and the last minutes of the real-time window."""
+    shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
+    operational = [a for a in shown if a.kind in OPERATIONAL]
+    queue_agents = [q for q in shown if q.kind == AgentKind.QUEUE.value]
+    needed = [(a.agent_id, m) for a in operational for m in AGENT_SERIES] + [
+        (q.agent_id, "messages") for q in queue_agents
+    ]
+    reader = window.prefetch(needed)
+    inputs = [_agent_inputs(a, reader, settings, now) for a in operational]
+    live = {i.agent_id: i for i in inputs if i.live}
+    workers = [a for a in operational if a.kind == AgentKind.CELERY_WORKER.value and a.agent_id in live]
+    queues = [_queue_flow(q, workers, live, reader, now) for q in queue_agents]
+    control = ControlInputs(
+        active_total=sum(a.metrics.get("active", 0.0) for a in workers),
+        concurrency_total=sum(a.metrics.get("concurrency", 0.0) for a in workers),
+        pool_series={a.agent_id: _values(reader.read(a.agent_id, "concurrency", now, OSCILLATION_S)) for a in workers},
+        identities=[(",".join(sorted(a.queues)), f"{a.version}|{a.config_hash}") for a in workers],
+        exhaustion_s=dict(exhaustion_s or {}),
+    )
+    broker_errors = [f"{a.agent_id}: {e}" for a in shown if a.kind == AgentKind.BROKER.value for e in a.errors.values()]
+    return Gathered(inputs, queues, control, broker_errors)
+
+
+def queue_flows(
+    agents: Sequence[AgentInfo], window: RealtimeWindow, settings: Settings, now: datetime
+) -> list[QueueFlow]:
+    """The queues of `gather`, alone (the analysis stage needs only these): one batch of reads."""
+    shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
+    live = (AgentStatus.ONLINE.value, AgentStatus.STALE.value)
+    workers = [a for a in shown if a.kind == AgentKind.CELERY_WORKER.value and a.status in live]
+    queue_agents = [q for q in shown if q.kind == AgentKind.QUEUE.value]
+    needed = [(w.agent_id, m) for w in workers for m in ("tasks_succeeded_total", "tasks_failed_total")]
+    reader = window.prefetch(needed + [(q.agent_id, "messages") for q in queue_agents])
+    return [_queue_flow(q, workers, {}, reader, now) for q in queue_agents]
+
+
+def _record(a: AgentInfo) -> AgentRecord:
+    return AgentRecord(a.agent_id, a.kind, a.last_seen, a.interval_s, AgentStatus(a.status), a.status_since)
+
+
+def _values(points: Sequence[Point]) -> list[float]:
+    return [p.value for p in points]
+
+
+def _agent_inputs(a: AgentInfo, window: SeriesReader, settings: Settings, now: datetime) -> AgentInputs:
+    hard = a.metrics.get("memory_limit_bytes") or settings.memory_hard_bytes
+    soft = 0.8 * hard if "memory_limit_bytes" in a.metrics else settings.memory_soft_bytes
+    active = window.read(a.agent_id, "active", now, WINDOW_S)
+    concurrency = a.metrics.get("concurrency")
+    saturation = statistics.fmean(p.value / concurrency for p in active) if active and concurrency else None
+    p95 = _values(window.read(a.agent_id, "task_runtime_p95_s", now))
+    return AgentInputs(
+        agent_id=a.agent_id,
+        kind=a.kind,
+        live=a.status in (AgentStatus.ONLINE.value, AgentStatus.STALE.value),
+        metrics=a.metrics,
+        memory_soft_bytes=soft,
+        memory_hard_bytes=hard,
+        succeeded_in_window=counter_delta(window.read(a.agent_id, "tasks_succeeded_total", now, WINDOW_S)),
+        failed_in_window=counter_delta(window.read(a.agent_id, "tasks_failed_total", now, WINDOW_S)),
+        saturation_sustained=saturation,
+        runtime_p95_baseline_s=statistics.median(p95) if len(p95) >= 3 else None,
+    )
+
+
+def _queue_flow(
+    q: AgentInfo, workers: Sequence[AgentInfo], live: dict[str, AgentInputs], window: SeriesReader, now: datetime
+) -> QueueFlow:
+    name = q.agent_id.removeprefix("queue:")
+    consumers = [w for w in workers if name in w.queues]
+    out = 0.0
+    known = bool(consumers)
+    for w in consumers:  # a worker's completions are shared among the queues it consumes
+        done = [
+            rate_per_s(window.read(w.agent_id, m, now, WINDOW_S))
+            for m in ("tasks_succeeded_total", "tasks_failed_total")
+        ]
+        if any(d is None for d in done):
+            known = False
+            continue
+        out += sum(d for d in done if d is not None) / max(1, len(w.queues))
+    backlog = _values(window.read(q.agent_id, "messages", now, OSCILLATION_S))
+    growth = (backlog[-1] - backlog[0]) / OSCILLATION_S if len(backlog) >= 2 else 0.0
+    saturations = []
+    for w in consumers:
+        concurrency = w.metrics.get("concurrency")
+        if concurrency:
+            saturations.append(w.metrics.get("active", 0.0) / concurrency)
+    return QueueFlow(
+        name=name,
+        backlog=q.metrics.get("messages", 0.0),
+        in_per_s=max(0.0, out + growth) if known else None,
+        out_per_s=out if known else None,
+        backlog_series=backlog,
+        consumer_saturations=saturations if consumers else [],
+    )

@@ -1,0 +1,102 @@
+"""Every name that crosses a process boundary, spelled once: queues, task names, Redis keys, channels.
+
+Plain constants with no Celery import, shared by the library, the Celery app, `beat_schedule.py` and
+the tests, so renaming a function never breaks the schedule, a queued message or a dashboard. Queue
+and task names are part of vsmmon's contract with operators (S3/S5 consumers, Flower, routing rules).
+The dashboard's messages are built here too (`dashboard_message`), so their shape is written once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+# --- queues, and the worker roles that consume them -------------------------------------------------
+COLLECT_QUEUE = "vsm.collect"
+STORE_QUEUE = "vsm.store"
+ANALYSIS_QUEUE = "vsm.analysis"
+HEALTH_QUEUE = "vsm.health"
+ALERTS_QUEUE = "vsm.alerts"
+S3_CONTROL_QUEUE = "vsm.s3.control"
+S5_POLICY_QUEUE = "vsm.s5.policy"
+
+QUEUES = (COLLECT_QUEUE, STORE_QUEUE, ANALYSIS_QUEUE, HEALTH_QUEUE, ALERTS_QUEUE, S3_CONTROL_QUEUE, S5_POLICY_QUEUE)
+
+ROLES: dict[str, tuple[str, ...]] = {
+    "collector": (COLLECT_QUEUE, STORE_QUEUE),  # the collection's path: collect, persist, aggregate
+    "analysis": (ANALYSIS_QUEUE,),
+    "health": (HEALTH_QUEUE,),
+    "alerts": (ALERTS_QUEUE,),
+    "s3": (S3_CONTROL_QUEUE,),
+    "s5": (S5_POLICY_QUEUE,),
+    "all": QUEUES,
+}
+"""`vsmmon worker --role ROLE` consumes these queues."""
+
+# --- task names: `vsmmon.<stage>.<verb>` ------------------------------------------------------------
+COLLECT_RUN = "vsmmon.collect.run"
+PERSIST_COLLECTION = "vsmmon.persist.collection"
+AGGREGATE_COLLECTION = "vsmmon.aggregate.collection"
+AGGREGATE_CLOSE = "vsmmon.aggregate.close"
+MAINTENANCE_RUN = "vsmmon.maintenance.run"
+ANALYSIS_RUN = "vsmmon.analysis.run"
+HEALTH_ASSESS = "vsmmon.health.assess"
+HEALTH_CHECK = "vsmmon.health.check"
+HEALTH_AUDIT = "vsmmon.health.audit"
+ALERTS_EVALUATE = "vsmmon.alerts.evaluate"
+ALERTS_RECORD = "vsmmon.alerts.record"
+ALERTS_DELIVER = "vsmmon.alerts.deliver"
+ALERTS_WEBHOOK = "vsmmon.alerts.webhook"
+S3_CONTROL = "vsmmon.s3.control"
+S3_VERIFY = "vsmmon.s3.verify"
+S5_POLICY = "vsmmon.s5.policy"
+CANARY_TASK = "vsmmon.audit.canary"
+"""Registered by the plugin in every monitored worker; the S3* audit sends it to the worker it probes."""
+
+ROUTES = {
+    "vsmmon.collect.*": COLLECT_QUEUE,
+    # a collection's path, never behind an analysis: stored and counted within its interval
+    "vsmmon.persist.*": STORE_QUEUE,
+    AGGREGATE_COLLECTION: STORE_QUEUE,
+    "vsmmon.aggregate.*": ANALYSIS_QUEUE,
+    "vsmmon.analysis.*": ANALYSIS_QUEUE,
+    "vsmmon.maintenance.*": ANALYSIS_QUEUE,
+    "vsmmon.health.*": HEALTH_QUEUE,
+    ALERTS_RECORD: ANALYSIS_QUEUE,  # history writes wait for PostgreSQL, never in front of an alert
+    "vsmmon.alerts.*": ALERTS_QUEUE,
+    "vsmmon.s3.*": S3_CONTROL_QUEUE,
+    "vsmmon.s5.*": S5_POLICY_QUEUE,
+}
+"""Task-name patterns to queues: each stage has its own queue, so each can be scaled apart."""
+
+# --- Redis keys -------------------------------------------------------------------------------------
+PREFIX = "vsm:"
+STAGED_KEY = PREFIX + "staged:{id}"  # a collection waiting for the database (the outage buffer)
+WORKERS_KEY = PREFIX + "workers"  # hash: hostname -> last seen, the workers each cycle waits for
+DISCOVERY_KEY = PREFIX + "discovery:{slot}"  # the first cycle of a slot asks everyone
+PUSHED_KEY = PREFIX + "pushed"  # list: pushed reports waiting for the next cycle
+LOST_COLLECTIONS_KEY = PREFIX + "lost_collections_total"
+REALTIME_PREFIX = PREFIX + "rt:"  # one ring of float32 slots per series
+ALERTS_STATE_KEY = PREFIX + "alerts:state"
+ALERTS_LOCK_KEY = PREFIX + "alerts:lock"
+ALERTS_COOLDOWN_KEY = PREFIX + "alerts:cooldowns"  # hash: fingerprint -> "epoch seconds|severity" of its last delivery
+HEALTH_PREVIOUS_KEY = PREFIX + "health:previous"  # bands and viability of the last assessment (hysteresis)
+EXHAUSTION_KEY = PREFIX + "analysis:exhaustion"  # time to exhaustion per resource, for S4
+ACCURACY_KEY = PREFIX + "analysis:accuracy"  # sMAPE of the forecasts due in the last hour, for S4
+AUDIT_KEY = PREFIX + "audit:last"
+S5_STANDING_KEY = PREFIX + "s5:standing"
+BEAT_SLOT_KEY = PREFIX + "beat:slot:{name}:{slot}"
+
+# --- pub/sub channels of the dashboard ---------------------------------------------------------------
+HEALTH_CHANNEL = PREFIX + "health"
+"""Each assessment, as the JSON of `vsmmon.health.codec.assessment_to_dict`."""
+ALERTS_CHANNEL = PREFIX + "alerts"
+"""JSON {"type": "alert" | "control_action" | "policy_decision", "data": {...}}: see `dashboard_message`."""
+
+MessageType = Literal["alert", "control_action", "policy_decision"]
+
+
+def dashboard_message(type: MessageType, data: Mapping[str, Any], **extra: Any) -> str:
+    """The JSON published on `ALERTS_CHANNEL`: `type`, then `extra` (e.g. `event`, `over_cap`), then `data`."""
+    return json.dumps({"type": type, **extra, "data": dict(data)})

@@ -1,1 +1,0 @@
-"""Metric sources: psutil probes of hosts and processes, broker queue probes."""

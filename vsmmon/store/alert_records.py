@@ -1,0 +1,166 @@
+"""History of the alert manager, S3 and S5 in PostgreSQL: alerts and their events, control actions, policy
+decisions (tables of migration 0004; 30 d retention by partition or by row, see `vsmmon.retention`).
+
+The live state of open alerts is the ledger in Redis (`vsmmon.alert_book`); these tables are the record,
+written through a retried task, so every write here is an idempotent upsert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.engine import Connection, Engine
+
+from vsmmon.alerts.model import Alert, Event
+from vsmmon.errors import NotFound, StoreUnavailable
+from vsmmon.store._tables import alert_events, alerts, control_actions, policy_decisions
+
+T = TypeVar("T")
+
+ALERT_STATUSES = ("pending", "firing", "acknowledged", "resolved")
+
+
+class AlertRecords:
+    """Reads and idempotent writes of the alerting history."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def save(self, changed: Sequence[Alert], events: Sequence[Event]) -> None:
+        """Upsert alert rows (by id) and insert their events (a repeat is ignored)."""
+
+        def write(conn: Connection) -> None:
+            for alert in changed:
+                row = alert.row()
+                if alert.status.value != "resolved":  # an earlier instance whose resolve was never recorded
+                    conn.execute(
+                        sa.update(alerts)
+                        .where(
+                            alerts.c.fingerprint == alert.fingerprint,
+                            alerts.c.status != "resolved",
+                            alerts.c.id != alert.id,
+                        )
+                        .values(status="resolved", resolved_at=alert.started_at, updated_at=alert.updated_at)
+                    )
+                stmt = insert(alerts).values(**row)
+                conn.execute(stmt.on_conflict_do_update(index_elements=[alerts.c.id], set_=row))
+            if events:
+                rows = [_jsonable(e.row()) for e in events]
+                conn.execute(insert(alert_events).values(rows).on_conflict_do_nothing())
+
+        self._run(write)
+
+    def alerts(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Alerts newest first; `status` one of ALERT_STATUSES, or "active" (not resolved), or None (all)."""
+        query = sa.select(alerts).order_by(alerts.c.updated_at.desc()).limit(limit)
+        if status == "active":
+            query = query.where(alerts.c.status != "resolved")
+        elif status is not None:
+            query = query.where(alerts.c.status == status)
+        return self._rows(query)
+
+    def alert(self, ref: str) -> dict[str, Any]:
+        """The latest alert with this id or fingerprint, with its events.
+
+        Raises:
+            NotFound: none recorded.
+        """
+        try:
+            cond = alerts.c.id == UUID(ref)
+        except ValueError:
+            cond = alerts.c.fingerprint == ref
+        found = self._rows(sa.select(alerts).where(cond).order_by(alerts.c.updated_at.desc()).limit(1))
+        if not found:
+            raise NotFound(f"no alert recorded with id or fingerprint {ref[:80]}")
+        row = found[0]
+        events = sa.select(alert_events).where(alert_events.c.alert_id == row["id"]).order_by(alert_events.c.at)
+        row["events"] = self._rows(events)
+        return row
+
+    def save_action(self, row: dict[str, Any]) -> None:
+        stmt = insert(control_actions).values(**row)
+        self._run(lambda conn: conn.execute(stmt.on_conflict_do_nothing(index_elements=[control_actions.c.id])))
+
+    def verify_action(self, action_id: UUID, at: datetime, effective: bool, after: dict[str, Any]) -> None:
+        """Record the efficacy check of an action (once: a repeat leaves the first verdict)."""
+        c = control_actions.c
+        stmt = (
+            sa.update(control_actions)
+            .where(c.id == action_id, c.verified_at.is_(None))
+            .values(
+                verified_at=at,
+                effective=effective,
+                after=sa.func.coalesce(c.after, sa.text("'{}'::jsonb")).op("||")(sa.cast(after, JSONB)),
+            )
+        )
+        self._run(lambda conn: conn.execute(stmt))
+
+    def action(self, action_id: UUID) -> dict[str, Any]:
+        found = self._rows(sa.select(control_actions).where(control_actions.c.id == action_id))
+        if not found:
+            raise NotFound(f"no control action {action_id}")
+        return found[0]
+
+    def actions(
+        self, limit: int = 200, since: datetime | None = None, target: str | None = None
+    ) -> list[dict[str, Any]]:
+        query = sa.select(control_actions).order_by(control_actions.c.at.desc()).limit(limit)
+        if since is not None:
+            query = query.where(control_actions.c.at >= since)
+        if target is not None:
+            query = query.where(control_actions.c.target == target)
+        return self._rows(query)
+
+    def efficacy(self, since: datetime) -> tuple[int, int]:
+        """(verified actions, effective ones) applied (not dry-run) since `since`: S3's control efficacy."""
+        c = control_actions.c
+        query = sa.select(sa.func.count(), sa.func.count().filter(c.effective.is_(True))).where(
+            c.at >= since, c.verified_at.is_not(None), c.dry_run.is_(False), c.action != "none"
+        )
+        total, effective = self._run(lambda conn: conn.execute(query).one())
+        return int(total), int(effective)
+
+    def save_decision(self, row: dict[str, Any]) -> None:
+        stmt = insert(policy_decisions).values(**row)
+        self._run(lambda conn: conn.execute(stmt.on_conflict_do_nothing(index_elements=[policy_decisions.c.id])))
+
+    def decisions(self, limit: int = 200) -> list[dict[str, Any]]:
+        return self._rows(sa.select(policy_decisions).order_by(policy_decisions.c.at.desc()).limit(limit))
+
+    def critical_handling(self, since: datetime, timeout_s: float, now: datetime) -> tuple[int, int]:
+        """(critical alerts fired since `since` and judged by `now`, those acknowledged or resolved within
+        `timeout_s`): S5's input. One still inside its timeout and not handled yet is not judged: it has not failed.
+        """
+        a, e = alerts.c, alert_events.c
+        deadline = a.started_at + sa.func.make_interval(0, 0, 0, 0, 0, 0, timeout_s)
+        by = sa.func.least(deadline, now)  # handled in time, as far as `now` knows
+        acked = sa.exists().where(e.alert_id == a.id, e.event == "acknowledged", e.at <= by)
+        handled = sa.or_(sa.and_(a.resolved_at.is_not(None), a.resolved_at <= by), acked)
+        fired = sa.exists().where(e.alert_id == a.id, e.event == "firing", e.at <= now)
+        query = sa.select(sa.func.count(), sa.func.count().filter(handled)).where(
+            a.severity == "critical", a.started_at >= since, fired, sa.or_(handled, deadline <= now)
+        )
+        total, ok = self._run(lambda conn: conn.execute(query).one())
+        return int(total), int(ok)
+
+    def _rows(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
+        return [dict(r._mapping) for r in self._run(lambda conn: conn.execute(query).all())]
+
+    def _run(self, work: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.begin() as conn:
+                return work(conn)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {e.orig or e}") from e
+
+
+def _jsonable(row: dict[str, object]) -> dict[str, object]:
+    detail = row.get("detail")
+    if isinstance(detail, dict):
+        row = {**row, "detail": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in detail.items()}}
+    return row

@@ -1,0 +1,125 @@
+"""The `Store` protocol: what the pipeline needs from durable storage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+from vsmmon.analyse.analysis import AnalysisResult, DueForecast
+from vsmmon.collect.registry import AgentRecord, Transition
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, RollupProgress, WindowsClosed
+from vsmmon.store._partitions import MaintenanceReport
+from vsmmon.store.retention import Policy
+
+
+class Store(Protocol):
+    """Durable storage of collections, samples, rollups and the agent registry.
+
+    Every write is idempotent on its natural key: storing a collection twice stores it once, and
+    a collection's samples count in the rollups once.
+    """
+
+    def save_collection(self, collection: Collection, now: datetime) -> bool:
+        """Store a collection and its samples in one transaction; False when it was already stored."""
+        ...
+
+    def update_registry(self, collection: Collection) -> None:
+        """Register the collection's agents with their latest report; an older collection changes nothing."""
+        ...
+
+    def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
+        """Count a stored collection's samples in the rollups, once; False when it was aggregated before.
+
+        Raises:
+            NotFound: no collection has this id.
+        """
+        ...
+
+    def close_due(self, started_at: datetime) -> datetime | None:
+        """The cutoff `close_windows` should run to once a collection started at `started_at` is aggregated.
+
+        None when nothing is due: its window is the one still open (or the store merges every collection at once).
+        """
+        ...
+
+    def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
+        """Store the 5 min windows before `cutoff` (and the hours and days that closes); idempotent."""
+        ...
+
+    def rollup_progress(self) -> RollupProgress:
+        """How far windows are stored, and how many aggregated collections wait for a close."""
+        ...
+
+    def latest_collection(self) -> CollectionSummary | None:
+        """The most recent stored collection, if any."""
+        ...
+
+    def get_collection(self, collection_id: UUID) -> CollectionSummary:
+        """One stored collection.
+
+        Raises:
+            NotFound: no collection has this id.
+        """
+        ...
+
+    def rollups(self, agent_id: str, metric: str, window_s: int) -> list[Rollup]:
+        """Stored rollups of one series, oldest window first."""
+        ...
+
+    def agent_records(self) -> list[AgentRecord]:
+        """Every agent's liveness facts, for the registry to judge."""
+        ...
+
+    def apply_transitions(self, transitions: list[Transition]) -> int:
+        """Record transitions whose agent is still in their `from_status`; returns how many applied."""
+        ...
+
+    def agents(self) -> list[AgentInfo]:
+        """Every registered agent with its latest metrics, by id."""
+        ...
+
+    def transitions(self, agent_id: str) -> list[Transition]:
+        """One agent's status history, oldest first."""
+        ...
+
+    def save_health(self, rows: list[dict[str, Any]]) -> int:
+        """Store assessment rows (agent, system, viability); a row already stored is left alone."""
+        ...
+
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+        """Stored rows of one subject since a time, oldest first."""
+        ...
+
+    def save_analysis(self, result: AnalysisResult) -> int:
+        """Store an analysis: trends, forecasts, recommendations (upserted on their fingerprint)."""
+        ...
+
+    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
+        """Recommendations not yet expired, most confident first."""
+        ...
+
+    def due_forecasts(self, since: datetime, until: datetime) -> list[DueForecast]:
+        """Stored forecasts not yet scored whose due time is in [since, until]."""
+        ...
+
+    def score_forecasts(self, scored: Sequence[tuple[DueForecast, float]]) -> int:
+        """Record the value observed for each forecast; returns how many were recorded."""
+        ...
+
+    def forecast_accuracy(self, since: datetime, until: datetime) -> tuple[float | None, int]:
+        """sMAPE of the scored forecasts due in [since, until] (`vsmmon.forecast.smape`), and how many there are."""
+        ...
+
+    def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
+        """Apply retention: partitions created ahead, expired ones dropped, small tables trimmed."""
+        ...
+
+    def ping(self) -> None:
+        """Check the store answers.
+
+        Raises:
+            StoreUnavailable: it does not.
+        """
+        ...

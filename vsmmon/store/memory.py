@@ -1,0 +1,181 @@
+"""In-memory `Store` for unit tests and demos; same contract as the PostgreSQL one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from vsmmon.analyse.analysis import AnalysisResult, DueForecast, accuracy
+from vsmmon.collect.registry import AgentRecord, AgentStatus, Transition
+from vsmmon.errors import NotFound
+from vsmmon.models import (
+    ROLLUP_WINDOWS_S,
+    AgentInfo,
+    Collection,
+    CollectionSummary,
+    Rollup,
+    RollupProgress,
+    Sample,
+    WindowsClosed,
+)
+from vsmmon.store._partitions import MaintenanceReport
+from vsmmon.store.aggregator import aggregate, fold
+from vsmmon.store.retention import Policy
+
+
+@dataclass
+class MemoryStore:
+    """Keeps everything in dicts; not shared between processes."""
+
+    summaries: dict[UUID, CollectionSummary] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+    unaggregated: dict[UUID, list[Sample]] = field(default_factory=dict)  # a stored collection's own samples
+    registry: dict[str, AgentInfo] = field(default_factory=dict)
+    history: list[Transition] = field(default_factory=list)
+    health: dict[tuple[str, str, datetime], dict[str, Any]] = field(default_factory=dict)
+    advice: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forecasts: dict[tuple[datetime, str, str, int], tuple[float, float | None]] = field(default_factory=dict)
+    _rollups: dict[tuple[str, str, int, datetime], Rollup] = field(default_factory=dict)
+
+    def save_collection(self, collection: Collection, now: datetime) -> bool:
+        if collection.id in self.summaries:
+            return False
+        self.summaries[collection.id] = CollectionSummary(
+            collection.id, collection.started_at, collection.duration_ms, collection.agent_count,
+            collection.sample_count, collection.unreachable, now, None,
+        )  # fmt: skip
+        self.samples.extend(collection.samples())
+        self.unaggregated[collection.id] = list(collection.samples())
+        return True
+
+    def update_registry(self, collection: Collection) -> None:
+        at = collection.started_at
+        for r in collection.reports:
+            known = self.registry.get(r.agent_id)
+            if known is not None and known.last_seen > at:
+                continue  # a late retry of an older collection must not roll the registry back
+            self.registry[r.agent_id] = AgentInfo(
+                r.agent_id, r.kind.value, r.host, r.version,
+                known.status if known else AgentStatus.ONLINE.value, known.status_since if known else at,
+                known.first_seen if known else at, at, r.interval_s or collection.interval_s,
+                r.config_hash, r.queues, dict(r.metrics), dict(r.errors),
+            )  # fmt: skip
+
+    def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
+        summary = self.get_collection(collection_id)
+        if summary.aggregated_at is not None:
+            return False
+        rollups = aggregate(self.unaggregated.pop(collection_id, []))
+        # every level at once: the same windows, as they stand now, that PostgreSQL's closes and folds give
+        for rollup in [r for w in ROLLUP_WINDOWS_S for r in fold(rollups, w)]:
+            key = (rollup.agent_id, rollup.metric, rollup.window_s, rollup.window_start)
+            existing = self._rollups.get(key)
+            self._rollups[key] = rollup if existing is None else existing.merge(rollup)
+        self.summaries[collection_id] = replace(summary, aggregated_at=now)
+        return True
+
+    def close_due(self, started_at: datetime) -> datetime | None:
+        return None  # every collection is merged into every level when it is aggregated
+
+    def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
+        return WindowsClosed(cutoff, 0, 0, 0, 0, 0)
+
+    def rollup_progress(self) -> RollupProgress:
+        return RollupProgress(None, 0, None)  # nothing waits: every level is merged at once
+
+    def latest_collection(self) -> CollectionSummary | None:
+        return max(self.summaries.values(), key=lambda s: s.started_at, default=None)
+
+    def get_collection(self, collection_id: UUID) -> CollectionSummary:
+        try:
+            return self.summaries[collection_id]
+        except KeyError:
+            raise NotFound(f"collection {collection_id} is not stored") from None
+
+    def rollups(self, agent_id: str, metric: str, window_s: int) -> list[Rollup]:
+        found = [r for (a, m, w, _), r in self._rollups.items() if (a, m, w) == (agent_id, metric, window_s)]
+        return sorted(found, key=lambda r: r.window_start)
+
+    def agent_records(self) -> list[AgentRecord]:
+        return [
+            AgentRecord(a.agent_id, a.kind, a.last_seen, a.interval_s, AgentStatus(a.status), a.status_since)
+            for a in self.registry.values()
+        ]
+
+    def apply_transitions(self, transitions: list[Transition]) -> int:
+        applied = 0
+        for t in transitions:
+            known = self.registry.get(t.agent_id)
+            if known is None or known.status != t.from_status.value:
+                continue
+            self.registry[t.agent_id] = replace(known, status=t.to_status.value, status_since=t.at)
+            self.history.append(t)
+            applied += 1
+        return applied
+
+    def agents(self) -> list[AgentInfo]:
+        return [self.registry[k] for k in sorted(self.registry)]
+
+    def transitions(self, agent_id: str) -> list[Transition]:
+        return sorted((t for t in self.history if t.agent_id == agent_id), key=lambda t: t.at)
+
+    def save_health(self, rows: list[dict[str, Any]]) -> int:
+        added = 0
+        for row in rows:
+            key = (row["scope"], row["subject"], row["at"])
+            if key not in self.health:
+                self.health[key] = dict(row)
+                added += 1
+        return added
+
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+        found = [r for (sc, su, at), r in self.health.items() if (sc, su) == (scope, subject) and at >= since]
+        return sorted(found, key=lambda r: r["at"])
+
+    def save_analysis(self, result: AnalysisResult) -> int:
+        for agent, metric, f in result.forecasts:
+            self.forecasts.setdefault((result.at, agent, metric, int(f.horizon_s)), (f.value_at_horizon, None))
+        for r in result.recommendations:
+            self.advice[r.fingerprint] = {"fingerprint": r.fingerprint, "kind": r.kind, "target": r.target,
+                                          "action": dict(r.action), "rationale": r.rationale,
+                                          "confidence": r.confidence, "expires_at": r.expires_at}  # fmt: skip
+        return len(result.trends) + len(result.forecasts) + len(result.recommendations)
+
+    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
+        live = [r for r in self.advice.values() if r["expires_at"] > now]
+        return sorted(live, key=lambda r: -float(r["confidence"]))
+
+    def due_forecasts(self, since: datetime, until: datetime) -> list[DueForecast]:
+        found = [DueForecast(at, a, m, h, value) for (at, a, m, h), (value, actual) in self.forecasts.items()
+                 if actual is None]  # fmt: skip
+        return sorted((f for f in found if since <= f.due_at <= until), key=lambda f: (f.at, f.agent_id, f.metric))
+
+    def score_forecasts(self, scored: Sequence[tuple[DueForecast, float]]) -> int:
+        for f, actual in scored:
+            self.forecasts[(f.at, f.agent_id, f.metric, f.horizon_s)] = (f.value, actual)
+        return len(scored)
+
+    def forecast_accuracy(self, since: datetime, until: datetime) -> tuple[float | None, int]:
+        pairs = [(value, actual) for (at, _, _, h), (value, actual) in self.forecasts.items()
+                 if actual is not None and since <= at + timedelta(seconds=h) <= until]  # fmt: skip
+        return accuracy(pairs), len(pairs)
+
+    def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
+        keep = {r.table: now - r.keep for r in rules}
+        before = len(self.samples) + len(self._rollups)
+        if "metric_samples" in keep:
+            self.samples = [s for s in self.samples if s.ts >= keep["metric_samples"]]
+        if "metric_rollups" in keep:
+            cutoff = keep["metric_rollups"]
+            self._rollups = {k: r for k, r in self._rollups.items() if r.window_start + _window(r) > cutoff}
+        return MaintenanceReport((), (), before - len(self.samples) - len(self._rollups))
+
+    def ping(self) -> None:
+        return None
+
+
+def _window(rollup: Rollup) -> timedelta:
+    return timedelta(seconds=rollup.window_s)

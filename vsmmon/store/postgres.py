@@ -1,0 +1,413 @@
+"""PostgreSQL store: samples through binary COPY, everything else as upserts on natural keys."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+import psycopg
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine
+
+from vsmmon.analyse.analysis import AnalysisResult, DueForecast
+from vsmmon.analyse.forecast import HORIZONS_S
+from vsmmon.collect.registry import AgentRecord, AgentStatus, Transition
+from vsmmon.errors import NotFound, StoreUnavailable
+from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, RollupProgress, WindowsClosed
+from vsmmon.store import _rollups as rollup_store
+from vsmmon.store._partitions import MaintenanceReport, carry_out, existing_partitions
+from vsmmon.store._tables import (
+    agent_transitions,
+    agents,
+    collections,
+    forecasts,
+    health_assessments,
+    recommendations,
+)
+from vsmmon.store.retention import Policy, plan
+
+T = TypeVar("T")
+
+_COPY_SAMPLES = "COPY metric_samples (ts, collection_id, agent_id, metric, value) FROM STDIN (FORMAT BINARY)"
+_SAMPLE_TYPES = ["timestamptz", "uuid", "text", "text", "float8"]
+
+
+def create_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine for one process; build it after a fork, never share it across one."""
+    return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True, pool_recycle=1800)
+
+
+class PostgresStore:
+    """The `Store` on PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def save_collection(self, collection: Collection, now: datetime) -> bool:
+        def write(conn: Connection) -> bool:
+            inserted = conn.execute(
+                insert(collections)
+                .values(
+                    id=collection.id,
+                    started_at=collection.started_at,
+                    duration_ms=collection.duration_ms,
+                    agent_count=collection.agent_count,
+                    sample_count=collection.sample_count,
+                    unreachable=list(collection.unreachable),
+                    persisted_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(collections.c.id)
+            ).first()
+            if inserted is None:
+                return False
+            _copy_samples(conn, collection)
+            return True
+
+        return self._in_transaction(write)
+
+    def update_registry(self, collection: Collection) -> None:
+        self._in_transaction(lambda conn: _upsert_agents(conn, collection))
+
+    def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
+        return self._in_transaction(lambda conn: _claim(conn, collection_id, now) is not None)
+
+    def close_due(self, started_at: datetime) -> datetime | None:
+        return self._in_transaction(lambda conn: rollup_store.close_due(conn, started_at))
+
+    def close_windows(self, cutoff: datetime, now: datetime) -> WindowsClosed:
+        return self._in_transaction(lambda conn: rollup_store.close(conn, cutoff, now))
+
+    def rollup_progress(self) -> RollupProgress:
+        return self._in_transaction(rollup_store.progress)
+
+    def latest_collection(self) -> CollectionSummary | None:
+        query = sa.select(collections).order_by(collections.c.started_at.desc()).limit(1)
+        row = self._in_transaction(lambda conn: conn.execute(query).first())
+        return None if row is None else _summary(row)
+
+    def get_collection(self, collection_id: UUID) -> CollectionSummary:
+        query = sa.select(collections).where(collections.c.id == collection_id)
+        row = self._in_transaction(lambda conn: conn.execute(query).first())
+        if row is None:
+            raise NotFound(f"collection {collection_id} is not stored")
+        return _summary(row)
+
+    def rollups(self, agent_id: str, metric: str, window_s: int) -> list[Rollup]:
+        def read(conn: Connection) -> list[Rollup]:
+            return rollup_store.read(conn, agent_id, metric, window_s)
+
+        return self._in_transaction(read, isolation="REPEATABLE READ")  # one snapshot: no close seen by halves
+
+    def agent_records(self) -> list[AgentRecord]:
+        a = agents.c
+        query = sa.select(a.id, a.kind, a.last_seen, a.interval_s, a.status, a.status_since)
+        rows = self._in_transaction(lambda conn: conn.execute(query).all())
+        return [
+            AgentRecord(r.id, r.kind, r.last_seen, r.interval_s, AgentStatus(r.status), r.status_since) for r in rows
+        ]
+
+    def apply_transitions(self, transitions: list[Transition]) -> int:
+        def write(conn: Connection) -> int:
+            applied = 0
+            for t in transitions:
+                changed = conn.execute(
+                    sa.update(agents)
+                    .where(agents.c.id == t.agent_id, agents.c.status == t.from_status.value)
+                    .values(status=t.to_status.value, status_since=t.at)
+                ).rowcount
+                if changed:
+                    conn.execute(
+                        insert(agent_transitions)
+                        .values(
+                            agent_id=t.agent_id,
+                            at=t.at,
+                            from_status=t.from_status.value,
+                            to_status=t.to_status.value,
+                            reason=t.reason,
+                        )
+                        .on_conflict_do_nothing()
+                    )
+                    applied += 1
+            return applied
+
+        return self._in_transaction(write) if transitions else 0
+
+    def agents(self) -> list[AgentInfo]:
+        rows = self._in_transaction(lambda conn: conn.execute(sa.select(agents).order_by(agents.c.id)).all())
+        return [
+            AgentInfo(
+                r.id,
+                r.kind,
+                r.host,
+                r.version,
+                r.status,
+                r.status_since,
+                r.first_seen,
+                r.last_seen,
+                r.interval_s,
+                r.config_hash,
+                tuple(r.queues),
+                dict(r.last_metrics),
+                dict(r.last_errors),
+            )
+            for r in rows
+        ]
+
+    def transitions(self, agent_id: str) -> list[Transition]:
+        t = agent_transitions.c
+        query = sa.select(agent_transitions).where(t.agent_id == agent_id).order_by(t.at)
+        rows = self._in_transaction(lambda conn: conn.execute(query).all())
+        return [
+            Transition(r.agent_id, r.at, AgentStatus(r.from_status), AgentStatus(r.to_status), r.reason) for r in rows
+        ]
+
+    def save_health(self, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        stmt = insert(health_assessments).values(rows).on_conflict_do_nothing()
+        return self._in_transaction(lambda conn: int(conn.execute(stmt).rowcount or 0))
+
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+        h = health_assessments.c
+        query = (
+            sa.select(h.at, h.score, h.status, h.inputs)
+            .where(h.scope == scope, h.subject == subject, h.at >= since)
+            .order_by(h.at)
+        )
+        return [dict(r._mapping) for r in self._in_transaction(lambda conn: conn.execute(query).all())]
+
+    def save_analysis(self, result: AnalysisResult) -> int:
+        """Trends and forecasts of one analysis; recommendations upserted on their fingerprint."""
+        at = result.at
+        trend_rows = [
+            (at, a, m, w, _finite(t.slope_per_s), _finite(t.slope_stderr), t.direction.value, _finite(t.level),
+             _finite(t.trend_per_s), _finite(t.anomaly))
+            for a, m, w, t in result.trends
+        ]  # fmt: skip
+        forecast_rows = [
+            (at, a, m, int(f.horizon_s), f.value_at_horizon, _finite(f.lower), _finite(f.upper))
+            for a, m, f in result.forecasts
+        ]
+
+        def write(conn: Connection) -> int:
+            _copy_new(conn, "trends", _TREND_COLUMNS, trend_rows)  # thousands a run: COPY, not one INSERT each
+            _copy_new(conn, "forecasts", _FORECAST_COLUMNS, forecast_rows)
+            advice = [
+                {"id": uuid.uuid4(), "fingerprint": r.fingerprint, "created_at": at, "updated_at": at,
+                 "expires_at": r.expires_at, "kind": r.kind, "target": r.target, "action": dict(r.action),
+                 "rationale": r.rationale, "confidence": r.confidence}
+                for r in result.recommendations
+            ]  # fmt: skip
+            if advice:  # one fingerprint each (`recommend.dedupe`): one batched upsert, not hundreds of statements
+                stmt = insert(recommendations)
+                kept = ("updated_at", "expires_at", "action", "rationale", "confidence")
+                upsert = stmt.on_conflict_do_update(index_elements=["fingerprint"],
+                                                    set_={k: stmt.excluded[k] for k in kept})  # fmt: skip
+                conn.execute(upsert, advice)
+            return len(trend_rows) + len(forecast_rows) + len(result.recommendations)
+
+        return self._in_transaction(write)
+
+    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
+        """Recommendations not yet expired, most confident first."""
+        r = recommendations.c
+        query = sa.select(recommendations).where(r.expires_at > now).order_by(r.confidence.desc(), r.updated_at.desc())
+        return [dict(row._mapping) for row in self._in_transaction(lambda conn: conn.execute(query).all())]
+
+    def due_forecasts(self, since: datetime, until: datetime) -> list[DueForecast]:
+        query = sa.text(
+            f"SELECT at, agent_id, metric, horizon_s, value FROM forecasts WHERE actual IS NULL AND {_DUE_BETWEEN} "
+            "ORDER BY at, agent_id, metric"
+        )
+        rows = self._in_transaction(lambda conn: conn.execute(query, _due_params(since, until)).all())
+        return [DueForecast(r.at, r.agent_id, r.metric, r.horizon_s, r.value) for r in rows]
+
+    def score_forecasts(self, scored: Sequence[tuple[DueForecast, float]]) -> int:
+        if not scored:
+            return 0
+        f = forecasts.c
+        stmt = (
+            sa.update(forecasts)
+            .where(f.at == sa.bindparam("k_at"), f.agent_id == sa.bindparam("k_agent"),
+                   f.metric == sa.bindparam("k_metric"), f.horizon_s == sa.bindparam("k_horizon"))
+            .values(actual=sa.bindparam("k_actual"))
+        )  # fmt: skip
+        rows = [{"k_at": d.at, "k_agent": d.agent_id, "k_metric": d.metric, "k_horizon": d.horizon_s,
+                 "k_actual": actual} for d, actual in scored]  # fmt: skip
+        self._in_transaction(lambda conn: conn.execute(stmt, rows))
+        return len(rows)
+
+    def forecast_accuracy(self, since: datetime, until: datetime) -> tuple[float | None, int]:
+        # the bounded sMAPE of vsmmon.forecast.smape, summed where the rows are (a 0/0 pair counts as 0)
+        query = sa.text(
+            "SELECT avg(CASE WHEN actual = value THEN 0 ELSE abs(actual - value) / (abs(actual) + abs(value)) END) "
+            f"AS smape, count(*) AS n FROM forecasts WHERE actual IS NOT NULL AND {_DUE_BETWEEN}"
+        )
+        row = self._in_transaction(lambda conn: conn.execute(query, _due_params(since, until)).one())
+        return (None if row.smape is None else float(row.smape)), int(row.n)
+
+    def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
+        """Create partitions ahead, drop those past retention, trim small tables: one transaction."""
+
+        def work(conn: Connection) -> MaintenanceReport:
+            partitioned = [r.table for r in rules if r.unit]
+            pending = rollup_store.progress(conn).oldest_pending
+            holds = {"metric_samples": pending} if pending is not None else {}  # windows still to compute
+            todo = plan(rules, existing_partitions(conn, partitioned), now, ahead, holds)
+            return carry_out(conn, todo, {r.table: r.column for r in rules})
+
+        return self._in_transaction(work)
+
+    def ping(self) -> None:
+        self._in_transaction(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
+
+    def _in_transaction(self, work: Callable[[Connection], T], isolation: str | None = None) -> T:
+        try:
+            with self.engine.connect() as conn:
+                if isolation is not None:
+                    conn.execution_options(isolation_level=isolation)
+                with conn.begin():
+                    return work(conn)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {e.orig or e}") from e
+
+
+def _claim(conn: Connection, collection_id: UUID, now: datetime) -> datetime | None:
+    """Mark a stored collection aggregated; its start, or None when it was aggregated before. Raises: NotFound."""
+    claimed = conn.execute(
+        sa.update(collections)
+        .where(collections.c.id == collection_id, collections.c.aggregated_at.is_(None))
+        .values(aggregated_at=now)
+        .returning(collections.c.started_at)
+    ).first()
+    if claimed is not None:
+        return cast(datetime, claimed.started_at)
+    if conn.execute(sa.select(collections.c.id).where(collections.c.id == collection_id)).first() is None:
+        raise NotFound(f"collection {collection_id} is not stored")
+    return None
+
+
+def _copy_samples(conn: Connection, collection: Collection) -> None:
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    ts, cid = collection.started_at, collection.id
+    with raw.cursor() as cursor, cursor.copy(_COPY_SAMPLES) as copy:
+        copy.set_types(_SAMPLE_TYPES)
+        write = copy.write_row
+        for report in collection.reports:  # the hot loop: no per-sample objects
+            agent_id = report.agent_id
+            for metric, value in report.metrics.items():
+                write((ts, cid, agent_id, metric, value))
+
+
+_AGENTS_IN = """
+CREATE TEMP TABLE IF NOT EXISTS agents_in (
+    id text, kind text, host text, version text, seen timestamptz, interval_s float8,
+    config_hash text, queues jsonb, last_metrics jsonb, last_errors jsonb
+) ON COMMIT DELETE ROWS
+"""
+_AGENTS_IN_TYPES = ["text", "text", "text", "text", "timestamptz", "float8", "text", "jsonb", "jsonb", "jsonb"]
+# a late retry of an old collection must not roll the registry back: only newer reports replace fields
+_MERGE_AGENTS = """
+INSERT INTO agents AS a (id, kind, host, version, first_seen, last_seen, status, status_since,
+                         interval_s, config_hash, queues, last_metrics, last_errors)
+SELECT id, kind, host, version, seen, seen, 'online', seen, interval_s, config_hash, queues, last_metrics, last_errors
+FROM agents_in
+ON CONFLICT (id) DO UPDATE SET
+    kind = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.kind ELSE a.kind END,
+    host = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.host ELSE a.host END,
+    version = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.version ELSE a.version END,
+    interval_s = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.interval_s ELSE a.interval_s END,
+    config_hash = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.config_hash ELSE a.config_hash END,
+    queues = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.queues ELSE a.queues END,
+    last_metrics = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.last_metrics ELSE a.last_metrics END,
+    last_errors = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.last_errors ELSE a.last_errors END,
+    last_seen = GREATEST(a.last_seen, excluded.last_seen)
+"""
+
+
+def _upsert_agents(conn: Connection, collection: Collection) -> None:
+    """Registry rows through COPY into a temporary table and one merge: a statement with thousands of
+    parameters per cycle would cost more than the samples themselves."""
+    if not collection.reports:
+        return
+    at, default_interval_s = collection.started_at, collection.interval_s
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    with raw.cursor() as cursor:
+        cursor.execute(_AGENTS_IN)
+        with cursor.copy("COPY agents_in FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_AGENTS_IN_TYPES)
+            for r in collection.reports:
+                copy.write_row(
+                    (
+                        r.agent_id, r.kind.value, r.host, r.version, at, r.interval_s or default_interval_s,
+                        r.config_hash, Jsonb(list(r.queues)), Jsonb(dict(r.metrics)), Jsonb(dict(r.errors)),
+                    )
+                )  # fmt: skip
+        cursor.execute(_MERGE_AGENTS)
+        cursor.execute("TRUNCATE agents_in")
+
+
+_TREND_COLUMNS = {"at": "timestamptz", "agent_id": "text", "metric": "text", "window_s": "int4", "slope": "float8",
+                  "slope_stderr": "float8", "direction": "text", "level": "float8", "trend": "float8",
+                  "anomaly": "float8"}  # fmt: skip
+_FORECAST_COLUMNS = {"at": "timestamptz", "agent_id": "text", "metric": "text", "horizon_s": "int4",
+                     "value": "float8", "lower": "float8", "upper": "float8"}  # fmt: skip
+
+
+def _copy_new(conn: Connection, table: str, columns: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows not stored yet: binary COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING."""
+    if not rows:
+        return
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    names = ", ".join(columns)
+    with raw.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table}_in (LIKE {table}) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {table}_in ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(columns.values()))
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_in ON CONFLICT DO NOTHING")
+        cursor.execute(f"TRUNCATE {table}_in")
+
+
+# due time in [since, until]; the bound on `at` alone lets the index on it find the rows
+_DUE_BETWEEN = "at >= :oldest AND at <= :until AND at + horizon_s * interval '1 second' BETWEEN :since AND :until"
+
+
+def _due_params(since: datetime, until: datetime) -> dict[str, datetime]:
+    return {"oldest": since - timedelta(seconds=max(HORIZONS_S)), "since": since, "until": until}
+
+
+def _summary(row: Any) -> CollectionSummary:
+    return CollectionSummary(
+        id=row.id,
+        started_at=row.started_at,
+        duration_ms=row.duration_ms,
+        agent_count=row.agent_count,
+        sample_count=row.sample_count,
+        unreachable=tuple(row.unreachable),
+        persisted_at=row.persisted_at,
+        aggregated_at=row.aggregated_at,
+    )
+
+
+@contextmanager
+def store_for(url: str) -> Iterator[PostgresStore]:
+    """A store with its own engine, disposed on exit (for CLI commands and tests)."""
+    engine = create_engine(url, pool_size=2)
+    try:
+        yield PostgresStore(engine)
+    finally:
+        engine.dispose()
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
