@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.collect.registry import AgentStatus, evaluate
+from vsmmon.collect.registry import evaluate
 from vsmmon.errors import NotFound
-from vsmmon.models import AgentKind, AgentReport, Collection, Sample
+from vsmmon.models import AgentKind, AgentReport, AgentStatus, Collection, Sample
 from vsmmon.store.aggregator import aggregate, fold, window_start
 from vsmmon.store.base import Store
 
@@ -217,3 +218,92 @@ class StoreContract:
                 store.close_windows(window_start(T0, 300) + timedelta(seconds=300), T0)
             [got] = store.rollups("dup", "x", 300)
             assert (got.count, got.min, got.max, got.sum, got.sketch.count) == (2, 1.0, 5.0, 6.0, 2), when
+
+    def test_agent_scores_are_those_of_the_latest_viability_assessment_since_a_time(self, store: Store) -> None:
+        def assessment(at: datetime, scores: dict[str, float | None]) -> list[dict[str, object]]:
+            agents = [{"at": at, "scope": "agent", "subject": name, "score": score, "status": "healthy",
+                       "inputs": {"factors": [{"name": "memory", "score": score, "inputs": {"rss": 1.0}},
+                                              {"name": "tasks", "score": None, "inputs": {}}]}, "check_id": None}
+                      for name, score in scores.items()]  # fmt: skip
+            return [*agents, {"at": at, "scope": "viability", "subject": "viability", "score": 0.9,
+                              "status": "viable", "inputs": {}, "check_id": None}]  # fmt: skip
+
+        assert store.agent_scores(T0 - timedelta(hours=1)) == (None, {})
+        store.save_health(assessment(T0, {"w0": 0.5, "w1": 0.25}))
+        store.save_health(assessment(T0 + timedelta(seconds=60), {"w0": 0.75, "w2": None}))
+        orphan = {"at": T0 + timedelta(seconds=90), "scope": "agent", "subject": "w0", "score": 0.1,
+                  "status": "failing", "inputs": {"factors": []}, "check_id": None}  # fmt: skip
+        store.save_health([orphan])  # no viability row at its time: not an assessment the reads pick
+        at, scores = store.agent_scores(T0 - timedelta(hours=1))
+        assert at == T0 + timedelta(seconds=60)
+        assert sorted(scores) == ["w0", "w2"]
+        assert (scores["w0"].score, scores["w0"].state) == (0.75, "healthy")
+        assert dict(scores["w0"].factors) == {"memory": 0.75, "tasks": None}
+        assert scores["w2"].score is None
+        assert store.agent_scores(T0 + timedelta(seconds=61)) == (None, {})  # none since then
+
+    def test_the_grid_holds_every_agent_with_only_the_named_metrics(self, store: Store) -> None:
+        store.update_registry(make_collection(T0, cpu=10.0))
+        queue = AgentReport("queue:orders", AgentKind.QUEUE, "", {"messages": 7.0, "consumers": 2.0})
+        store.update_registry(Collection(uuid.uuid4(), T0 + timedelta(seconds=5), 1.0, (queue,)))
+        grid = store.grid(["cpu_percent", "messages", "x' OR '1"])  # a name no metric can have is ignored
+        assert [g.agent_id for g in grid] == ["celery@w0", "celery@w1", "queue:orders"]
+        w0, w1, q = grid
+        assert (w0.kind, w0.host, w0.status) == (AgentKind.CELERY_WORKER, "h1", AgentStatus.ONLINE)
+        assert (w0.status_since, w0.last_seen, w0.interval_s) == (T0, T0, 5.0)
+        assert dict(w0.metrics) == {"cpu_percent": 10.0}  # rss_bytes was not asked for
+        assert dict(w1.metrics) == {"cpu_percent": 11.0}
+        assert (q.kind, dict(q.metrics), q.last_seen) == (AgentKind.QUEUE, {"messages": 7.0}, T0 + timedelta(seconds=5))
+        assert [dict(g.metrics) for g in store.grid([])] == [{}, {}, {}]
+
+    def test_the_latest_forecast_of_a_series_has_every_horizon_and_interval(self, store: Store) -> None:
+        from vsmmon.analyse.analysis import AnalysisResult
+        from vsmmon.analyse.forecast import Forecast
+
+        def analysis(at: datetime, agent: str, value: float) -> AnalysisResult:
+            made = [(agent, "memory_bytes", Forecast(3600.0, value * 2, 0.0, math.inf, 0.95)),
+                    (agent, "memory_bytes", Forecast(300.0, value, value - 1, value + 1, 0.95))]  # fmt: skip
+            return AnalysisResult(at, (), tuple(made), {}, {}, ())
+
+        assert store.latest_forecast("w1", "memory_bytes") is None
+        store.save_analysis(analysis(T0, "w1", 100.0))
+        store.save_analysis(analysis(T0 + timedelta(seconds=60), "w1", 110.0))
+        store.save_analysis(analysis(T0 + timedelta(seconds=120), "w2", 500.0))  # another series, later
+        found = store.latest_forecast("w1", "memory_bytes")
+        assert found is not None
+        assert found.at == T0 + timedelta(seconds=60)
+        assert [(p.horizon_s, p.value, p.lower, p.upper) for p in found.points] == [
+            (300, 110.0, 109.0, 111.0),
+            (3600, 220.0, 0.0, None),  # an infinite bound is stored as none
+        ]
+        assert store.latest_forecast("w1", "cpu_percent") is None
+
+    def test_the_latest_trend_of_a_series_is_its_holt_level_and_slope(self, store: Store) -> None:
+        from vsmmon.analyse.analysis import AnalysisResult
+        from vsmmon.analyse.trends import Direction, Trend
+
+        def analysis(at: datetime, window_s: int, level: float, trend_per_s: float) -> AnalysisResult:
+            trend = Trend(0.5, 1.0, 0.1, Direction.RISING, level, trend_per_s, 0.0, None, 10)
+            return AnalysisResult(at, (("w1", "rss_bytes", window_s, trend),), (), {}, {}, ())
+
+        assert store.latest_trend("w1", "rss_bytes", 300) is None
+        store.save_analysis(analysis(T0, 300, 10.0, 0.5))
+        store.save_analysis(analysis(T0 + timedelta(seconds=60), 300, 12.0, math.nan))
+        store.save_analysis(analysis(T0 + timedelta(seconds=120), 3600, 99.0, 9.0))  # another window, later
+        trend = store.latest_trend("w1", "rss_bytes", 300)
+        assert trend is not None
+        assert (trend.at, trend.level, trend.trend_per_s) == (T0 + timedelta(seconds=60), 12.0, None)
+        hourly = store.latest_trend("w1", "rss_bytes", 3600)
+        assert hourly is not None
+        assert (hourly.at, hourly.level, hourly.trend_per_s) == (T0 + timedelta(seconds=120), 99.0, 9.0)
+        assert store.latest_trend("w2", "rss_bytes", 300) is None
+
+    def test_collection_durations_since_a_time_are_oldest_first(self, store: Store) -> None:
+        made = {s: Collection(uuid.uuid4(), T0, float(ms), ()) for s, ms in ((20, 30), (0, 10), (10, 20))}
+        for s, collection in made.items():
+            store.save_collection(collection, T0 + timedelta(seconds=s))
+        got = [(d.collection_id, d.persisted_at, d.duration_ms) for d in store.collection_durations(None)]
+        assert got == [(made[s].id, T0 + timedelta(seconds=s), float(s + 10)) for s in (0, 10, 20)]
+        since = store.collection_durations(T0 + timedelta(seconds=10))  # at or after
+        assert [d.collection_id for d in since] == [made[10].id, made[20].id]
+        assert store.collection_durations(T0 + timedelta(seconds=21)) == []

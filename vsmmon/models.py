@@ -29,6 +29,16 @@ class AgentKind(StrEnum):
     PIPELINE = "pipeline"  # vsmmon's own processes that are not Celery workers: HTTP service, beat
 
 
+class AgentStatus(StrEnum):
+    """Liveness, as the registry judges it (`vsmmon.collect.registry`)."""
+
+    ONLINE = "online"
+    STALE = "stale"
+    OFFLINE = "offline"
+
+
+LIVE_STATUSES = frozenset({AgentStatus.ONLINE, AgentStatus.STALE})
+
 PUSHED_KINDS = frozenset({AgentKind.LLM_WORKER, AgentKind.WORKER, AgentKind.SENSOR, AgentKind.API})
 """The agent types of the seed design that push their metrics instead of being asked."""
 
@@ -185,10 +195,10 @@ class AgentInfo:
     """An agent as the registry knows it, with its latest metrics (API, dashboard, CLI)."""
 
     agent_id: str
-    kind: str
+    kind: AgentKind
     host: str
     version: str
-    status: str
+    status: AgentStatus
     status_since: datetime
     first_seen: datetime
     last_seen: datetime
@@ -197,3 +207,74 @@ class AgentInfo:
     queues: tuple[str, ...]
     metrics: Mapping[str, float]
     errors: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", AgentKind(self.kind))  # a stored row's text becomes the enum
+        object.__setattr__(self, "status", AgentStatus(self.status))
+
+    @property
+    def live(self) -> bool:
+        """Online or stale: seen within 2 x its interval."""
+        return self.status in LIVE_STATUSES
+
+
+class PainCondition(StrEnum):
+    """What algedonic pain is about: the hard conditions that bypass S3 and go straight to S5."""
+
+    NO_CONSUMER = "no_consumer"  # target "queue NAME", value the backlog
+    UNREACHABLE = "unreachable"  # target "broker", detail the error
+    ERROR_RATE = "error_rate"  # target "fleet", value the error rate
+    FAST_DROP = "fast_drop"  # target "viability", value viability now, detail "from 0.90"
+    CONTROL_FAILED = "control_failed"  # target the worker S3 acted on, value the wait (s), detail the action
+
+
+@dataclass(frozen=True, slots=True)
+class Pain:
+    """One algedonic condition. `condition` and `target` are its identity (the alert's fingerprint);
+    `value` and `detail` only change what people read."""
+
+    condition: PainCondition
+    target: str
+    value: float | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "condition", PainCondition(self.condition))
+
+    @property
+    def message(self) -> str:
+        """The sentence the dashboard, the CLI and the alert's summary show."""
+        match self.condition:
+            case PainCondition.NO_CONSUMER:
+                count = "" if self.value is None else f"{self.value:.0f} "
+                return f"{self.target} has {count}messages and no live consumer"
+            case PainCondition.UNREACHABLE:
+                return f"broker unreachable: {self.detail}" if self.detail else "broker unreachable"
+            case PainCondition.ERROR_RATE:
+                rate = "" if self.value is None else f" {self.value:.0%}"
+                return f"fleet error rate{rate} over 50 %"  # the threshold of `vsmmon.health.assessment.pain`
+            case PainCondition.FAST_DROP:
+                fell = f"viability fell {self.detail}".rstrip()
+                now = "" if self.value is None else f" to {self.value:.2f}"
+                return f"{fell}{now} since the last check"
+            case PainCondition.CONTROL_FAILED:
+                within = "" if self.value is None else f" within {self.value:.0f} s"
+                action = f" ({self.detail})" if self.detail else ""
+                return f"S3 action on {self.target} did not restore health{within}{action}"
+
+
+@dataclass(frozen=True, slots=True)
+class Bottleneck:
+    """An agent whose memory or saturation factor is below 1 (factor "memory", "queue"), or a queue
+    whose backlog is not draining (target "queue NAME", factor "backlog", value the backlog)."""
+
+    target: str
+    factor: str
+    value: float
+
+    @property
+    def message(self) -> str:
+        """The sentence the dashboard, the CLI and the alert's summary show."""
+        if self.factor == "backlog":
+            return f"{self.target}: backlog {self.value:.0f} not draining"
+        return f"{self.target}: {self.factor} {self.value:.2f}"

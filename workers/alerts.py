@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,13 +20,12 @@ import httpx
 from celery import Celery
 
 from vsmmon import names
-from vsmmon.alerts.book import CHANNEL
 from vsmmon.alerts.codec import (
     alert_from_dict,
+    alert_message,
     alert_to_dict,
     notification_from_dict,
     notification_to_dict,
-    public_alert,
     signal_to_dict,
     signals_from_list,
 )
@@ -53,7 +51,7 @@ def dispatch(app: Celery, ctx: WorkerContext, outcome: Outcome) -> None:
     deliver(app, ctx, outcome.notifications)
     client = ctx.realtime.client
     for alert in outcome.changed:
-        client.publish(CHANNEL, json.dumps({"type": "alert", "event": str(alert.status), "data": public_alert(alert)}))
+        client.publish(names.ALERTS_CHANNEL, alert_message(alert))
     if outcome.changed or outcome.events:
         app.send_task(names.ALERTS_RECORD, args=([alert_to_dict(a) for a in outcome.changed],
                                                  [event_to_dict(e) for e in outcome.events]))  # fmt: skip
@@ -66,8 +64,7 @@ def deliver(app: Celery, ctx: WorkerContext, notifications: Sequence[Notificatio
             if route in n.routes:
                 app.send_task(task, args=(notification_to_dict(n),))
     for n in notifications:
-        message = {"type": "alert", "event": n.kind, "over_cap": n.over_cap, "data": public_alert(n.alert)}
-        ctx.realtime.client.publish(CHANNEL, json.dumps(message))
+        ctx.realtime.client.publish(names.ALERTS_CHANNEL, alert_message(n.alert, n.kind, over_cap=n.over_cap))
     hooked = [n for n in notifications if "webhook" in n.routes]
     urls = ctx.settings.webhooks
     if hooked and urls:

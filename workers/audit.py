@@ -20,29 +20,13 @@ from celery.utils.nodenames import worker_direct
 
 from vsmmon import names
 from vsmmon.alerts.model import Severity, Signal
-from vsmmon.collect.registry import AgentStatus
-from vsmmon.health.audit import Audit, Candidate, Said, Seen, audit_to_dict, canaries_run, judge, pick
-from vsmmon.models import AgentKind
+from vsmmon.health.audit import Audit, Said, Seen, audit_to_dict, canaries_run, candidates, judge, pick
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
-AUDIT_KEY = "vsm:audit:last"
 DEADLINE_S = 5.0
 ASK_TIMEOUT_S = 1.5
-
-
-def candidates(ctx: WorkerContext) -> list[Candidate]:
-    """Live Celery workers, with the risk their last figures show."""
-    found = []
-    for a in ctx.store.agents():
-        if a.kind != AgentKind.CELERY_WORKER.value or a.status != AgentStatus.ONLINE.value:
-            continue
-        concurrency = a.metrics.get("concurrency") or 0.0
-        saturation = a.metrics.get("active", 0.0) / concurrency if concurrency else 0.0
-        limit = a.metrics.get("memory_limit_bytes") or ctx.settings.memory_hard_bytes
-        found.append(Candidate(a.agent_id, saturation, a.metrics.get("rss_bytes", 0.0) / limit))
-    return found
 
 
 def _ask(fleet: Celery, command: str, hostname: str) -> Any:
@@ -105,14 +89,14 @@ def register(app: Celery) -> None:
         ctx = self.ctx
         fleet = pollers.setdefault("fleet", FleetPoller.for_settings(app, ctx.settings)).app
         if hostname is None:
-            chosen = pick(candidates(ctx), rng)
+            chosen = pick(candidates(ctx.store.agents(), ctx.settings.memory_hard_bytes), rng)
             if chosen is None:
                 return {"audited": None, "reason": "no live worker"}
             hostname = chosen.hostname
         result = probe(ctx, fleet, hostname)
         body = audit_to_dict(result)
         interval = ctx.settings.audit_interval_s
-        ctx.realtime.client.set(AUDIT_KEY, json.dumps(body), ex=int(2 * interval))
+        ctx.realtime.client.set(names.AUDIT_KEY, json.dumps(body), ex=int(2 * interval))
         signals = [Signal("audit_finding", hostname, Severity.WARNING, {"check": f.check}, f.message)
                    for f in result.findings]  # fmt: skip
         report_signals(self.app, "audit", signals, ttl_s=2 * interval)

@@ -25,31 +25,25 @@ from vsmmon.health.codec import assessment_to_dict, previous_from_dict, previous
 from vsmmon.health.inputs import gather
 from vsmmon.models import AgentKind
 from workers.alerts import report_signals
-from workers.analyse import ACCURACY_KEY, EXHAUSTION_KEY
-from workers.audit import AUDIT_KEY
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
 log = logging.getLogger(__name__)
-PREVIOUS_KEY = "vsm:health:previous"
-CHANNEL = "vsm:health"
 
 
 def assess(ctx: WorkerContext, poller: FleetPoller) -> HealthAssessment:
     """One fresh assessment: health-check requests to the workers, then scores."""
     settings, now = ctx.settings, ctx.clock()
     registry = ctx.store.agents()
-    expected = sorted(
-        a.agent_id for a in registry if a.kind == AgentKind.CELERY_WORKER.value and a.status in ("online", "stale")
-    )
+    expected = sorted(a.agent_id for a in registry if a.kind is AgentKind.CELERY_WORKER and a.live)
     answered = poller.ask("vsm_health", expected, timeout_s=settings.collect_timeout_s, everyone=False)
-    raw_exhaustion = ctx.realtime.client.get(EXHAUSTION_KEY)
+    raw_exhaustion = ctx.realtime.client.get(names.EXHAUSTION_KEY)
     exhaustion = json.loads(raw_exhaustion) if raw_exhaustion else None
     gathered = gather(registry, ctx.realtime, settings, now, exhaustion)
     control = replace(gathered.control, **alerting_inputs(ctx, now))
     silent = set(expected) - set(answered)
     agents = [replace(a, live=False) if a.agent_id in silent else a for a in gathered.agents]
-    raw = ctx.realtime.client.get(PREVIOUS_KEY)
+    raw = ctx.realtime.client.get(names.HEALTH_PREVIOUS_KEY)
     previous = previous_from_dict(json.loads(raw)) if raw else None
     return evaluate(
         now, agents, gathered.queues, control, previous,
@@ -62,10 +56,10 @@ def alerting_inputs(ctx: WorkerContext, now: datetime) -> dict[str, Any]:
     settings, records = ctx.settings, ctx.alert_records
     total, effective = records.efficacy(now - timedelta(hours=1))
     criticals, handled = records.critical_handling(now - timedelta(hours=24), settings.alert_escalate_after_s, now)
-    raw = ctx.realtime.client.get(ACCURACY_KEY)
+    raw = ctx.realtime.client.get(names.ACCURACY_KEY)
     accuracy = json.loads(raw) if raw else {}
     smape = accuracy.get("smape") if isinstance(accuracy, dict) else None
-    raw_audit = ctx.realtime.client.get(AUDIT_KEY)  # expires after two audit intervals: then unknown
+    raw_audit = ctx.realtime.client.get(names.AUDIT_KEY)  # expires after two audit intervals: then unknown
     audit = json.loads(raw_audit) if raw_audit else {}
     return {
         "audit_score": audit.get("score"),
@@ -90,13 +84,13 @@ def register(app: Celery) -> None:
         result = assess(ctx, poller_for(ctx.settings))
         ctx.store.save_health(rows(result))
         ttl = int(timedelta(hours=1).total_seconds())
-        ctx.realtime.client.set(PREVIOUS_KEY, json.dumps(previous_to_dict(result.carry())), ex=ttl)
+        ctx.realtime.client.set(names.HEALTH_PREVIOUS_KEY, json.dumps(previous_to_dict(result.carry())), ex=ttl)
         summary = assessment_to_dict(result, agents=False)
-        ctx.realtime.client.publish(CHANNEL, json.dumps(summary))
+        ctx.realtime.client.publish(names.HEALTH_CHANNEL, json.dumps(summary))
         report_signals(self.app, "health", signals_from_assessment(result), ttl_s=3 * ctx.settings.health_interval_s)
         if result.alerts or result.algedonic:
             log.warning("viability %.2f (%s) alerts=%s pain=%s", result.viability, result.viability_state,
-                        list(result.alerts), list(result.algedonic))  # fmt: skip
+                        list(result.alerts), [p.message for p in result.algedonic])  # fmt: skip
         return {
             "viability": round(result.viability, 4),
             "state": result.viability_state.value,

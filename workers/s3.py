@@ -20,13 +20,13 @@ from uuid import UUID
 from celery import Celery
 
 from vsmmon import names
-from vsmmon.alerts.book import CHANNEL
 from vsmmon.alerts.codec import notification_from_dict, plain_row
-from vsmmon.alerts.model import Notification, Severity, Signal
-from vsmmon.collect.registry import AgentStatus
+from vsmmon.alerts.model import Notification
+from vsmmon.alerts.routing import signals_from_pain
 from vsmmon.control.s3 import ControlPolicy, Plan, Watch, WorkerView, effective, plan
+from vsmmon.control.views import Known, candidates, last_actions, shown, worker_views
 from vsmmon.errors import NotFound, TransientError
-from vsmmon.models import AgentKind
+from vsmmon.models import Pain, PainCondition
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
@@ -34,7 +34,6 @@ from workers.s5 import held_by
 
 CONTROL_TIMEOUT_S = 2.0
 SETTLE_S = 10.0  # how long the pool may take to show the change in stats
-MAX_CANDIDATES = 20
 
 
 def policy_for(ctx: WorkerContext) -> ControlPolicy:
@@ -42,45 +41,12 @@ def policy_for(ctx: WorkerContext) -> ControlPolicy:
     return ControlPolicy(s.concurrency_limits, s.control_max_step, s.control_cooldown_s, s.control_dry_run)
 
 
-def candidates(ctx: WorkerContext, target: str) -> list[Known]:
-    """Live Celery workers of the registry that an alert on `target` may concern, busiest first."""
-    alive = (AgentStatus.ONLINE.value, AgentStatus.STALE.value)
-    live = [a for a in ctx.store.agents() if a.kind == AgentKind.CELERY_WORKER.value and a.status in alive]
-    if target.startswith("queue "):
-        live = [a for a in live if target.removeprefix("queue ") in a.queues]
-    elif any(a.agent_id == target for a in live):
-        live = [a for a in live if a.agent_id == target]
-    busiest = sorted(live, key=lambda a: -_saturation(a.metrics))[:MAX_CANDIDATES]
-    return [(a.agent_id, tuple(a.queues), _saturation(a.metrics)) for a in busiest]
-
-
-def _saturation(metrics: Any) -> float:
-    concurrency = metrics.get("concurrency") or 0.0
-    return float(metrics.get("active", 0.0)) / concurrency if concurrency else 0.0
-
-
-Known = tuple[str, tuple[str, ...], float | None]
-"""A worker as the registry knows it: hostname, the queues it consumes, its last saturation."""
-
-
 def views(fleet: Celery, known: Sequence[Known]) -> list[WorkerView]:
     """The workers as inspect `stats` shows them now (a worker that does not answer is left out)."""
     if not known:
         return []
     stats = fleet.control.inspect(destination=[k[0] for k in known], timeout=CONTROL_TIMEOUT_S).stats() or {}
-    found: dict[str, Any] = dict(stats)
-    return [_view(host, s, queues, sat) for host, queues, sat in known if isinstance(s := found.get(host), dict)]
-
-
-def _view(hostname: str, stats: dict[str, Any], queues: tuple[str, ...], saturation: float | None) -> WorkerView:
-    pool = stats.get("pool") or {}
-    implementation = str(pool.get("implementation", ""))  # e.g. "celery.concurrency.prefork:TaskPool"
-    kind = implementation.split(":", maxsplit=1)[0].rsplit(".", 1)[-1] or "unknown"
-    processes = pool.get("processes")
-    count = len(processes) if isinstance(processes, list) else int(pool.get("max-concurrency") or 0)
-    scaler = stats.get("autoscaler") or None
-    autoscale = (int(scaler["max"]), int(scaler["min"])) if isinstance(scaler, dict) and "max" in scaler else None
-    return WorkerView(hostname, kind, count, queues, autoscale, saturation)
+    return worker_views(known, dict(stats))
 
 
 def read_signal(ctx: WorkerContext, watch: Watch, now: datetime) -> float | None:
@@ -131,14 +97,8 @@ def settle(fleet: Celery, p: Plan, before: WorkerView) -> WorkerView | None:
         time.sleep(0.2)
 
 
-def _shown(view: WorkerView | None) -> dict[str, Any]:
-    if view is None:
-        return {}
-    return {"processes": view.processes, "pool": view.pool, "autoscale": list(view.autoscale or []) or None}
-
-
 def publish(ctx: WorkerContext, row: dict[str, Any]) -> None:
-    ctx.realtime.client.publish(CHANNEL, json.dumps({"type": "control_action", "data": plain_row(row)}))
+    ctx.realtime.client.publish(names.ALERTS_CHANNEL, names.dashboard_message("control_action", plain_row(row)))
 
 
 def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification) -> dict[str, Any]:
@@ -146,11 +106,8 @@ def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification) -> dict
     now, policy = ctx.clock(), policy_for(ctx)
     if n.kind == "recovery":
         return {"action": "none", "reason": f"{n.alert.type} on {n.alert.target} recovered"}
-    workers = views(fleet, candidates(ctx, n.alert.target))
-    last: dict[str, datetime] = {}
-    for done in ctx.alert_records.actions(since=now - timedelta(seconds=policy.cooldown_s)):
-        if done["action"] != "none" and not done["dry_run"]:
-            last.setdefault(done["target"], done["at"])
+    workers = views(fleet, candidates(ctx.store.agents(), n.alert.target))
+    last = last_actions(ctx.alert_records.actions(since=now - timedelta(seconds=policy.cooldown_s)))
     p = plan(n.alert, n.kind, workers, last, now=now, policy=policy, held_by=held_by(ctx))
     action_id = uuid.uuid4()
     row: dict[str, Any] = {
@@ -167,12 +124,12 @@ def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification) -> dict
     if p.watch is not None:
         w = p.watch
         watched = {"agent_id": w.agent_id, "metric": w.metric, "want": w.want, "value": read_signal(ctx, w, now)}
-    row["before"] = {**_shown(before), "watch": watched}
+    row["before"] = {**shown(before), "watch": watched}
     if policy.dry_run:
         row["after"] = {"applied": False}
     else:
         reply = apply(fleet, p)
-        row["after"] = {**_shown(settle(fleet, p, before) if "ok" in reply else None), "reply": reply}
+        row["after"] = {**shown(settle(fleet, p, before) if "ok" in reply else None), "reply": reply}
     ctx.alert_records.save_action(row)
     publish(ctx, row)
     if not policy.dry_run and "ok" in row["after"]["reply"]:
@@ -200,11 +157,8 @@ def check(app: Celery, ctx: WorkerContext, action_id: str) -> dict[str, Any]:
     publish(ctx, {**row, "verified_at": now, "effective": helped})
     if not helped:
         target, waited = row["target"], ctx.settings.control_verify_after_s
-        summary = (f"S3 action on {target} did not restore health within {waited:.0f} s "
-                   f"({row['action']} {json.dumps(row['params'])})")  # fmt: skip
-        pain = Signal("algedonic", target, Severity.CRITICAL, {"condition": "control_failed"}, summary,
-                      system_wide=True)  # fmt: skip
-        report_signals(app, f"s3:{target}", [pain], ttl_s=waited)
+        pain = Pain(PainCondition.CONTROL_FAILED, target, waited, f"{row['action']} {json.dumps(row['params'])}")
+        report_signals(app, f"s3:{target}", signals_from_pain([pain]), ttl_s=waited)
     return {"id": action_id, "verified": True, "effective": helped, "signal": value, "alert_resolved": resolved}
 
 

@@ -1,6 +1,6 @@
 """`vsmmon.s5.policy` (queue vsm.s5.policy): S5 records each escalation and decides (`vsmmon.policy`).
 
-What S5 has in force (a protective mode, a hold on S3) is kept in Redis under `STANDING_KEY`, with the
+What S5 has in force (a protective mode, a hold on S3) is kept in Redis under `names.S5_STANDING_KEY`, with the
 workers whose consumers a protective mode cancelled, so its lifting gives each its queue back.
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 from celery import Celery
 
 from vsmmon import names
-from vsmmon.alerts.book import CHANNEL
 from vsmmon.alerts.codec import notification_from_dict, public_alert
 from vsmmon.control.s5 import Standing, decide
 from vsmmon.errors import TransientError
@@ -23,13 +22,12 @@ from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
 log = logging.getLogger(__name__)
-STANDING_KEY = "vsm:s5:standing"
 HOLD_MAX_S = 3600.0  # a hold nobody lifts ends by itself
 CONTROL_TIMEOUT_S = 2.0
 
 
 def read_standing(ctx: WorkerContext) -> dict[str, Any]:
-    raw = ctx.realtime.client.get(STANDING_KEY)
+    raw = ctx.realtime.client.get(names.S5_STANDING_KEY)
     data: dict[str, Any] = json.loads(raw) if raw else {}
     hold_until = data.get("hold_until")
     if hold_until is not None and hold_until < ctx.clock().timestamp():
@@ -90,10 +88,10 @@ def register(app: Celery) -> None:
             for key in ("hold_for", "hold_reason", "hold_until"):
                 data.pop(key, None)
         detail["lifts"] = list(verdict.lifts)
-        ctx.realtime.client.set(STANDING_KEY, json.dumps(data))
+        ctx.realtime.client.set(names.S5_STANDING_KEY, json.dumps(data))
         row = {"id": uuid.uuid4(), "at": now, "alert_id": n.alert.id, "decision": verdict.decision, "detail": detail}
         ctx.alert_records.save_decision(row)
         shown = {**row, "id": str(row["id"]), "at": now.isoformat(), "alert_id": str(n.alert.id)}
-        ctx.realtime.client.publish(CHANNEL, json.dumps({"type": "policy_decision", "data": shown}))
+        ctx.realtime.client.publish(names.ALERTS_CHANNEL, names.dashboard_message("policy_decision", shown))
         log.warning("S5 %s: %s", verdict.decision, verdict.reason)
         return {"decision": verdict.decision, "reason": verdict.reason, "id": shown["id"]}

@@ -20,10 +20,10 @@ import redis
 from celery.beat import PersistentScheduler, ScheduleEntry
 from celery.schedules import schedstate, schedule
 
+from vsmmon import names
 from workers.context import PipelineApp
 
 log = logging.getLogger(__name__)
-SLOT_KEY = "vsm:beat:slot:{name}:{slot}"
 
 
 class AlignedSchedule(schedule):
@@ -63,7 +63,7 @@ class SlotScheduler(PersistentScheduler):
         if not isinstance(plan, AlignedSchedule):
             return True
         period = plan.period_s
-        key = SLOT_KEY.format(name=entry.name, slot=plan.slot(plan.now()))
+        key = names.BEAT_SLOT_KEY.format(name=entry.name, slot=plan.slot(plan.now()))
         try:
             return bool(self._redis.set(key, "1", nx=True, ex=max(60, math.ceil(3 * period))))
         except redis.RedisError as e:

@@ -17,23 +17,22 @@ from typing import Any
 import redis
 
 from vsmmon.alerts import desk as alert_desk
-from vsmmon.alerts.book import CHANNEL as ALERTS_CHANNEL
 from vsmmon.alerts.book import AlertBook
 from vsmmon.alerts.codec import public_alert
 from vsmmon.alerts.model import Severity, Signal
 from vsmmon.analyse.analysis import MemorySeries, analyse_fleet
-from vsmmon.collect.registry import AgentStatus, Transition
+from vsmmon.collect.registry import Transition
 from vsmmon.config import Settings
 from vsmmon.health.agents import MB, AgentInputs
 from vsmmon.health.assessment import HealthAssessment, evaluate
 from vsmmon.health.codec import assessment_to_dict, rows
 from vsmmon.health.systems import ControlInputs, QueueFlow
-from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.models import AgentKind, AgentReport, AgentStatus, Collection
+from vsmmon.names import ALERTS_CHANNEL, HEALTH_CHANNEL
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.store.realtime import RealtimeWindow
 
-HEALTH_CHANNEL = "vsm:health"  # what workers/health.py publishes on
 INTERVAL_S = 5.0
 QUEUES = ("vsm.collect", "vsm.analysis", "orders", "emails")
 

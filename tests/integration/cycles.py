@@ -7,7 +7,6 @@ from typing import Any
 
 from tests.integration.conftest import CYCLE_INTERVAL_S, CYCLE_TIMEOUT_S, poll
 from vsmmon import names
-from vsmmon.collect.staging import DISCOVERY_PREFIX
 from vsmmon.models import CollectionSummary
 from vsmmon.store.postgres import PostgresStore
 from workers.context import PipelineApp
@@ -26,7 +25,7 @@ class Beat:
     def discover_next(self) -> None:
         """The next cycle asks every worker, as the one every 30 s (`DISCOVERY_EVERY_S`) does: the clock moved on."""
         client = self.app.context().realtime.client
-        for key in client.keys(f"{DISCOVERY_PREFIX}*"):
+        for key in client.keys(names.DISCOVERY_KEY.format(slot="*")):
             client.delete(key)
 
     def cycle(self) -> CollectionSummary:

@@ -9,7 +9,7 @@ import redis
 
 from vsmmon.alerts import desk as alert_desk
 from vsmmon.alerts.book import AlertBook
-from vsmmon.alerts.model import Severity, Signal
+from vsmmon.alerts.model import AlertStatus, Severity, Signal
 from vsmmon.config import Settings
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import PostgresStore
@@ -40,3 +40,23 @@ def test_a_critical_alert_counts_against_s5_only_once_its_timeout_ran_out_unhand
     assert handling(T0 + timedelta(seconds=5)) == (0, 0)  # nothing handled, nothing overdue: nothing judged
     assert handling(T0 + timedelta(seconds=60)) == (1, 1)  # the acknowledged one; the other still has time
     assert handling(T0 + timedelta(seconds=TIMEOUT_S + 1)) == (2, 1)  # the other's timeout ran out unhandled
+
+
+def test_open_alerts_are_counted_by_severity_and_status(settings: Settings, store: PostgresStore) -> None:
+    book, records = AlertBook(redis.Redis.from_url(settings.require("redis_url"))), AlertRecords(store.engine)
+    policy = alert_desk.policy_for(settings)
+    assert records.open_counts() == {}
+    slow = Signal("memory_growth", "w1", Severity.WARNING, {}, "w1's memory grows")  # pending for 30 s first
+    fired = alert_desk.report(book, "screen", [pain("a"), pain("b"), pain("c"), slow], T0, ttl_s=3600, policy=policy)
+    records.save(fired.changed, fired.events)
+    a, b = (next(x for x in fired.changed if x.target == f"queue {q}") for q in ("a", "b"))
+    for outcome in (
+        alert_desk.acknowledge(book, a.fingerprint, "ops", T0 + timedelta(seconds=10)),
+        alert_desk.resolve(book, b.fingerprint, "ops", T0 + timedelta(seconds=20), policy),
+    ):
+        records.save(outcome.changed, outcome.events)
+    assert records.open_counts() == {
+        (Severity.CRITICAL, AlertStatus.FIRING): 1,
+        (Severity.CRITICAL, AlertStatus.ACKNOWLEDGED): 1,
+        (Severity.WARNING, AlertStatus.PENDING): 1,
+    }  # the resolved one is not open

@@ -16,10 +16,10 @@ from vsmmon import names
 from vsmmon.agent.simulator import MEMORY_LIMIT_BYTES, SimAgent, metrics_at
 from vsmmon.config import Settings
 from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.names import ACCURACY_KEY, EXHAUSTION_KEY
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.store.realtime import RealtimeWindow
-from workers.analyse import EXHAUSTION_KEY
 from workers.context import PipelineApp
 
 
@@ -108,7 +108,6 @@ def test_forecasts_that_fell_due_are_scored_and_their_smape_is_handed_to_s4(
 ) -> None:
     from vsmmon.analyse.analysis import AnalysisResult
     from vsmmon.analyse.forecast import Forecast, smape
-    from workers.analyse import ACCURACY_KEY
 
     client = window.client
     agent = SimAgent("sim-acc-0", "worker", "leak", seed=5)

@@ -21,3 +21,37 @@ def test_the_first_cycle_of_a_slot_discovers(kind: str, settings: Settings, clea
     # the cycle 30 s later is in the next slot, though a claim made 40 ms into the last one is not 30 s old yet
     assert staging.claim_discovery(30.0, SLOT_START + timedelta(seconds=30, milliseconds=10)) is True
     assert staging.claim_discovery(30.0, SLOT_START + timedelta(seconds=59)) is False
+
+
+def test_a_pushed_report_that_cannot_be_read_is_dropped_counted_and_logged(
+    settings: Settings, clean_services: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vsmmon import names
+    from vsmmon.models import AgentKind, AgentReport
+
+    staging = RedisStaging.from_url(settings.require("redis_url"))
+    good = AgentReport("sensor-1", AgentKind.SENSOR, "h", {"temp_c": 21.5}, "1.0")
+    staging.push([good])
+    staging.client.rpush(names.PUSHED_KEY, b'{"not": "a report"}', b"\xff\xfe")  # a foreign writer's entries
+    staging.push([good])
+    with caplog.at_level("WARNING", logger="vsmmon.collect.staging"):
+        taken = staging.drain_pushed()
+    assert [r.agent_id for r in taken] == ["sensor-1", "sensor-1"]  # the good ones still reach the cycle
+    assert int(staging.client.get(names.PUSHED_REJECTED_KEY) or 0) == 2
+    assert "2 staged pushed reports could not be read" in caplog.text
+    assert staging.drain_pushed() == []  # taken once
+
+
+def test_reports_pushed_past_the_buffer_cap_are_counted(
+    settings: Settings, clean_services: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vsmmon import names
+    from vsmmon.collect import staging as module
+    from vsmmon.models import AgentKind, AgentReport
+
+    monkeypatch.setattr(module, "MAX_PUSHED", 3)
+    staging = RedisStaging.from_url(settings.require("redis_url"))
+    reports = [AgentReport(f"s{i}", AgentKind.SENSOR, "h", {"x": float(i)}) for i in range(5)]
+    staging.push(reports)
+    assert [r.agent_id for r in staging.drain_pushed()] == ["s2", "s3", "s4"]  # the newest are kept
+    assert int(staging.client.get(names.PUSHED_DROPPED_KEY) or 0) == 2

@@ -10,17 +10,18 @@ import pytest
 from vsmmon.alerts.manager import routes_for, step
 from vsmmon.alerts.model import AlertPolicy, AlertState, Notification, Severity, Signal
 from vsmmon.alerts.routing import (
-    QUEUE_FOR_ROUTE,
     ZERO_TIME,
     alertmanager_payload,
     rfc3339,
     signal_from_recommendation,
     signals_from_assessment,
+    signals_from_pain,
 )
 from vsmmon.analyse.recommend import Recommendation
 from vsmmon.health.assessment import HealthAssessment, pain
 from vsmmon.health.systems import QueueFlow, SystemHealth
 from vsmmon.health.viability import HealthState, ViabilityState
+from vsmmon.models import Bottleneck, Pain, PainCondition
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
@@ -50,7 +51,6 @@ def test_routing_table(
     [note] = fire(Signal("t", "x", Severity.CRITICAL, resource=resource, system_wide=system_wide))
     alert = replace(note.alert, severity=Severity(severity), escalation_level=level)
     assert routes_for(alert, webhook) == routes
-    assert QUEUE_FOR_ROUTE == {"s3": "vsm.s3.control", "s5": "vsm.s5.policy"}
 
 
 def test_the_webhook_route_follows_the_policy_flag() -> None:
@@ -132,7 +132,8 @@ def assessment(**kw: object) -> HealthAssessment:
 
 
 def test_signals_from_an_assessment_are_the_conditions_holding_now() -> None:
-    signals = signals_from_assessment(assessment(bottlenecks=("w1: memory 0.42", "queue q1: backlog 10 not draining")))
+    necks = (Bottleneck("w1", "memory", 0.42), Bottleneck("queue q1", "backlog", 10.0))
+    signals = signals_from_assessment(assessment(bottlenecks=necks))
     got = {(s.type, s.target, s.severity, s.resource, s.system_wide, tuple(s.labels.items())) for s in signals}
     assert got == {
         ("system_health", "S1", "critical", False, False, ()),
@@ -141,7 +142,9 @@ def test_signals_from_an_assessment_are_the_conditions_holding_now() -> None:
         ("bottleneck", "w1", "warning", True, False, (("factor", "memory"),)),
         ("bottleneck", "queue q1", "warning", True, False, (("factor", "backlog"),)),
     }
-    assert "S1 unhealthy (score 0.30)" in {s.summary for s in signals}
+    assert {"S1 unhealthy (score 0.30)", "w1: memory 0.42", "queue q1: backlog 10 not draining"} <= {
+        s.summary for s in signals
+    }
     assert signals_from_assessment(assessment(states={}, viability_state=ViabilityState.NORMAL)) == []
 
 
@@ -158,8 +161,60 @@ def test_algedonic_signals_go_to_s5_with_fingerprints_that_ignore_the_numbers() 
     ]  # fmt: skip
     assert all(s.severity is Severity.CRITICAL and s.system_wide for s in first)
     assert all(n.routes == ("dashboard", "s5") for n in fire(*first))
-    [other] = signals_from_assessment(assessment(states={}, viability_state="normal", algedonic=("odd thing 42",)))
-    assert (other.target, other.labels) == ("odd thing #", {"condition": "other"})
+    assert [s.summary for s in first] == [
+        "queue q1 has 10 messages and no live consumer", "queue q2 has 10 messages and no live consumer",
+        "broker unreachable: connection refused", "fleet error rate 60% over 50 %",
+    ]  # fmt: skip
+
+
+# The fingerprints the message-parsing router gave each condition, so open alerts keep their identity.
+PAIN_BEFORE = [
+    (Pain(PainCondition.NO_CONSUMER, "queue orphan", 7.0), "queue orphan", "54362021dd485f38"),
+    (Pain(PainCondition.UNREACHABLE, "broker", detail="broker:127.0.0.1:6379: connection refused"), "broker",
+     "c0142af56d33e382"),
+    (Pain(PainCondition.ERROR_RATE, "fleet", 0.6), "fleet", "0c36e59698fd3566"),
+    (Pain(PainCondition.FAST_DROP, "viability", 0.5, "from 0.90"), "viability", "fa80a16af4227ec4"),
+    (Pain(PainCondition.CONTROL_FAILED, "w1@h", 60.0, 'pool_grow {"n": 1}'), "w1@h", "954d39cfaea12a7d"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("p", "target", "fingerprint"), PAIN_BEFORE, ids=[p.condition for p, _, _ in PAIN_BEFORE])
+def test_each_pain_condition_keeps_the_target_labels_and_fingerprint_it_had(
+    p: Pain, target: str, fingerprint: str
+) -> None:
+    (signal,) = signals_from_pain([p])
+    assert (signal.type, signal.target, signal.labels) == ("algedonic", target, {"condition": str(p.condition)})
+    assert signal.fingerprint == fingerprint
+    assert (signal.severity, signal.system_wide, signal.resource) == (Severity.CRITICAL, True, False)
+    assert signal.summary == p.message
+
+
+def test_every_pain_condition_has_a_pinned_fingerprint() -> None:
+    assert {p.condition for p, _, _ in PAIN_BEFORE} == set(PainCondition)
+
+
+def test_bottlenecks_keep_the_fingerprints_they_had() -> None:
+    necks = (Bottleneck("w1@h", "memory", 0.5), Bottleneck("w1@h", "queue", 0.0), Bottleneck("queue q1", "backlog", 5))
+    signals = signals_from_assessment(assessment(states={}, viability_state=ViabilityState.NORMAL, bottlenecks=necks))
+    assert [s.fingerprint for s in signals] == ["9e6f5ea1320ccdde", "675a55ac663b92d1", "399e178bbae3a970"]
+
+
+def test_rewording_a_message_changes_the_summary_never_the_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    pains = [p for p, _, _ in PAIN_BEFORE]
+    necks = [Bottleneck("w1@h", "memory", 0.5), Bottleneck("queue q1", "backlog", 5)]
+
+    def signals() -> list[Signal]:
+        return signals_from_pain(pains) + signals_from_assessment(
+            assessment(states={}, viability_state=ViabilityState.NORMAL, bottlenecks=tuple(necks))
+        )
+
+    before = signals()
+    monkeypatch.setattr(Pain, "message", property(lambda p: f"reworded: {p.condition} {p.value} {p.detail}!"))
+    monkeypatch.setattr(Bottleneck, "message", property(lambda b: f"reworded: {b.factor} {b.value}!"))
+    after = signals()
+    assert all(s.summary.startswith("reworded: ") for s in after)
+    assert [s.summary for s in after] != [s.summary for s in before]
+    assert [s.fingerprint for s in after] == [s.fingerprint for s in before]
 
 
 def test_a_resource_adjustment_recommendation_is_an_info_alert_for_s3_until_it_expires() -> None:

@@ -50,3 +50,21 @@ def test_the_canary_count_is_read_from_the_self_report() -> None:
     assert canaries_run({"tasks": {}}) == 0.0
     assert canaries_run({"metrics": {}}) is None
     assert canaries_run(None) is None
+
+
+def test_candidates_are_online_workers_with_their_risk() -> None:
+    from vsmmon.health.audit import candidates
+    from vsmmon.models import AgentInfo
+
+    t = datetime(2026, 12, 3, tzinfo=UTC)
+
+    def agent(agent_id: str, kind: str, status: str, **metrics: float) -> AgentInfo:
+        return AgentInfo(agent_id, kind, "h", "v", status, t, t, t, 5.0, "", (), metrics, {})  # type: ignore[arg-type]
+
+    fleet = [
+        agent("w1", "celery_worker", "online", active=2, concurrency=4, rss_bytes=100.0),
+        agent("w2", "celery_worker", "online", active=1, concurrency=0, rss_bytes=50.0, memory_limit_bytes=100.0),
+        agent("w3", "celery_worker", "stale", active=4, concurrency=4),
+        agent("api", "api", "online", rss_bytes=1.0),
+    ]
+    assert candidates(fleet, hard_bytes=1000.0) == [Candidate("w1", 0.5, 0.1), Candidate("w2", 0.0, 0.5)]

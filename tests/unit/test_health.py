@@ -1,11 +1,13 @@
 """Agent health and S1-S5 on crafted inputs: every factor counted, none silently defaulted."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from vsmmon.health.agents import MB, AgentInputs, agent_health, memory_factor, queue_factor, s1, task_factor
-from vsmmon.health.assessment import PreviousState, evaluate, learned_capacity
+from vsmmon.health.assessment import HealthAssessment, PreviousState, evaluate, learned_capacity, pain
+from vsmmon.health.codec import assessment_to_dict, rows
 from vsmmon.health.systems import (
     ControlInputs,
     QueueFlow,
@@ -20,6 +22,7 @@ from vsmmon.health.systems import (
     s5,
 )
 from vsmmon.health.viability import HealthState, ViabilityState
+from vsmmon.models import Bottleneck, Pain, PainCondition
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
@@ -140,11 +143,56 @@ def test_learned_capacity_follows_up_at_once_and_down_slowly() -> None:
     assert learned_capacity(8.0, prev, NOW + timedelta(hours=2)) == 8.0
 
 
-def test_algedonic_pain_and_bottlenecks() -> None:
+def stuck_fleet() -> HealthAssessment:
     stuck = QueueFlow("orders", 50, 2.0, 0.0, consumer_saturations=())
     busy = worker("w1", active=4.0)
-    a = evaluate(NOW, [busy], [stuck], ControlInputs(active_total=4, concurrency_total=4), broker_errors=["down"])
-    assert "queue orders has 50 messages and no live consumer" in a.algedonic
-    assert "broker unreachable: down" in a.algedonic
-    assert "w1: queue 0.00" in a.bottlenecks
-    assert "queue orders: backlog 50 not draining" in a.bottlenecks
+    return evaluate(NOW, [busy], [stuck], ControlInputs(active_total=4, concurrency_total=4), broker_errors=["down"])
+
+
+def test_algedonic_pain_and_bottlenecks() -> None:
+    a = stuck_fleet()
+    assert a.algedonic == (
+        Pain(PainCondition.NO_CONSUMER, "queue orders", 50.0),
+        Pain(PainCondition.UNREACHABLE, "broker", detail="down"),
+    )
+    assert [p.message for p in a.algedonic] == [
+        "queue orders has 50 messages and no live consumer",
+        "broker unreachable: down",
+    ]
+    assert a.bottlenecks == (Bottleneck("w1", "queue", 0.0), Bottleneck("queue orders", "backlog", 50.0))
+    assert [b.message for b in a.bottlenecks] == ["w1: queue 0.00", "queue orders: backlog 50 not draining"]
+
+
+def test_a_high_error_rate_and_a_fast_viability_drop_are_pain() -> None:
+    prev = PreviousState(NOW, {}, 0.9, ViabilityState.NORMAL, None)
+    found = pain([], {"error_rate": 0.6}, [], 0.5, prev)
+    assert found == (
+        Pain(PainCondition.ERROR_RATE, "fleet", 0.6),
+        Pain(PainCondition.FAST_DROP, "viability", 0.5, "from 0.90"),
+    )
+    assert [p.message for p in found] == [
+        "fleet error rate 60% over 50 %",
+        "viability fell from 0.90 to 0.50 since the last check",
+    ]
+    assert pain([], {"error_rate": 0.5}, [], 0.81, prev) == ()  # at the threshold, and a drop of 0.09
+
+
+def test_the_summary_keeps_the_messages_and_adds_the_values() -> None:
+    a = stuck_fleet()
+    body = json.loads(json.dumps(assessment_to_dict(a, agents=False)))
+    assert body["algedonic"] == ["queue orders has 50 messages and no live consumer", "broker unreachable: down"]
+    assert body["pain"] == [
+        {"condition": "no_consumer", "target": "queue orders", "value": 50.0, "detail": "",
+         "message": "queue orders has 50 messages and no live consumer"},
+        {"condition": "unreachable", "target": "broker", "value": None, "detail": "down",
+         "message": "broker unreachable: down"},
+    ]  # fmt: skip
+    assert body["bottlenecks"] == ["w1: queue 0.00", "queue orders: backlog 50 not draining"]
+    assert body["bottleneck_details"] == [
+        {"target": "w1", "factor": "queue", "value": 0.0, "message": "w1: queue 0.00"},
+        {"target": "queue orders", "factor": "backlog", "value": 50.0,
+         "message": "queue orders: backlog 50 not draining"},
+    ]  # fmt: skip
+    (viability_row,) = [r for r in rows(a) if r["scope"] == "viability"]
+    assert viability_row["inputs"]["pain"] == body["pain"]
+    assert viability_row["inputs"]["algedonic"] == body["algedonic"]

@@ -2,7 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.collect.registry import AgentRecord, AgentStatus, Transition, evaluate, status_at, visible
+from vsmmon.collect.registry import AgentRecord, Transition, evaluate, status_at, visible
+from vsmmon.models import AgentStatus
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)

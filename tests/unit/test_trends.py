@@ -12,7 +12,6 @@ from vsmmon.analyse.trends import (
     direction_of,
     fit_line,
     holt,
-    least_squares,
     robust_anomaly,
     t_cdf,
     t_quantile,
@@ -28,6 +27,12 @@ def series(draw: st.DrawFn, min_size: int = 2) -> tuple[list[float], list[float]
     steps = draw(st.lists(gaps, min_size=n, max_size=n))
     ts = [float(t) for t in np.cumsum(steps) - steps[0]]
     return ts, draw(st.lists(values, min_size=n, max_size=n))
+
+
+def least_squares(ts_s: list[float], values: list[float]) -> tuple[float, float, float]:
+    """(slope, intercept, standard error of the slope) of `fit_line`, as the checks below compare them."""
+    fit = fit_line(ts_s, values)
+    return fit.slope, fit.intercept, fit.slope_stderr
 
 
 def numpy_stderr(ts: list[float], ys: list[float]) -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from vsmmon.web.events import ALERTS_CHANNEL, HEALTH_CHANNEL, Event, EventHub, Subscriber, event_name
+from vsmmon.names import ALERTS_CHANNEL, HEALTH_CHANNEL
+from vsmmon.web.events import Event, EventHub, Subscriber, event_name
 
 
 def test_event_names_follow_the_channel_and_the_alert_type() -> None:

@@ -25,18 +25,14 @@ from typing import Any
 import redis
 from redis.exceptions import LockNotOwnedError
 
+from vsmmon import names
 from vsmmon.alerts.codec import signal_from_dict, signal_to_dict, state_from_dict, state_to_dict
 from vsmmon.alerts.model import AlertState, Severity, Signal
 from vsmmon.errors import InvalidInput, TransientError
 from vsmmon.models import utc
 
 log = logging.getLogger(__name__)
-STATE_KEY = "vsm:alerts:state"
-LOCK_KEY = "vsm:alerts:lock"
-COOLDOWN_KEY = "vsm:alerts:cooldowns"  # hash: fingerprint -> "epoch seconds|severity" of its last delivery
 PRUNE_ABOVE = 2000  # cooldown entries kept before the expired ones are swept
-CHANNEL = "vsm:alerts"
-"""Pub/sub channel of the dashboard: JSON {"type": "alert" | "control_action" | "policy_decision", "data": {...}}."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +90,7 @@ class AlertBook:
     def read(self) -> Ledger:
         """The ledger as last written (no lock: for reads that change nothing)."""
         try:
-            raw = self.client.get(STATE_KEY)
+            raw = self.client.get(names.ALERTS_STATE_KEY)
         except redis.RedisError as e:
             raise TransientError(f"Redis unavailable: {e}") from e
         return ledger_from_json(raw) if raw else Ledger()
@@ -110,7 +106,7 @@ class AlertBook:
         if not wanted:
             return {}
         found = {}
-        for fp, raw in zip(wanted, self.client.hmget(COOLDOWN_KEY, wanted), strict=True):
+        for fp, raw in zip(wanted, self.client.hmget(names.ALERTS_COOLDOWN_KEY, wanted), strict=True):
             if raw is None:
                 continue
             at, _, severity = _text(raw).partition("|")
@@ -127,17 +123,20 @@ class AlertBook:
         pipe = self.client.pipeline(transaction=False)
         gone = [fp for fp in wanted if fp not in last_sent]
         if last_sent:
-            pipe.hset(COOLDOWN_KEY, mapping={fp: f"{at.timestamp()}|{sev}" for fp, (at, sev) in last_sent.items()})
+            pipe.hset(
+                names.ALERTS_COOLDOWN_KEY,
+                mapping={fp: f"{at.timestamp()}|{sev}" for fp, (at, sev) in last_sent.items()},
+            )
         if gone:
-            pipe.hdel(COOLDOWN_KEY, *gone)
-        pipe.hlen(COOLDOWN_KEY)
+            pipe.hdel(names.ALERTS_COOLDOWN_KEY, *gone)
+        pipe.hlen(names.ALERTS_COOLDOWN_KEY)
         size = pipe.execute()[-1]
         if size > PRUNE_ABOVE:
             horizon = time.time() - max_age_s
-            expired = [fp for fp, raw in self.client.hgetall(COOLDOWN_KEY).items()
+            expired = [fp for fp, raw in self.client.hgetall(names.ALERTS_COOLDOWN_KEY).items()
                        if float(_text(raw).partition("|")[0]) < horizon]  # fmt: skip
             if expired:
-                self.client.hdel(COOLDOWN_KEY, *expired)
+                self.client.hdel(names.ALERTS_COOLDOWN_KEY, *expired)
 
     @contextmanager
     def change(self) -> Iterator[Ledger]:
@@ -146,19 +145,19 @@ class AlertBook:
         Raises:
             TransientError: Redis is unreachable, or the lock is held by someone else for `wait_s`.
         """
-        lock = self.client.lock(LOCK_KEY, timeout=self.lock_timeout_s, blocking_timeout=self.wait_s)
+        lock = self.client.lock(names.ALERTS_LOCK_KEY, timeout=self.lock_timeout_s, blocking_timeout=self.wait_s)
         try:
             if not lock.acquire():
                 raise TransientError(f"the alert ledger stayed locked for {self.wait_s:g} s")
         except redis.RedisError as e:
             raise TransientError(f"Redis unavailable: {e}") from e
         try:
-            raw = self.client.get(STATE_KEY)
+            raw = self.client.get(names.ALERTS_STATE_KEY)
             ledger = ledger_from_json(raw) if raw else Ledger()
             yield ledger
             written = ledger_to_json(ledger)
             if raw is None or written != _text(raw):  # a change that changed nothing writes nothing
-                self.client.set(STATE_KEY, written)
+                self.client.set(names.ALERTS_STATE_KEY, written)
         except redis.RedisError as e:
             raise TransientError(f"Redis unavailable: {e}") from e
         finally:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
+from vsmmon import names
 from vsmmon.alerts.model import Alert, AlertState, AlertStatus, Kind, Notification, Severity, Signal, Silence
 from vsmmon.errors import InvalidInput
 from vsmmon.models import utc
@@ -182,6 +183,11 @@ def plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
 def public_alert(a: Alert) -> dict[str, Any]:
     """What the API, the dashboard and the CLI show: the `alerts` row, times as ISO 8601."""
     return plain_row(a.row())
+
+
+def alert_message(a: Alert, event: str | None = None, **extra: Any) -> str:
+    """The dashboard's message about an alert: `event` is its status unless a notification names its kind."""
+    return names.dashboard_message("alert", public_alert(a), event=event or str(a.status), **extra)
 
 
 def silence_to_dict(s: Silence) -> dict[str, Any]:

@@ -1,46 +1,33 @@
 """The alert manager's edges, pure: signals in from the health and analysis stages, notifications out as
-queue names and the Prometheus Alertmanager webhook message (version 4), so existing receivers work unchanged.
+the Prometheus Alertmanager webhook message (version 4), so existing receivers work unchanged.
 
 Signals from a `HealthAssessment` (level-triggered: the conditions holding at this check):
 - system health: S1..S5 degraded -> warning, unhealthy -> critical (type "system_health"); S3's is a
   resource alert (headroom and drain are what S3's actuators change);
 - viability: warning / critical per its state (type "viability", target "system"), system-wide;
-- algedonic pain: critical and system-wide (type "algedonic"), so it goes straight to S5; the target and
-  a "condition" label are read from the message so that the changing numbers in it do not change the
-  fingerprint;
-- bottlenecks: warning resource alerts (type "bottleneck", label "factor"), for S3.
+- algedonic pain: critical and system-wide (type "algedonic"), so it goes straight to S5; the fingerprint
+  is the `Pain`'s target and condition (a "condition" label), never its message, so the changing numbers
+  and the wording of the summary do not change it;
+- bottlenecks: warning resource alerts (type "bottleneck", the `Bottleneck`'s target, label "factor"), for S3.
 A resource-adjustment `Recommendation` not yet expired is an info resource alert for S3.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from vsmmon.alerts.model import Alert, AlertStatus, Notification, Route, Severity, Signal
+from vsmmon.alerts.model import Alert, AlertStatus, Notification, Severity, Signal
 from vsmmon.analyse.recommend import Recommendation
 from vsmmon.health.assessment import HealthAssessment
 from vsmmon.health.viability import HealthState, ViabilityState
-from vsmmon.models import utc
+from vsmmon.models import Pain, utc
 
-S3_QUEUE = "vsm.s3.control"
-S5_QUEUE = "vsm.s5.policy"
-QUEUE_FOR_ROUTE: Mapping[Route, str] = {"s3": S3_QUEUE, "s5": S5_QUEUE}
-"""Routes delivered through a Celery queue; "dashboard" is pub/sub, "webhook" an HTTP POST."""
 WEBHOOK_VERSION = "4"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's endsAt of a firing alert
 _STATE_SEVERITY = {HealthState.DEGRADED: Severity.WARNING, HealthState.UNHEALTHY: Severity.CRITICAL}
 _VIABILITY_SEVERITY = {ViabilityState.WARNING: Severity.WARNING, ViabilityState.CRITICAL: Severity.CRITICAL}
-_PAIN = (  # the messages of `vsmmon.assessment.pain`
-    (re.compile(r"queue (?P<target>.+) has [\d.]+ messages and no live consumer"), "no_consumer"),
-    (re.compile(r"broker unreachable"), "unreachable"),
-    (re.compile(r"fleet error rate"), "error_rate"),
-    (re.compile(r"viability fell"), "fast_drop"),
-    (re.compile(r"S3 action on (?P<target>.+) did not"), "control_failed"),
-)
-_PAIN_TARGET = {"no_consumer": "", "unreachable": "broker", "error_rate": "fleet", "fast_drop": "viability"}
 
 
 def signals_from_assessment(assessment: HealthAssessment) -> list[Signal]:
@@ -56,22 +43,15 @@ def signals_from_assessment(assessment: HealthAssessment) -> list[Signal]:
         summary = f"viability {assessment.viability:.2f} ({assessment.viability_state})"
         signals.append(Signal("viability", "system", severity, summary=summary, system_wide=True))
     signals += signals_from_pain(assessment.algedonic)
-    for message in assessment.bottlenecks:
-        target, _, rest = message.partition(": ")
-        labels = {"factor": rest.split(" ", 1)[0] or "unknown"}
-        signals.append(Signal("bottleneck", target, Severity.WARNING, labels, message, resource=True))
+    signals += [Signal("bottleneck", b.target, Severity.WARNING, {"factor": b.factor}, b.message, resource=True)
+                for b in assessment.bottlenecks]  # fmt: skip
     return signals
 
 
-def signals_from_pain(messages: Sequence[str]) -> list[Signal]:
-    """Algedonic messages as critical, system-wide signals (straight to S5)."""
-    signals = []
-    for message in messages:
-        target, condition = _pain_key(message)
-        signals.append(
-            Signal("algedonic", target, Severity.CRITICAL, {"condition": condition}, message, system_wide=True)
-        )
-    return signals
+def signals_from_pain(pains: Sequence[Pain]) -> list[Signal]:
+    """Algedonic pain as critical, system-wide signals (straight to S5)."""
+    return [Signal("algedonic", p.target, Severity.CRITICAL, {"condition": p.condition.value}, p.message,
+                   system_wide=True) for p in pains]  # fmt: skip
 
 
 def signal_from_recommendation(rec: Recommendation, now: datetime) -> Signal | None:
@@ -80,16 +60,6 @@ def signal_from_recommendation(rec: Recommendation, now: datetime) -> Signal | N
         return None
     labels = {"command": str(rec.action["command"])}
     return Signal("resource_adjustment", rec.target, Severity.INFO, labels, rec.rationale, resource=True)
-
-
-def _pain_key(message: str) -> tuple[str, str]:
-    for pattern, condition in _PAIN:
-        if match := pattern.match(message):
-            if condition in ("no_consumer", "control_failed"):
-                prefix = "queue " if condition == "no_consumer" else ""
-                return prefix + match["target"], condition
-            return _PAIN_TARGET[condition], condition
-    return re.sub(r"\d+(?:\.\d+)?", "#", message), "other"  # numbers masked: a stable fingerprint
 
 
 def rfc3339(at: datetime) -> str:

@@ -94,12 +94,6 @@ def fit_line(ts_s: Sequence[float], values: Sequence[float]) -> LinearFit:
     return LinearFit(slope, intercept, residual_se / math.sqrt(sxx), residual_se, mean_t, sxx, n, ts_s[-1])
 
 
-def least_squares(ts_s: Sequence[float], values: Sequence[float]) -> tuple[float, float, float]:
-    """(slope, intercept, standard error of the slope) of the least-squares line; stderr is inf for 2 points."""
-    fit = fit_line(ts_s, values)
-    return fit.slope, fit.intercept, fit.slope_stderr
-
-
 def t_cdf(t: float, df: int) -> float:
     """Student t distribution function, exact for integer `df` (Abramowitz & Stegun 26.7.3-4)."""
     if df < 1:

@@ -19,9 +19,10 @@ from uuid import UUID
 
 import redis
 
+from vsmmon import names
 from vsmmon.alerts import desk as alert_desk
-from vsmmon.alerts.book import CHANNEL, AlertBook
-from vsmmon.alerts.codec import notification_to_dict, plain_row, public_alert, silence_to_dict
+from vsmmon.alerts.book import AlertBook
+from vsmmon.alerts.codec import alert_message, notification_to_dict, plain_row, public_alert, silence_to_dict
 from vsmmon.config import Settings
 from vsmmon.errors import InvalidInput, NotFound
 from vsmmon.local import runfile
@@ -132,8 +133,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 def _publish(book: AlertBook, outcome: alert_desk.Outcome) -> None:
     for alert in outcome.changed:
-        book.client.publish(CHANNEL, json.dumps({"type": "alert", "event": str(alert.status),
-                                                 "data": public_alert(alert)}))  # fmt: skip
+        book.client.publish(names.ALERTS_CHANNEL, alert_message(alert))
 
 
 def _list(args: argparse.Namespace, book: AlertBook, records: AlertRecords) -> int:

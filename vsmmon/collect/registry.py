@@ -14,13 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
-
-class AgentStatus(StrEnum):
-    ONLINE = "online"
-    STALE = "stale"
-    OFFLINE = "offline"
+from vsmmon.models import AgentKind, AgentStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +23,15 @@ class AgentRecord:
     """What the registry knows of one agent."""
 
     agent_id: str
-    kind: str
+    kind: AgentKind
     last_seen: datetime
     interval_s: float
     status: AgentStatus
     status_since: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", AgentKind(self.kind))
+        object.__setattr__(self, "status", AgentStatus(self.status))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,23 +6,25 @@ Only what one collection proves is screened:
 - a queue holding messages that no worker of this collection consumes — judged only when every expected
   worker answered, since a worker that timed out may well be consuming it.
 The fleet error rate and a fast viability drop need history; the health check judges those. The signals
-have the fingerprints of `vsmmon.alert_routing.signals_from_assessment`'s algedonic ones, so the screen and
-the health check report one alert, not two.
+are the `Pain` values `vsmmon.health.assessment.pain` makes, with the same condition and target, so they have
+the fingerprints of `vsmmon.alerts.routing.signals_from_assessment`'s algedonic ones: the screen and the health
+check report one alert, not two.
 """
 
 from __future__ import annotations
 
 from vsmmon.alerts.model import Signal
 from vsmmon.alerts.routing import signals_from_pain
-from vsmmon.models import AgentKind, Collection
+from vsmmon.models import AgentKind, Collection, Pain, PainCondition
 
 
-def pain(collection: Collection) -> tuple[str, ...]:
-    """The algedonic messages this collection alone proves, worded as `vsmmon.assessment.pain` words them."""
+def pain(collection: Collection) -> tuple[Pain, ...]:
+    """The algedonic pain this collection alone proves, as `vsmmon.health.assessment.pain` reports it."""
     found = []
     for report in collection.reports:
         if report.kind is AgentKind.BROKER and report.errors:
-            found += [f"broker unreachable: {report.agent_id}: {e}" for e in report.errors.values()]
+            found += [Pain(PainCondition.UNREACHABLE, "broker", detail=f"{report.agent_id}: {e}")
+                      for e in report.errors.values()]  # fmt: skip
     if not collection.unreachable:
         consumed = {q for r in collection.reports if r.kind is AgentKind.CELERY_WORKER for q in r.queues}
         for report in collection.reports:
@@ -30,7 +32,7 @@ def pain(collection: Collection) -> tuple[str, ...]:
                 continue
             name, backlog = report.agent_id.removeprefix("queue:"), report.metrics.get("messages", 0.0)
             if backlog > 0 and name not in consumed:
-                found.append(f"queue {name} has {backlog:.0f} messages and no live consumer")
+                found.append(Pain(PainCondition.NO_CONSUMER, f"queue {name}", backlog))
     return tuple(found)
 
 

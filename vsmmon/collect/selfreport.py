@@ -7,6 +7,7 @@ request rate and latency).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -19,6 +20,8 @@ from vsmmon.agent.counters import percentile
 from vsmmon.agent.process import ProcessProbe, runtime_metrics
 from vsmmon.collect.staging import Staging
 from vsmmon.models import AgentKind, AgentReport
+
+log = logging.getLogger(__name__)
 
 
 def self_report(agent_id: str, probe: ProcessProbe, extra: dict[str, float], interval_s: float) -> AgentReport:
@@ -61,11 +64,19 @@ class SelfReporter:
 
     def _run(self) -> None:
         probe = ProcessProbe(os.getpid())
+        failing: str | None = None  # logged when it starts, changes and ends: not every interval
         while not self._stop.wait(self._interval_s):
             try:
                 self._staging.push([self_report(self.agent_id, probe, self._extra(), self._interval_s)])
-            except Exception:
+            except Exception as e:  # the thread must outlive any fault; each fault is logged
+                if repr(e) != failing:
+                    log.warning("self-report of %s failed, retrying every %.0f s: %r", self.agent_id,
+                                self._interval_s, e)  # fmt: skip
+                failing = repr(e)
                 continue
+            if failing is not None:
+                log.warning("self-report of %s works again", self.agent_id)
+                failing = None
 
 
 class RequestStats:

@@ -7,6 +7,7 @@ presence (which workers answered when), so the collector knows how many replies 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,12 +16,12 @@ from uuid import UUID
 
 import redis
 
+from vsmmon import names
 from vsmmon.codec import collection_from_json, collection_to_json, report_from_json, report_to_json
 from vsmmon.errors import BufferUnavailable, InvalidInput, NotFound
 from vsmmon.models import AgentReport, Collection
 
-PREFIX = "vsm:"
-DISCOVERY_PREFIX = f"{PREFIX}discovery:"
+log = logging.getLogger(__name__)
 MAX_PUSHED = 50_000
 """Pushed reports waiting for the next cycle, at most; the oldest are dropped past it (and counted)."""
 T = TypeVar("T")
@@ -86,30 +87,30 @@ class RedisStaging:
         return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), horizon_s=horizon_s)
 
     def put(self, collection: Collection) -> None:
-        key = f"{PREFIX}staged:{collection.id}"
+        key = names.STAGED_KEY.format(id=collection.id)
         self._call(lambda: self.client.set(key, collection_to_json(collection), ex=self.horizon_s))
 
     def get(self, collection_id: UUID) -> Collection:
-        raw = self._call(lambda: self.client.get(f"{PREFIX}staged:{collection_id}"))
+        raw = self._call(lambda: self.client.get(names.STAGED_KEY.format(id=collection_id)))
         if raw is None:
             raise NotFound(f"collection {collection_id} is not staged (expired or already stored)")
         return collection_from_json(raw)
 
     def delete(self, collection_id: UUID) -> None:
-        self._call(lambda: self.client.delete(f"{PREFIX}staged:{collection_id}"))
+        self._call(lambda: self.client.delete(names.STAGED_KEY.format(id=collection_id)))
 
     def mark_seen(self, workers: Iterable[str], now: datetime) -> None:
         mapping: dict[str | bytes, float] = {name: now.timestamp() for name in workers}
         if mapping:
-            self._call(lambda: self.client.hset(f"{PREFIX}workers", mapping=mapping))  # type: ignore[arg-type]
+            self._call(lambda: self.client.hset(names.WORKERS_KEY, mapping=mapping))  # type: ignore[arg-type]
 
     def workers_seen_since(self, since: datetime) -> set[str]:
-        seen = self._call(lambda: self.client.hgetall(f"{PREFIX}workers"))
+        seen = self._call(lambda: self.client.hgetall(names.WORKERS_KEY))
         cutoff = since.timestamp()
         return {_text(name) for name, ts in seen.items() if float(ts) >= cutoff}
 
     def claim_discovery(self, every_s: float, now: datetime) -> bool:
-        key = f"{DISCOVERY_PREFIX}{discovery_slot(every_s, now)}"
+        key = names.DISCOVERY_KEY.format(slot=discovery_slot(every_s, now))
         px = max(1, int(2 * every_s * 1000))  # outlives its slot: a late cycle of it cannot claim it again
         return bool(self._call(lambda: self.client.set(key, b"1", nx=True, px=px)))
 
@@ -118,24 +119,31 @@ class RedisStaging:
         if not payload:
             return
         pipe = self.client.pipeline(transaction=True)
-        pipe.rpush(f"{PREFIX}pushed", *payload)
-        pipe.ltrim(f"{PREFIX}pushed", -MAX_PUSHED, -1)
-        self._call(pipe.execute)
+        pipe.rpush(names.PUSHED_KEY, *payload)
+        pipe.ltrim(names.PUSHED_KEY, -MAX_PUSHED, -1)
+        length, _ = self._call(pipe.execute)
+        if (dropped := int(length) - MAX_PUSHED) > 0:
+            self._call(lambda: self.client.incrby(names.PUSHED_DROPPED_KEY, dropped))
+            log.warning("pushed-report buffer full (%d): the %d oldest reports were dropped", MAX_PUSHED, dropped)
 
     def count_lost(self) -> int:
-        return int(self._call(lambda: self.client.incr(f"{PREFIX}lost_collections_total")))
+        return int(self._call(lambda: self.client.incr(names.LOST_COLLECTIONS_KEY)))
 
     def drain_pushed(self) -> list[AgentReport]:
         pipe = self.client.pipeline(transaction=True)
-        pipe.lrange(f"{PREFIX}pushed", 0, -1)
-        pipe.delete(f"{PREFIX}pushed")
+        pipe.lrange(names.PUSHED_KEY, 0, -1)
+        pipe.delete(names.PUSHED_KEY)
         raw, _ = self._call(pipe.execute)
-        reports = []
+        reports, rejected = [], []
         for item in raw:
             try:
                 reports.append(report_from_json(item))
-            except InvalidInput:
-                continue  # written by a foreign client: never let one bad entry stop the cycle
+            except InvalidInput as e:  # written by a foreign client: one bad entry never stops the cycle
+                rejected.append(e)
+        if rejected:
+            self._call(lambda: self.client.incrby(names.PUSHED_REJECTED_KEY, len(rejected)))
+            log.warning("%d staged pushed reports could not be read and were dropped (first: %s)",
+                        len(rejected), rejected[0])  # fmt: skip
         return reports
 
     def _call(self, op: Callable[[], T]) -> T:

@@ -28,6 +28,7 @@ from vsmmon.health.viability import (
     viability_alert,
     viability_state,
 )
+from vsmmon.models import Bottleneck, Pain, PainCondition
 
 EXPECTED_CAPACITY_TIME_CONSTANT_S = 3600.0
 FAST_DROP = 0.1
@@ -55,8 +56,8 @@ class HealthAssessment:
     viability: float
     viability_state: ViabilityState
     alert: str | None
-    algedonic: tuple[str, ...]
-    bottlenecks: tuple[str, ...]
+    algedonic: tuple[Pain, ...]
+    bottlenecks: tuple[Bottleneck, ...]
     indicators: Mapping[str, float]
     expected_capacity: float
     agent_states: Mapping[str, HealthState] = field(default_factory=dict)
@@ -147,26 +148,26 @@ def pain(
     broker_errors: Sequence[str],
     value: float,
     previous: PreviousState | None,
-) -> tuple[str, ...]:
+) -> tuple[Pain, ...]:
     """Algedonic signals: hard conditions that bypass S3 and go straight to S5."""
-    signals = [f"queue {q.name} has {q.backlog:.0f} messages and no live consumer" for q in queues
+    signals = [Pain(PainCondition.NO_CONSUMER, f"queue {q.name}", q.backlog) for q in queues
                if q.backlog > 0 and not q.consumer_saturations]  # fmt: skip
-    signals += [f"broker unreachable: {e}" for e in broker_errors]
+    signals += [Pain(PainCondition.UNREACHABLE, "broker", detail=e) for e in broker_errors]
     if indicators.get("error_rate", 0.0) > PAIN_ERROR_RATE:
-        signals.append(f"fleet error rate {indicators['error_rate']:.0%} over 50 %")
+        signals.append(Pain(PainCondition.ERROR_RATE, "fleet", indicators["error_rate"]))
     if previous is not None and value < previous.viability - FAST_DROP:
-        signals.append(f"viability fell from {previous.viability:.2f} to {value:.2f} since the last check")
+        signals.append(Pain(PainCondition.FAST_DROP, "viability", value, f"from {previous.viability:.2f}"))
     return tuple(signals)
 
 
-def bottlenecks(healths: Mapping[str, AgentHealth], queues: Sequence[QueueFlow]) -> tuple[str, ...]:
+def bottlenecks(healths: Mapping[str, AgentHealth], queues: Sequence[QueueFlow]) -> tuple[Bottleneck, ...]:
     """Agents whose memory or saturation factor is below 1, queues that are not draining."""
     found = []
     for agent_id, h in healths.items():
         for f in h.factors:
             if f.name in {"memory", "queue"} and f.score is not None and f.score < 1.0:
-                found.append(f"{agent_id}: {f.name} {f.score:.2f}")
+                found.append(Bottleneck(agent_id, f.name, f.score))
     for q in queues:
         if q.backlog > 0 and q.in_per_s is not None and q.out_per_s is not None and q.out_per_s <= q.in_per_s:
-            found.append(f"queue {q.name}: backlog {q.backlog:.0f} not draining")
+            found.append(Bottleneck(f"queue {q.name}", "backlog", q.backlog))
     return tuple(found)

@@ -15,12 +15,13 @@ Each mismatch is a finding; the audit's score is the share of checks without one
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from vsmmon import names
+from vsmmon.models import AgentInfo, AgentKind, AgentStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,20 @@ class Candidate:
     @property
     def weight(self) -> float:
         return 1.0 + max(0.0, min(1.0, self.saturation)) + max(0.0, min(1.0, self.memory_share))
+
+
+def candidates(agents: Iterable[AgentInfo], hard_bytes: float) -> list[Candidate]:
+    """Online Celery workers, with the risk their last figures show (memory against their own limit, else
+    `hard_bytes`)."""
+    found = []
+    for a in agents:
+        if a.kind is not AgentKind.CELERY_WORKER or a.status is not AgentStatus.ONLINE:
+            continue
+        concurrency = a.metrics.get("concurrency") or 0.0
+        saturation = a.metrics.get("active", 0.0) / concurrency if concurrency else 0.0
+        limit = a.metrics.get("memory_limit_bytes") or hard_bytes
+        found.append(Candidate(a.agent_id, saturation, a.metrics.get("rss_bytes", 0.0) / limit))
+    return found
 
 
 def pick(candidates: Sequence[Candidate], rng: random.Random) -> Candidate | None:

@@ -1,4 +1,8 @@
-"""JSON form of a health assessment (API, CLI, Flower, dashboard), and its storage rows."""
+"""JSON form of a health assessment (API, CLI, Flower, dashboard), and its storage rows.
+
+Pain and bottlenecks are shown twice: as their messages under "algedonic" and "bottlenecks" (what the
+dashboard, `vsmmon check` and earlier readers show), and as values under "pain" and "bottleneck_details".
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from vsmmon.health.agents import Factor
 from vsmmon.health.assessment import HealthAssessment, PreviousState
 from vsmmon.health.viability import HealthState, ViabilityState
+from vsmmon.models import Bottleneck, Pain
 
 
 def _num(x: float | None) -> float | None:
@@ -22,6 +27,15 @@ def factor_to_dict(f: Factor) -> dict[str, Any]:
     return {"name": f.name, "score": _num(f.score), "inputs": _inputs(f.inputs)}
 
 
+def pain_to_dict(p: Pain) -> dict[str, Any]:
+    return {"condition": p.condition.value, "target": p.target, "value": _num(p.value), "detail": p.detail,
+            "message": p.message}  # fmt: skip
+
+
+def bottleneck_to_dict(b: Bottleneck) -> dict[str, Any]:
+    return {"target": b.target, "factor": b.factor, "value": _num(b.value), "message": b.message}
+
+
 def assessment_to_dict(a: HealthAssessment, *, agents: bool = True) -> dict[str, Any]:
     """Every score with the factors and inputs it came from."""
     body: dict[str, Any] = {
@@ -31,8 +45,10 @@ def assessment_to_dict(a: HealthAssessment, *, agents: bool = True) -> dict[str,
         "overall_health": _num(a.overall),
         "alert": a.alert,
         "alerts": [{"subject": subject, "kind": kind} for subject, kind in a.alerts],
-        "algedonic": list(a.algedonic),
-        "bottlenecks": list(a.bottlenecks),
+        "algedonic": [p.message for p in a.algedonic],
+        "bottlenecks": [b.message for b in a.bottlenecks],
+        "pain": [pain_to_dict(p) for p in a.algedonic],
+        "bottleneck_details": [bottleneck_to_dict(b) for b in a.bottlenecks],
         "indicators": _inputs(a.indicators),
         "expected_capacity": _num(a.expected_capacity),
         "systems": {

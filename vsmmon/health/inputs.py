@@ -12,16 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from vsmmon.collect.registry import AgentRecord, AgentStatus, visible
+from vsmmon.collect.registry import AgentRecord, visible
 from vsmmon.config import Settings
 from vsmmon.health.agents import AgentInputs
 from vsmmon.health.systems import ControlInputs, QueueFlow
-from vsmmon.models import PUSHED_KINDS, AgentInfo, AgentKind
+from vsmmon.models import PUSHED_KINDS, AgentInfo, AgentKind, AgentStatus
 from vsmmon.store.realtime import Point, RealtimeWindow, SeriesReader
 
 WINDOW_S = 300.0
 OSCILLATION_S = 600.0
-OPERATIONAL = {AgentKind.CELERY_WORKER.value, *(k.value for k in PUSHED_KINDS)}
+OPERATIONAL = frozenset({AgentKind.CELERY_WORKER, *PUSHED_KINDS})
 AGENT_SERIES = ("active", "task_runtime_p95_s", "tasks_succeeded_total", "tasks_failed_total", "concurrency")
 """The series read per operational agent (one batch for the whole fleet: see `RealtimeWindow.prefetch`)."""
 
@@ -62,14 +62,14 @@ def gather(
     """Everything `evaluate` needs, from the registry and the last minutes of the real-time window."""
     shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
     operational = [a for a in shown if a.kind in OPERATIONAL]
-    queue_agents = [q for q in shown if q.kind == AgentKind.QUEUE.value]
+    queue_agents = [q for q in shown if q.kind is AgentKind.QUEUE]
     needed = [(a.agent_id, m) for a in operational for m in AGENT_SERIES] + [
         (q.agent_id, "messages") for q in queue_agents
     ]
     reader = window.prefetch(needed)
     inputs = [_agent_inputs(a, reader, settings, now) for a in operational]
     live = {i.agent_id: i for i in inputs if i.live}
-    workers = [a for a in operational if a.kind == AgentKind.CELERY_WORKER.value and a.agent_id in live]
+    workers = [a for a in operational if a.kind is AgentKind.CELERY_WORKER and a.agent_id in live]
     queues = [_queue_flow(q, workers, live, reader, now) for q in queue_agents]
     control = ControlInputs(
         active_total=sum(a.metrics.get("active", 0.0) for a in workers),
@@ -78,7 +78,7 @@ def gather(
         identities=[(",".join(sorted(a.queues)), f"{a.version}|{a.config_hash}") for a in workers],
         exhaustion_s=dict(exhaustion_s or {}),
     )
-    broker_errors = [f"{a.agent_id}: {e}" for a in shown if a.kind == AgentKind.BROKER.value for e in a.errors.values()]
+    broker_errors = [f"{a.agent_id}: {e}" for a in shown if a.kind is AgentKind.BROKER for e in a.errors.values()]
     return Gathered(inputs, queues, control, broker_errors)
 
 
@@ -87,9 +87,8 @@ def queue_flows(
 ) -> list[QueueFlow]:
     """The queues of `gather`, alone (the analysis stage needs only these): one batch of reads."""
     shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
-    live = (AgentStatus.ONLINE.value, AgentStatus.STALE.value)
-    workers = [a for a in shown if a.kind == AgentKind.CELERY_WORKER.value and a.status in live]
-    queue_agents = [q for q in shown if q.kind == AgentKind.QUEUE.value]
+    workers = [a for a in shown if a.kind is AgentKind.CELERY_WORKER and a.live]
+    queue_agents = [q for q in shown if q.kind is AgentKind.QUEUE]
     needed = [(w.agent_id, m) for w in workers for m in ("tasks_succeeded_total", "tasks_failed_total")]
     reader = window.prefetch(needed + [(q.agent_id, "messages") for q in queue_agents])
     return [_queue_flow(q, workers, {}, reader, now) for q in queue_agents]
@@ -113,7 +112,7 @@ def _agent_inputs(a: AgentInfo, window: SeriesReader, settings: Settings, now: d
     return AgentInputs(
         agent_id=a.agent_id,
         kind=a.kind,
-        live=a.status in (AgentStatus.ONLINE.value, AgentStatus.STALE.value),
+        live=a.live,
         metrics=a.metrics,
         memory_soft_bytes=soft,
         memory_hard_bytes=hard,

@@ -3,6 +3,7 @@ itself is created by Alembic migrations (`alembic/versions`)."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     Table,
     Text,
 )
@@ -99,7 +101,7 @@ metric_rollups = Table(
 rollup_state = Table(
     "rollup_state",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", SmallInteger, primary_key=True),
     Column("open_from", TS, nullable=True),
     Column("days_from", TS, nullable=True),
 )
@@ -181,13 +183,34 @@ alert_events = Table(
 control_actions = Table(
     "control_actions", metadata,
     Column("id", UUID(as_uuid=True), primary_key=True), Column("at", TS, nullable=False),
-    Column("target", Text, nullable=False), Column("action", Text, nullable=False), Column("params", JSONB),
+    Column("target", Text, nullable=False), Column("action", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
     Column("reason", Text, nullable=False), Column("alert_id", UUID(as_uuid=True)),
-    Column("dry_run", Boolean, nullable=False), Column("before", JSONB), Column("after", JSONB),
+    Column("dry_run", Boolean, nullable=False),
+    Column("before", JSONB, nullable=False), Column("after", JSONB, nullable=False),
     Column("verified_at", TS), Column("effective", Boolean),
 )  # fmt: skip
 policy_decisions = Table(
     "policy_decisions", metadata,
     Column("id", UUID(as_uuid=True), primary_key=True), Column("at", TS, nullable=False),
-    Column("alert_id", UUID(as_uuid=True)), Column("decision", Text, nullable=False), Column("detail", JSONB),
+    Column("alert_id", UUID(as_uuid=True)), Column("decision", Text, nullable=False),
+    Column("detail", JSONB, nullable=False),
 )  # fmt: skip
+
+# indexes the migrations create (declared so that Alembic's autogenerate compares like with like)
+Index("ix_metric_samples_ts_brin", metric_samples.c.ts, postgresql_using="brin")
+Index("ix_collections_pending", collections.c.started_at,
+      postgresql_where=sa.text("aggregated_at IS NOT NULL AND rolled_up_at IS NULL"))  # fmt: skip
+Index("ix_metric_rollups_window", metric_rollups.c.window_s, metric_rollups.c.window_start)
+Index("ix_health_assessments_at", health_assessments.c.at, postgresql_using="brin")
+Index("ix_forecasts_at", forecasts.c.at)
+Index("ix_alerts_updated_at", alerts.c.updated_at)
+Index("ux_alerts_open_fingerprint", alerts.c.fingerprint, unique=True, postgresql_where=sa.text("status <> 'resolved'"))
+Index("ix_control_actions_at", control_actions.c.at)
+Index("ix_policy_decisions_at", policy_decisions.c.at)
+
+
+def is_partition(name: str) -> bool:
+    """A partition of one of the partitioned tables (made at run time by maintenance, not by migrations)."""
+    return any(name.startswith(parent.name + "_") for parent in metadata.tables.values()
+               if "postgresql_partition_by" in parent.dialect_kwargs)  # fmt: skip

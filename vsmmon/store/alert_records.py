@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Connection, Engine
 
-from vsmmon.alerts.model import Alert, Event
+from vsmmon.alerts.model import Alert, AlertStatus, Event, Severity
 from vsmmon.errors import NotFound, StoreUnavailable
 from vsmmon.store._tables import alert_events, alerts, control_actions, policy_decisions
 
 T = TypeVar("T")
 
-ALERT_STATUSES = ("pending", "firing", "acknowledged", "resolved")
+OPEN_STATUSES = tuple(s for s in AlertStatus if s is not AlertStatus.RESOLVED)
 
 
 class AlertRecords:
@@ -56,13 +56,21 @@ class AlertRecords:
         self._run(write)
 
     def alerts(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        """Alerts newest first; `status` one of ALERT_STATUSES, or "active" (not resolved), or None (all)."""
+        """Alerts newest first; `status` an `AlertStatus`, or "active" (not resolved), or None (all)."""
         query = sa.select(alerts).order_by(alerts.c.updated_at.desc()).limit(limit)
         if status == "active":
-            query = query.where(alerts.c.status != "resolved")
+            query = query.where(alerts.c.status != AlertStatus.RESOLVED.value)
         elif status is not None:
             query = query.where(alerts.c.status == status)
         return self._rows(query)
+
+    def open_counts(self) -> dict[tuple[Severity, AlertStatus], int]:
+        """Recorded alerts not resolved, counted by (severity, status)."""
+        query = sa.text(
+            "SELECT severity, status, count(*) AS n FROM alerts WHERE status = ANY(:statuses) GROUP BY severity, status"
+        )
+        rows = self._run(lambda conn: conn.execute(query, {"statuses": [s.value for s in OPEN_STATUSES]}).all())
+        return {(Severity(r.severity), AlertStatus(r.status)): int(r.n) for r in rows}
 
     def alert(self, ref: str) -> dict[str, Any]:
         """The latest alert with this id or fingerprint, with its events.

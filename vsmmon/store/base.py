@@ -2,16 +2,85 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast
 from vsmmon.collect.registry import AgentRecord, Transition
-from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, RollupProgress, WindowsClosed
+from vsmmon.models import (
+    AgentInfo,
+    AgentKind,
+    AgentStatus,
+    Collection,
+    CollectionSummary,
+    Rollup,
+    RollupProgress,
+    WindowsClosed,
+)
 from vsmmon.store._partitions import MaintenanceReport
 from vsmmon.store.retention import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class AgentScore:
+    """One agent's score in an assessment, with its factors' scores (not the inputs they came from)."""
+
+    score: float | None
+    state: str
+    factors: Mapping[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class GridRow:
+    """An agent's identity and status with only the metrics asked for (the dashboard's grid)."""
+
+    agent_id: str
+    kind: AgentKind
+    host: str
+    status: AgentStatus
+    status_since: datetime
+    last_seen: datetime
+    interval_s: float
+    metrics: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", AgentKind(self.kind))  # a stored row's text becomes the enum
+        object.__setattr__(self, "status", AgentStatus(self.status))
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastPoint:
+    horizon_s: int
+    value: float
+    lower: float | None
+    upper: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredForecast:
+    """The forecasts of one series made at `at`, by horizon."""
+
+    at: datetime
+    points: tuple[ForecastPoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrend:
+    """The Holt level and slope of one series at `at` (None where the fit gave no finite value)."""
+
+    at: datetime
+    level: float | None
+    trend_per_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionDuration:
+    collection_id: UUID
+    persisted_at: datetime
+    duration_ms: float
 
 
 class Store(Protocol):
@@ -110,6 +179,26 @@ class Store(Protocol):
 
     def forecast_accuracy(self, since: datetime, until: datetime) -> tuple[float | None, int]:
         """sMAPE of the scored forecasts due in [since, until] (`vsmmon.forecast.smape`), and how many there are."""
+        ...
+
+    def agent_scores(self, since: datetime) -> tuple[datetime | None, dict[str, AgentScore]]:
+        """The time of the latest viability assessment since `since` and the agents' scores in it, by agent."""
+        ...
+
+    def grid(self, metrics: Sequence[str]) -> list[GridRow]:
+        """Every agent, by id, with only the named metrics it reported (a name not an identifier is ignored)."""
+        ...
+
+    def latest_forecast(self, agent_id: str, metric: str) -> StoredForecast | None:
+        """The latest stored forecast of one series, by horizon."""
+        ...
+
+    def latest_trend(self, agent_id: str, metric: str, window_s: int) -> StoredTrend | None:
+        """The latest stored trend of one series over `window_s`."""
+        ...
+
+    def collection_durations(self, since: datetime | None) -> list[CollectionDuration]:
+        """The collections persisted at or after `since` (all with None), oldest first."""
         ...
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:

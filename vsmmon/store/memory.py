@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -9,11 +10,12 @@ from typing import Any
 from uuid import UUID
 
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast, accuracy
-from vsmmon.collect.registry import AgentRecord, AgentStatus, Transition
+from vsmmon.collect.registry import AgentRecord, Transition
 from vsmmon.errors import NotFound
 from vsmmon.models import (
     ROLLUP_WINDOWS_S,
     AgentInfo,
+    AgentStatus,
     Collection,
     CollectionSummary,
     Rollup,
@@ -23,6 +25,7 @@ from vsmmon.models import (
 )
 from vsmmon.store._partitions import MaintenanceReport
 from vsmmon.store.aggregator import aggregate, fold
+from vsmmon.store.base import AgentScore, CollectionDuration, ForecastPoint, GridRow, StoredForecast, StoredTrend
 from vsmmon.store.retention import Policy
 
 
@@ -38,6 +41,8 @@ class MemoryStore:
     health: dict[tuple[str, str, datetime], dict[str, Any]] = field(default_factory=dict)
     advice: dict[str, dict[str, Any]] = field(default_factory=dict)
     forecasts: dict[tuple[datetime, str, str, int], tuple[float, float | None]] = field(default_factory=dict)
+    bounds: dict[tuple[datetime, str, str, int], tuple[float | None, float | None]] = field(default_factory=dict)
+    trends: dict[tuple[datetime, str, str, int], tuple[float | None, float | None]] = field(default_factory=dict)
     _rollups: dict[tuple[str, str, int, datetime], Rollup] = field(default_factory=dict)
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
@@ -58,8 +63,8 @@ class MemoryStore:
             if known is not None and known.last_seen > at:
                 continue  # a late retry of an older collection must not roll the registry back
             self.registry[r.agent_id] = AgentInfo(
-                r.agent_id, r.kind.value, r.host, r.version,
-                known.status if known else AgentStatus.ONLINE.value, known.status_since if known else at,
+                r.agent_id, r.kind, r.host, r.version,
+                known.status if known else AgentStatus.ONLINE, known.status_since if known else at,
                 known.first_seen if known else at, at, r.interval_s or collection.interval_s,
                 r.config_hash, r.queues, dict(r.metrics), dict(r.errors),
             )  # fmt: skip
@@ -109,9 +114,9 @@ class MemoryStore:
         applied = 0
         for t in transitions:
             known = self.registry.get(t.agent_id)
-            if known is None or known.status != t.from_status.value:
+            if known is None or known.status != t.from_status:
                 continue
-            self.registry[t.agent_id] = replace(known, status=t.to_status.value, status_since=t.at)
+            self.registry[t.agent_id] = replace(known, status=t.to_status, status_since=t.at)
             self.history.append(t)
             applied += 1
         return applied
@@ -136,8 +141,13 @@ class MemoryStore:
         return sorted(found, key=lambda r: r["at"])
 
     def save_analysis(self, result: AnalysisResult) -> int:
+        for agent, metric, window_s, t in result.trends:
+            self.trends.setdefault((result.at, agent, metric, window_s), (_finite(t.level), _finite(t.trend_per_s)))
         for agent, metric, f in result.forecasts:
-            self.forecasts.setdefault((result.at, agent, metric, int(f.horizon_s)), (f.value_at_horizon, None))
+            key = (result.at, agent, metric, int(f.horizon_s))
+            if key not in self.forecasts:
+                self.forecasts[key] = (f.value_at_horizon, None)
+                self.bounds[key] = (_finite(f.lower), _finite(f.upper))
         for r in result.recommendations:
             self.advice[r.fingerprint] = {"fingerprint": r.fingerprint, "kind": r.kind, "target": r.target,
                                           "action": dict(r.action), "rationale": r.rationale,
@@ -163,6 +173,41 @@ class MemoryStore:
                  if actual is not None and since <= at + timedelta(seconds=h) <= until]  # fmt: skip
         return accuracy(pairs), len(pairs)
 
+    def agent_scores(self, since: datetime) -> tuple[datetime | None, dict[str, AgentScore]]:
+        at = max((at for sc, _, at in self.health if sc == "viability" and at >= since), default=None)
+        found = {
+            subject: AgentScore(row["score"], row["status"],
+                                {f["name"]: f["score"] for f in row["inputs"].get("factors", [])})
+            for (scope, subject, when), row in self.health.items() if scope == "agent" and when == at
+        }  # fmt: skip
+        return at, found
+
+    def grid(self, metrics: Sequence[str]) -> list[GridRow]:
+        named = [m for m in metrics if m.replace("_", "").isalnum()]
+        return [
+            GridRow(a.agent_id, a.kind, a.host, a.status, a.status_since, a.last_seen, a.interval_s,
+                    {m: a.metrics[m] for m in named if a.metrics.get(m) is not None})
+            for a in self.agents()
+        ]  # fmt: skip
+
+    def latest_forecast(self, agent_id: str, metric: str) -> StoredForecast | None:
+        made = [k for k in self.forecasts if k[1:3] == (agent_id, metric)]
+        if not made:
+            return None
+        at = max(k[0] for k in made)
+        points = [ForecastPoint(k[3], self.forecasts[k][0], *self.bounds.get(k, (None, None))) for k in made
+                  if k[0] == at]  # fmt: skip
+        return StoredForecast(at, tuple(sorted(points, key=lambda p: p.horizon_s)))
+
+    def latest_trend(self, agent_id: str, metric: str, window_s: int) -> StoredTrend | None:
+        at = max((k[0] for k in self.trends if k[1:] == (agent_id, metric, window_s)), default=None)
+        return None if at is None else StoredTrend(at, *self.trends[(at, agent_id, metric, window_s)])
+
+    def collection_durations(self, since: datetime | None) -> list[CollectionDuration]:
+        found = [CollectionDuration(s.id, s.persisted_at, s.duration_ms) for s in self.summaries.values()
+                 if since is None or s.persisted_at >= since]  # fmt: skip
+        return sorted(found, key=lambda d: d.persisted_at)
+
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         keep = {r.table: now - r.keep for r in rules}
         before = len(self.samples) + len(self._rollups)
@@ -179,3 +224,7 @@ class MemoryStore:
 
 def _window(rollup: Rollup) -> timedelta:
     return timedelta(seconds=rollup.window_s)
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None  # as PostgreSQL stores them: NULL, not NaN

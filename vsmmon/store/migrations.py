@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -15,7 +16,7 @@ from sqlalchemy import create_engine
 from vsmmon.config import Settings
 from vsmmon.errors import ConfigError
 from vsmmon.store._partitions import MaintenanceReport
-from vsmmon.store._tables import metadata
+from vsmmon.store._tables import is_partition, metadata
 from vsmmon.store.retention import policies
 
 ROOT = Path(__file__).resolve().parents[2]  # the source tree: alembic.ini and alembic/ beside vsmmon/
@@ -65,5 +66,11 @@ def prepare_storage(url: str, settings: Settings) -> MaintenanceReport:
         return store.maintain(policies(settings), datetime.now(UTC), PARTITIONS_AHEAD)
 
 
-__all__ = ["alembic_config", "current", "downgrade", "metadata", "prepare_storage", "upgrade"]
-"""`metadata` holds every table: what `alembic/env.py` compares with the database."""
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic's filter: partitions (and their indexes) are made by maintenance at run time, not migrations."""
+    table = getattr(obj, "table", obj) if type_ in ("index", "unique_constraint") else obj
+    return not (reflected and type_ in ("table", "index") and is_partition(getattr(table, "name", name) or ""))
+
+
+__all__ = ["alembic_config", "current", "downgrade", "include_object", "metadata", "prepare_storage", "upgrade"]
+"""`metadata` holds every table: what `alembic/env.py` compares with the database (through `include_object`)."""

@@ -12,17 +12,18 @@ from uuid import UUID
 
 import psycopg
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast
 from vsmmon.analyse.forecast import HORIZONS_S
-from vsmmon.collect.registry import AgentRecord, AgentStatus, Transition
+from vsmmon.collect.registry import AgentRecord, Transition
 from vsmmon.errors import NotFound, StoreUnavailable
-from vsmmon.models import AgentInfo, Collection, CollectionSummary, Rollup, RollupProgress, WindowsClosed
+from vsmmon.models import AgentInfo, AgentStatus, Collection, CollectionSummary, Rollup, RollupProgress, WindowsClosed
+from vsmmon.store import _reads as reads
 from vsmmon.store import _rollups as rollup_store
 from vsmmon.store._partitions import MaintenanceReport, carry_out, existing_partitions
+from vsmmon.store._registry import upsert_agents
 from vsmmon.store._tables import (
     agent_transitions,
     agents,
@@ -31,6 +32,7 @@ from vsmmon.store._tables import (
     health_assessments,
     recommendations,
 )
+from vsmmon.store.base import AgentScore, CollectionDuration, GridRow, StoredForecast, StoredTrend
 from vsmmon.store.retention import Policy, plan
 
 T = TypeVar("T")
@@ -74,7 +76,7 @@ class PostgresStore:
         return self._in_transaction(write)
 
     def update_registry(self, collection: Collection) -> None:
-        self._in_transaction(lambda conn: _upsert_agents(conn, collection))
+        self._in_transaction(lambda conn: upsert_agents(conn, collection))
 
     def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
         return self._in_transaction(lambda conn: _claim(conn, collection_id, now) is not None)
@@ -254,6 +256,21 @@ class PostgresStore:
         row = self._in_transaction(lambda conn: conn.execute(query, _due_params(since, until)).one())
         return (None if row.smape is None else float(row.smape)), int(row.n)
 
+    def agent_scores(self, since: datetime) -> tuple[datetime | None, dict[str, AgentScore]]:
+        return self._in_transaction(lambda conn: reads.agent_scores(conn, since))
+
+    def grid(self, metrics: Sequence[str]) -> list[GridRow]:
+        return self._in_transaction(lambda conn: reads.grid(conn, metrics))
+
+    def latest_forecast(self, agent_id: str, metric: str) -> StoredForecast | None:
+        return self._in_transaction(lambda conn: reads.latest_forecast(conn, agent_id, metric))
+
+    def latest_trend(self, agent_id: str, metric: str, window_s: int) -> StoredTrend | None:
+        return self._in_transaction(lambda conn: reads.latest_trend(conn, agent_id, metric, window_s))
+
+    def collection_durations(self, since: datetime | None) -> list[CollectionDuration]:
+        return self._in_transaction(lambda conn: reads.collection_durations(conn, since))
+
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         """Create partitions ahead, drop those past retention, trim small tables: one transaction."""
 
@@ -305,54 +322,6 @@ def _copy_samples(conn: Connection, collection: Collection) -> None:
             agent_id = report.agent_id
             for metric, value in report.metrics.items():
                 write((ts, cid, agent_id, metric, value))
-
-
-_AGENTS_IN = """
-CREATE TEMP TABLE IF NOT EXISTS agents_in (
-    id text, kind text, host text, version text, seen timestamptz, interval_s float8,
-    config_hash text, queues jsonb, last_metrics jsonb, last_errors jsonb
-) ON COMMIT DELETE ROWS
-"""
-_AGENTS_IN_TYPES = ["text", "text", "text", "text", "timestamptz", "float8", "text", "jsonb", "jsonb", "jsonb"]
-# a late retry of an old collection must not roll the registry back: only newer reports replace fields
-_MERGE_AGENTS = """
-INSERT INTO agents AS a (id, kind, host, version, first_seen, last_seen, status, status_since,
-                         interval_s, config_hash, queues, last_metrics, last_errors)
-SELECT id, kind, host, version, seen, seen, 'online', seen, interval_s, config_hash, queues, last_metrics, last_errors
-FROM agents_in
-ON CONFLICT (id) DO UPDATE SET
-    kind = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.kind ELSE a.kind END,
-    host = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.host ELSE a.host END,
-    version = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.version ELSE a.version END,
-    interval_s = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.interval_s ELSE a.interval_s END,
-    config_hash = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.config_hash ELSE a.config_hash END,
-    queues = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.queues ELSE a.queues END,
-    last_metrics = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.last_metrics ELSE a.last_metrics END,
-    last_errors = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.last_errors ELSE a.last_errors END,
-    last_seen = GREATEST(a.last_seen, excluded.last_seen)
-"""
-
-
-def _upsert_agents(conn: Connection, collection: Collection) -> None:
-    """Registry rows through COPY into a temporary table and one merge: a statement with thousands of
-    parameters per cycle would cost more than the samples themselves."""
-    if not collection.reports:
-        return
-    at, default_interval_s = collection.started_at, collection.interval_s
-    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
-    with raw.cursor() as cursor:
-        cursor.execute(_AGENTS_IN)
-        with cursor.copy("COPY agents_in FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_AGENTS_IN_TYPES)
-            for r in collection.reports:
-                copy.write_row(
-                    (
-                        r.agent_id, r.kind.value, r.host, r.version, at, r.interval_s or default_interval_s,
-                        r.config_hash, Jsonb(list(r.queues)), Jsonb(dict(r.metrics)), Jsonb(dict(r.errors)),
-                    )
-                )  # fmt: skip
-        cursor.execute(_MERGE_AGENTS)
-        cursor.execute("TRUNCATE agents_in")
 
 
 _TREND_COLUMNS = {"at": "timestamptz", "agent_id": "text", "metric": "text", "window_s": "int4", "slope": "float8",

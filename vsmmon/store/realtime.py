@@ -18,9 +18,9 @@ from typing import NamedTuple, Protocol
 
 import redis
 
+from vsmmon import names
 from vsmmon.models import Collection
 
-PREFIX = "vsm:rt:"
 _F32 = struct.Struct("<f")
 _U32 = struct.Struct("<I")
 
@@ -82,7 +82,7 @@ class RealtimeWindow:
         for report in collection.reports:
             if not report.metrics:
                 continue
-            base = f"{PREFIX}{report.agent_id}\x00"
+            base = f"{names.REALTIME_PREFIX}{report.agent_id}\x00"
             keys.append(base + "_cycles")
             values.append(stamp)
             keys.extend(base + m for m in report.metrics)
@@ -99,7 +99,7 @@ class RealtimeWindow:
 
     def read(self, agent_id: str, metric: str, now: datetime, span_s: float | None = None) -> list[Point]:
         """The series' points within `span_s` (default: the whole window) before `now`, oldest first."""
-        base = f"{PREFIX}{agent_id}\x00"
+        base = f"{names.REALTIME_PREFIX}{agent_id}\x00"
         cycles_raw, values_raw = self.client.mget([base + "_cycles", base + metric])
         return self.decode(cycles_raw, values_raw, now, span_s)
 
@@ -156,13 +156,13 @@ class RealtimeWindow:
     def memory_bytes(self, sample: int = 200) -> int:
         """An estimate of the window's Redis memory, from a sample of its keys."""
         keys = []
-        for key in self.client.scan_iter(match=f"{PREFIX}*", count=1000):
+        for key in self.client.scan_iter(match=f"{names.REALTIME_PREFIX}*", count=1000):
             keys.append(key)
             if len(keys) >= sample:
                 break
         if not keys:
             return 0
-        total_keys = sum(1 for _ in self.client.scan_iter(match=f"{PREFIX}*", count=5000))
+        total_keys = sum(1 for _ in self.client.scan_iter(match=f"{names.REALTIME_PREFIX}*", count=5000))
         used = sum(int(self.client.memory_usage(k) or 0) for k in keys)
         return used * total_keys // len(keys)
 
@@ -193,4 +193,4 @@ def _cycle_start(cycle: int, interval_s: float) -> datetime:
 
 
 def _key(agent_id: str, name: str) -> str:
-    return f"{PREFIX}{agent_id}\x00{name}"
+    return f"{names.REALTIME_PREFIX}{agent_id}\x00{name}"

@@ -18,11 +18,11 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from vsmmon.collect.registry import AgentRecord, AgentStatus, visible
+from vsmmon.collect.registry import AgentRecord, visible
+from vsmmon.models import AgentKind, AgentStatus
 from vsmmon.web import series as s
 from vsmmon.web.auth import require_token_for_reads
 from vsmmon.web.events import EventHub
-from vsmmon.web.reads import Reads
 from vsmmon.web.resources import Resources, resources
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -95,26 +95,25 @@ async def dashboard_agents(res: Res) -> Response:
 
 
 def agents_body(res: Resources, now: datetime) -> bytes:
-    reads = Reads.of(res.store)
-    agents = reads.grid(GRID_METRICS)
-    at, scores = reads.agent_scores(now - timedelta(hours=1))
+    agents = res.store.grid(GRID_METRICS)
+    at, scores = res.store.agent_scores(now - timedelta(hours=1))
     rows = []
     for a in agents:
-        record = AgentRecord(a.id, a.kind, a.last_seen, a.interval_s, AgentStatus(a.status), a.status_since)
+        record = AgentRecord(a.agent_id, a.kind, a.last_seen, a.interval_s, a.status, a.status_since)
         if not visible(record, now, res.settings.purge_after_s):
             continue
-        score = scores.get(a.id)
+        score = scores.get(a.agent_id)
         rows.append(
             {
-                "id": a.id,
+                "id": a.agent_id,
                 "kind": a.kind,
                 "host": a.host,
                 "status": a.status,
                 "last_seen": a.last_seen.isoformat(),
                 "score": None if score is None else score.score,
                 "state": None if score is None else score.state,
-                "factors": {} if score is None else score.factors,
-                "metrics": a.metrics,
+                "factors": {} if score is None else dict(score.factors),
+                "metrics": dict(a.metrics),
             }
         )
     offline = sum(1 for r in rows if r["status"] == AgentStatus.OFFLINE.value)
@@ -142,7 +141,7 @@ def build_chart(res: Resources, chart: s.Chart, window_s: int, agent: str | None
     recipe = s.RECIPES[chart]
     start_s = now.timestamp() - window_s
     if chart is s.Chart.QUEUE:
-        queues = [a for a in res.store.agents() if a.kind == "queue" and a.status != AgentStatus.OFFLINE.value]
+        queues = [a for a in res.store.agents() if a.kind is AgentKind.QUEUE and a.live]
         queues.sort(key=lambda a: -a.metrics.get("messages", 0.0))
         lines = {q.agent_id.removeprefix("queue:"): read(res, q.agent_id, "messages", window_s, now, False)
                  for q in queues[:QUEUE_LINES]}  # fmt: skip
@@ -171,12 +170,11 @@ def read(res: Resources, agent: str, metric: str, window_s: int, now: datetime, 
 
 def forecast_of(res: Resources, agent: str, recipe: s.Recipe, window_s: int) -> dict[str, Any] | None:
     """The stored forecast (with its interval) or a Holt projection, as far ahead as the chart looks back."""
-    reads = Reads.of(res.store)
     if recipe.forecast_metric:
-        found = reads.forecast(agent, recipe.forecast_metric)
+        found = res.store.latest_forecast(agent, recipe.forecast_metric)
         if found is None:
             return None
-        at, points = found
+        at, points = found.at, found.points
         base = at.timestamp()
         shown = [p for p in points if p.horizon_s <= window_s] or points[:1]
         return {
@@ -186,7 +184,7 @@ def forecast_of(res: Resources, agent: str, recipe: s.Recipe, window_s: int) -> 
             "points": [[base + p.horizon_s, p.value, p.lower, p.upper] for p in shown],
         }
     if recipe.trend_metric:
-        trend = reads.trend(agent, recipe.trend_metric, s.ROLLUP_WINDOW_S)
+        trend = res.store.latest_trend(agent, recipe.trend_metric, s.ROLLUP_WINDOW_S)
         if trend is None or trend.level is None or trend.trend_per_s is None:
             return None
         projected = s.projection(trend.at.timestamp(), trend.level, trend.trend_per_s, min(window_s, 900))

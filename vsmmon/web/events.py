@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import redis
 import redis.asyncio as aioredis
 
+from vsmmon import names
+
 log = logging.getLogger(__name__)
 
-HEALTH_CHANNEL = "vsm:health"
-ALERTS_CHANNEL = "vsm:alerts"
 ALERT_EVENT_TYPES = frozenset({"alert", "control_action", "policy_decision"})
 HEARTBEAT_S = 15.0
 RETRY_MS = 2000
@@ -44,7 +44,7 @@ class Event:
 
 def event_name(channel: str, data: str) -> str:
     """`health` for assessments; the message's own `type` for the alert channel (`alert` when it has none)."""
-    if channel != ALERTS_CHANNEL:
+    if channel != names.ALERTS_CHANNEL:
         return "health"
     try:
         kind = json.loads(data).get("type")
@@ -67,7 +67,7 @@ class EventHub:
     def __init__(
         self,
         url: str,
-        channels: tuple[str, ...] = (HEALTH_CHANNEL, ALERTS_CHANNEL),
+        channels: tuple[str, ...] = (names.HEALTH_CHANNEL, names.ALERTS_CHANNEL),
         *,
         queue_size: int = 256,
         replay: int = 100,

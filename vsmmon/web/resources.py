@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -9,6 +10,7 @@ from fastapi import Request
 
 from vsmmon.collect.staging import RedisStaging, Staging
 from vsmmon.config import Settings
+from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.base import Store
 from vsmmon.store.realtime import RealtimeWindow
 
@@ -20,24 +22,28 @@ class Resources:
     staging: Staging
     redis: redis.Redis
     realtime: RealtimeWindow
+    records: AlertRecords | None = None  # the alerting history (PostgreSQL); None: the history API answers 503
+    release: Callable[[], None] | None = None  # frees what the store holds (its engine's connections)
 
     def close(self) -> None:
         self.redis.close()
-        engine = getattr(self.store, "engine", None)
-        if engine is not None:
-            engine.dispose()
+        if self.release is not None:
+            self.release()
 
 
 def default_resources(settings: Settings) -> Resources:
     from vsmmon.store.postgres import PostgresStore, create_engine
 
     client = redis.Redis.from_url(settings.require("redis_url"), socket_timeout=2, socket_connect_timeout=2)
+    engine = create_engine(settings.sqlalchemy_url(), pool_size=4)
     return Resources(
         settings=settings,
-        store=PostgresStore(create_engine(settings.sqlalchemy_url(), pool_size=4)),
+        store=PostgresStore(engine),
         staging=RedisStaging(client),
         redis=client,
         realtime=RealtimeWindow(client, settings.collect_interval_s),
+        records=AlertRecords(engine),
+        release=engine.dispose,
     )
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from vsmmon.collect.registry import AgentRecord, AgentStatus, visible
-from vsmmon.models import AgentInfo
+from vsmmon.collect.registry import AgentRecord, visible
+from vsmmon.models import AgentInfo, AgentStatus
 from vsmmon.web.auth import require_token, require_token_for_reads
 from vsmmon.web.resources import Resources, resources
 from vsmmon.web.schemas import AGENT_ID_PATTERN, BatchPush, MetricsPush

@@ -8,7 +8,6 @@ the alerts worker is busy or down; a manual resolve's recovery notice is handed 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -17,17 +16,17 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
+from vsmmon import names
 from vsmmon.alerts import desk as alert_desk
-from vsmmon.alerts.book import CHANNEL, AlertBook
-from vsmmon.alerts.codec import notification_to_dict, plain_row, public_alert, silence_to_dict
+from vsmmon.alerts.book import AlertBook
+from vsmmon.alerts.codec import alert_message, notification_to_dict, plain_row, public_alert, silence_to_dict
 from vsmmon.errors import InvalidInput, NotFound, TransientError
-from vsmmon.store.alert_records import AlertRecords
+from vsmmon.store.alert_records import OPEN_STATUSES, AlertRecords
 from vsmmon.web.auth import require_token, require_token_for_reads
 from vsmmon.web.resources import Resources, resources
 from vsmmon.web.routes_health_checks import TaskGateway
 
 ALERTS_DELIVER_TASK = "vsmmon.alerts.deliver"
-OPEN = ("pending", "firing", "acknowledged")
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 Res = Annotated[Resources, Depends(resources)]
 Ref = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9\-]+$", description="id or fingerprint")]
@@ -57,10 +56,9 @@ def _book(res: Resources) -> AlertBook:
 
 
 def _records(res: Resources) -> AlertRecords:
-    engine = getattr(res.store, "engine", None)
-    if engine is None:
+    if res.records is None:
         raise HTTPException(503, "this HTTP service has no PostgreSQL store")
-    return AlertRecords(engine)
+    return res.records
 
 
 def _call(work: Any, *args: Any, **kwargs: Any) -> Any:
@@ -82,7 +80,7 @@ async def list_alerts(
     limit: Limit = 200,
 ) -> dict[str, Any]:
     """Open alerts from the live ledger (`active`: pending, firing and acknowledged), or the history."""
-    if status in ("active", *OPEN):
+    if status in ("active", *OPEN_STATUSES):
         found = await run_in_threadpool(_call, alert_desk.open_alerts, _book(res))
         shown = [public_alert(a) for a in found if status in ("active", a.status)]
         return {"alerts": shown[:limit]}
@@ -99,8 +97,7 @@ async def get_alert(ref: Ref, res: Res) -> dict[str, Any]:
 
 def _publish(res: Resources, outcome: alert_desk.Outcome) -> None:
     for alert in outcome.changed:
-        message = {"type": "alert", "event": str(alert.status), "data": public_alert(alert)}
-        res.redis.publish(CHANNEL, json.dumps(message))
+        res.redis.publish(names.ALERTS_CHANNEL, alert_message(alert))
 
 
 @router.post("/alerts/{ref}/ack", dependencies=[Depends(require_token)])

@@ -25,15 +25,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
+from vsmmon import names
 from vsmmon.alerts.book import AlertBook
-from vsmmon.collect.registry import AgentStatus, visible
-from vsmmon.collect.staging import PREFIX as STAGING_PREFIX
+from vsmmon.alerts.model import AlertStatus, Severity
+from vsmmon.collect.registry import AgentRecord, visible
 from vsmmon.errors import StoreUnavailable, TransientError
-from vsmmon.models import RollupProgress
+from vsmmon.models import AgentInfo, AgentStatus, RollupProgress
+from vsmmon.store.alert_records import OPEN_STATUSES
+from vsmmon.store.base import Store
 from vsmmon.web.auth import require_token_for_reads
-from vsmmon.web.reads import ALERT_SEVERITIES, OPEN_ALERT_STATUSES, Reads
 from vsmmon.web.resources import Resources, resources
-from vsmmon.web.routes_agents import _record
 
 router = APIRouter(tags=["metrics"])
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -61,14 +62,16 @@ class DurationHistogram:
         self.counts[bisect.bisect_left(self.buckets_s, duration_s)] += 1
         self.sum_s += duration_s
 
-    def refresh(self, reads: Reads) -> None:
+    def refresh(self, store: Store) -> None:
         """Add the collections persisted since the last refresh."""
         with self._lock:
             since = None if self._newest is None else self._newest - self.lookback
-            for cid, persisted_at, duration_ms in reads.collection_durations(since, frozenset(self._recent)):
-                self.observe(duration_ms / 1000)
-                self._recent[cid] = persisted_at
-                self._newest = max(self._newest or persisted_at, persisted_at)
+            for c in store.collection_durations(since):
+                if c.collection_id in self._recent:
+                    continue
+                self.observe(c.duration_ms / 1000)
+                self._recent[c.collection_id] = c.persisted_at
+                self._newest = max(self._newest or c.persisted_at, c.persisted_at)
             if self._newest is not None:
                 horizon = self._newest - self.lookback
                 self._recent = {cid: at for cid, at in self._recent.items() if at >= horizon}
@@ -103,7 +106,7 @@ class VsmmonCollector(Collector):
         except StoreUnavailable:
             up.add_metric(["database"], 0.0)
         try:
-            lost = self.res.redis.get(f"{STAGING_PREFIX}lost_collections_total")
+            lost = self.res.redis.get(names.LOST_COLLECTIONS_KEY)
             yield CounterMetricFamily(
                 "vsmmon_lost_collections", "Collections lost after waiting past the buffer horizon",
                 value=float(lost or 0),
@@ -115,14 +118,13 @@ class VsmmonCollector(Collector):
 
     def _database(self) -> Iterator[Metric]:
         res, now = self.res, datetime.now(UTC)
-        reads = Reads.of(res.store)
         # read everything first: a lost database must not leave a family half written
         agents = [a for a in res.store.agents() if visible(_record(a), now, res.settings.purge_after_s)]
         history = res.store.health_history("viability", "viability", now - timedelta(hours=1))
-        _, scores = reads.agent_scores(now - timedelta(hours=1))
-        alerts = _open_alerts(res, reads)
+        _, scores = res.store.agent_scores(now - timedelta(hours=1))
+        alerts = _open_alerts(res)
         rollups = res.store.rollup_progress()
-        self.durations.refresh(reads)
+        self.durations.refresh(res.store)
 
         yield from _assessment(history[-1] if history else None)
         health = GaugeMetricFamily("vsmmon_agent_health", "Latest health score h of an agent", labels=["agent", "kind"])
@@ -140,7 +142,7 @@ class VsmmonCollector(Collector):
                 if "consumers" in a.metrics:
                     consumers.add_metric([name], a.metrics["consumers"])
                 continue
-            live.add_metric([a.agent_id, a.kind], 0.0 if a.status == AgentStatus.OFFLINE.value else 1.0)
+            live.add_metric([a.agent_id, a.kind], 0.0 if a.status is AgentStatus.OFFLINE else 1.0)
             score = scores.get(a.agent_id)
             if score is not None and score.score is not None:
                 health.add_metric([a.agent_id, a.kind], score.score)
@@ -156,15 +158,24 @@ class VsmmonCollector(Collector):
         for (task, outcome), value in sorted(tasks.items()):
             counter.add_metric([task, outcome], value)
         yield counter
-        firing = GaugeMetricFamily("vsmmon_alerts_firing", "Alerts firing now", labels=["severity"])
-        open_ = GaugeMetricFamily("vsmmon_alerts_open", "Alerts not resolved", labels=["severity", "status"])
-        for severity in sorted({*ALERT_SEVERITIES, *(k[0] for k in alerts)}):
-            firing.add_metric([severity], float(alerts.get((severity, "firing"), 0)))
-            for status in OPEN_ALERT_STATUSES:
-                open_.add_metric([severity, status], float(alerts.get((severity, status), 0)))
-        yield from (firing, open_)
+        if alerts is not None:  # neither the ledger nor the history could be read: no figure rather than a 0
+            yield from _alerts(alerts)
         yield self.durations.family()
         yield from _rollups(rollups)
+
+
+def _record(a: AgentInfo) -> AgentRecord:
+    return AgentRecord(a.agent_id, a.kind, a.last_seen, a.interval_s, a.status, a.status_since)
+
+
+def _alerts(counts: dict[tuple[str, str], int]) -> Iterator[Metric]:
+    firing = GaugeMetricFamily("vsmmon_alerts_firing", "Alerts firing now", labels=["severity"])
+    open_ = GaugeMetricFamily("vsmmon_alerts_open", "Alerts not resolved", labels=["severity", "status"])
+    for severity in sorted({*map(str, Severity), *(k[0] for k in counts)}):
+        firing.add_metric([severity], float(counts.get((severity, AlertStatus.FIRING), 0)))
+        for status in OPEN_STATUSES:
+            open_.add_metric([severity, str(status)], float(counts.get((severity, status), 0)))
+    yield from (firing, open_)
 
 
 def _rollups(progress: RollupProgress) -> Iterator[Metric]:
@@ -220,11 +231,13 @@ async def metrics(request: Request, res: Annotated[Resources, Depends(resources)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _open_alerts(res: Resources, reads: Reads) -> dict[tuple[str, str], int]:
+def _open_alerts(res: Resources) -> dict[tuple[str, str], int] | None:
     """Open alerts by (severity, status) from the alert manager's ledger (what is true now); the recorded
-    history when Redis cannot be read."""
+    history when Redis cannot be read (None when this service has none)."""
     try:
         found = AlertBook(res.redis).read().state.alerts.values()
     except TransientError:
-        return reads.open_alerts()
+        if res.records is None:
+            return None
+        return {(str(severity), str(status)): n for (severity, status), n in res.records.open_counts().items()}
     return dict(Counter((str(a.severity), str(a.status)) for a in found))
