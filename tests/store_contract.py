@@ -10,7 +10,7 @@ import pytest
 
 from vsmmon.collect.registry import evaluate
 from vsmmon.errors import NotFound
-from vsmmon.models import AgentKind, AgentReport, AgentStatus, Collection, Sample
+from vsmmon.models import AgentKind, AgentReport, AgentStatus, Collection, HealthRow, Sample
 from vsmmon.store.aggregator import aggregate, fold, window_start
 from vsmmon.store.base import Store
 
@@ -219,20 +219,29 @@ class StoreContract:
             [got] = store.rollups("dup", "x", 300)
             assert (got.count, got.min, got.max, got.sum, got.sketch.count) == (2, 1.0, 5.0, 6.0, 2), when
 
+    def test_health_rows_are_stored_once_and_read_back_typed_by_subject_and_time(self, store: Store) -> None:
+        s1 = [HealthRow(T0 + timedelta(seconds=30 * i), "system", "S1", 0.5 + i / 10, "degraded", {"factors": [i]})
+              for i in range(3)]  # fmt: skip
+        other = HealthRow(T0, "system", "S2", 1.0, "healthy", {"factors": []})
+        assert store.save_health([*reversed(s1), other]) == 4
+        assert store.save_health(s1) == 0  # a retried assessment stores nothing twice
+        assert store.health_history("system", "S1", T0 + timedelta(seconds=30)) == s1[1:]  # oldest first
+        assert store.health_history("system", "S2", T0) == [other]
+        assert store.health_history("agent", "S1", T0) == []
+
     def test_agent_scores_are_those_of_the_latest_viability_assessment_since_a_time(self, store: Store) -> None:
-        def assessment(at: datetime, scores: dict[str, float | None]) -> list[dict[str, object]]:
-            agents = [{"at": at, "scope": "agent", "subject": name, "score": score, "status": "healthy",
-                       "inputs": {"factors": [{"name": "memory", "score": score, "inputs": {"rss": 1.0}},
-                                              {"name": "tasks", "score": None, "inputs": {}}]}, "check_id": None}
-                      for name, score in scores.items()]  # fmt: skip
-            return [*agents, {"at": at, "scope": "viability", "subject": "viability", "score": 0.9,
-                              "status": "viable", "inputs": {}, "check_id": None}]  # fmt: skip
+        def factors(score: float | None) -> dict[str, object]:
+            return {"factors": [{"name": "memory", "score": score, "inputs": {"rss": 1.0}},
+                                {"name": "tasks", "score": None, "inputs": {}}]}  # fmt: skip
+
+        def assessment(at: datetime, scores: dict[str, float | None]) -> list[HealthRow]:
+            agents = [HealthRow(at, "agent", name, score, "healthy", factors(score)) for name, score in scores.items()]
+            return [*agents, HealthRow(at, "viability", "viability", 0.9, "viable", {})]
 
         assert store.agent_scores(T0 - timedelta(hours=1)) == (None, {})
         store.save_health(assessment(T0, {"w0": 0.5, "w1": 0.25}))
         store.save_health(assessment(T0 + timedelta(seconds=60), {"w0": 0.75, "w2": None}))
-        orphan = {"at": T0 + timedelta(seconds=90), "scope": "agent", "subject": "w0", "score": 0.1,
-                  "status": "failing", "inputs": {"factors": []}, "check_id": None}  # fmt: skip
+        orphan = HealthRow(T0 + timedelta(seconds=90), "agent", "w0", 0.1, "failing", {"factors": []})
         store.save_health([orphan])  # no viability row at its time: not an assessment the reads pick
         at, scores = store.agent_scores(T0 - timedelta(hours=1))
         assert at == T0 + timedelta(seconds=60)

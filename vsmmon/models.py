@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any, Literal
 from uuid import UUID
 
 from vsmmon.sketch import EMPTY, Sketch
@@ -278,3 +279,25 @@ class Bottleneck:
         if self.factor == "backlog":
             return f"{self.target}: backlog {self.value:.0f} not draining"
         return f"{self.target}: {self.factor} {self.value:.2f}"
+
+
+HealthScope = Literal["agent", "system", "viability"]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRow:
+    """One stored score of an assessment: an agent's h, a system's (S1-S5) or the viability, with the
+    inputs it came from (a viability row's inputs are the whole assessment's summary)."""
+
+    at: datetime
+    scope: HealthScope
+    subject: str
+    score: float | None
+    status: str
+    inputs: Mapping[str, Any]
+    check_id: UUID | None = None
+
+    def row(self) -> dict[str, object]:
+        """The row of `health_assessments`."""
+        return {"at": self.at, "scope": self.scope, "subject": self.subject, "score": self.score,
+                "status": self.status, "inputs": dict(self.inputs), "check_id": self.check_id}  # fmt: skip

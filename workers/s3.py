@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -27,6 +28,7 @@ from vsmmon.control.s3 import ControlPolicy, Plan, Watch, WorkerView, effective,
 from vsmmon.control.views import Known, candidates, last_actions, shown, worker_views
 from vsmmon.errors import NotFound, TransientError
 from vsmmon.models import Pain, PainCondition
+from vsmmon.store.alert_records import ControlAction
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
@@ -97,8 +99,9 @@ def settle(fleet: Celery, p: Plan, before: WorkerView) -> WorkerView | None:
         time.sleep(0.2)
 
 
-def publish(ctx: WorkerContext, row: dict[str, Any]) -> None:
-    ctx.realtime.client.publish(names.ALERTS_CHANNEL, names.dashboard_message("control_action", plain_row(row)))
+def publish(ctx: WorkerContext, action: ControlAction) -> None:
+    message = names.dashboard_message("control_action", plain_row(action.row()))
+    ctx.realtime.client.publish(names.ALERTS_CHANNEL, message)
 
 
 def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification) -> dict[str, Any]:
@@ -109,55 +112,50 @@ def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification) -> dict
     workers = views(fleet, candidates(ctx.store.agents(), n.alert.target))
     last = last_actions(ctx.alert_records.actions(since=now - timedelta(seconds=policy.cooldown_s)))
     p = plan(n.alert, n.kind, workers, last, now=now, policy=policy, held_by=held_by(ctx))
-    action_id = uuid.uuid4()
-    row: dict[str, Any] = {
-        "id": action_id, "at": now, "target": p.destination or n.alert.target, "action": p.action,
-        "params": dict(p.params), "reason": p.reason, "alert_id": n.alert.id, "dry_run": policy.dry_run,
-    }  # fmt: skip
+    action = ControlAction(uuid.uuid4(), now, p.destination or n.alert.target, p.action, dict(p.params), p.reason,
+                           n.alert.id, dry_run=policy.dry_run and p.action != "none")  # fmt: skip
     if p.action == "none":
-        row["dry_run"] = False
-        ctx.alert_records.save_action(row)
-        publish(ctx, row)
-        return {"action": "none", "reason": p.reason, "id": str(action_id)}
+        ctx.alert_records.save_action(action)
+        publish(ctx, action)
+        return {"action": "none", "reason": p.reason, "id": str(action.id)}
     before = next(w for w in workers if w.hostname == p.destination)
     watched = None
     if p.watch is not None:
         w = p.watch
         watched = {"agent_id": w.agent_id, "metric": w.metric, "want": w.want, "value": read_signal(ctx, w, now)}
-    row["before"] = {**shown(before), "watch": watched}
-    if policy.dry_run:
-        row["after"] = {"applied": False}
-    else:
+    after: dict[str, Any] = {"applied": False}
+    if not policy.dry_run:
         reply = apply(fleet, p)
-        row["after"] = {**shown(settle(fleet, p, before) if "ok" in reply else None), "reply": reply}
-    ctx.alert_records.save_action(row)
-    publish(ctx, row)
-    if not policy.dry_run and "ok" in row["after"]["reply"]:
-        app.send_task(names.S3_VERIFY, args=(str(action_id),), countdown=ctx.settings.control_verify_after_s)
-    return {"action": p.action, "destination": p.destination, "params": dict(p.params), "id": str(action_id),
-            "before": row["before"], "after": row["after"]}  # fmt: skip
+        after = {**shown(settle(fleet, p, before) if "ok" in reply else None), "reply": reply}
+    action = replace(action, before={**shown(before), "watch": watched}, after=after)
+    ctx.alert_records.save_action(action)
+    publish(ctx, action)
+    if not policy.dry_run and "ok" in after["reply"]:
+        app.send_task(names.S3_VERIFY, args=(str(action.id),), countdown=ctx.settings.control_verify_after_s)
+    return {"action": p.action, "destination": p.destination, "params": dict(p.params), "id": str(action.id),
+            "before": action.before, "after": action.after}  # fmt: skip
 
 
 def check(app: Celery, ctx: WorkerContext, action_id: str) -> dict[str, Any]:
     """Did the action help? Recorded once; one that did not is algedonic pain for S5."""
     now = ctx.clock()
     try:
-        row = ctx.alert_records.action(UUID(action_id))
+        action = ctx.alert_records.action(UUID(action_id))
     except NotFound:
         return {"id": action_id, "verified": False}
-    if row["verified_at"] is not None:
-        return {"id": action_id, "verified": True, "effective": row["effective"]}
-    raw = (row["before"] or {}).get("watch")
+    if action.verified_at is not None:
+        return {"id": action_id, "verified": True, "effective": action.effective}
+    raw = action.before.get("watch")
     watch = Watch(raw["agent_id"], raw["metric"], raw["want"]) if raw else None
     value = read_signal(ctx, watch, now) if watch else None
     still_open = {a.id for a in ctx.alert_book.read().state.alerts.values()}
-    resolved = row["alert_id"] is not None and row["alert_id"] not in still_open
+    resolved = action.alert_id is not None and action.alert_id not in still_open
     helped = effective(watch.want if watch else "down", raw.get("value") if raw else None, value, resolved)
-    ctx.alert_records.verify_action(row["id"], now, helped, {"signal": value, "alert_resolved": resolved})
-    publish(ctx, {**row, "verified_at": now, "effective": helped})
+    ctx.alert_records.verify_action(action.id, now, helped, {"signal": value, "alert_resolved": resolved})
+    publish(ctx, replace(action, verified_at=now, effective=helped))
     if not helped:
-        target, waited = row["target"], ctx.settings.control_verify_after_s
-        pain = Pain(PainCondition.CONTROL_FAILED, target, waited, f"{row['action']} {json.dumps(row['params'])}")
+        target, waited = action.target, ctx.settings.control_verify_after_s
+        pain = Pain(PainCondition.CONTROL_FAILED, target, waited, f"{action.action} {json.dumps(dict(action.params))}")
         report_signals(app, f"s3:{target}", signals_from_pain([pain]), ttl_s=waited)
     return {"id": action_id, "verified": True, "effective": helped, "signal": value, "alert_resolved": resolved}
 

@@ -15,9 +15,11 @@ from typing import Any
 from celery import Celery
 
 from vsmmon import names
-from vsmmon.alerts.codec import notification_from_dict, public_alert
+from vsmmon.alerts.codec import notification_from_dict, plain_row, public_alert
+from vsmmon.alerts.model import Notification
 from vsmmon.control.s5 import Standing, decide
 from vsmmon.errors import TransientError
+from vsmmon.store.alert_records import PolicyDecision
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
@@ -53,45 +55,48 @@ def _consumers(app: Celery, queues: tuple[str, ...]) -> dict[str, list[str]]:
     return {q: sorted(hosts) for q, hosts in found.items() if hosts}
 
 
+def respond(ctx: WorkerContext, fleet: Celery, n: Notification) -> dict[str, Any]:
+    """Decide on one escalation, carry out what the decision starts or lifts, record and show it."""
+    settings, now = ctx.settings, ctx.clock()
+    data = read_standing(ctx)
+    verdict = decide(n.alert, n.kind, Standing(data.get("protective_for"), data.get("hold_for")),
+                     protective_queues=settings.protective_queues,
+                     hold_on_control_failure=settings.s5_hold_on_control_failure)  # fmt: skip
+    detail: dict[str, Any] = {"reason": verdict.reason, "kind": n.kind, "alert": public_alert(n.alert)}
+    if verdict.decision == "protective_mode":
+        cancelled = _consumers(fleet, settings.protective_queues)
+        for queue, hosts in cancelled.items():
+            fleet.control.cancel_consumer(queue, destination=hosts, reply=True, timeout=CONTROL_TIMEOUT_S)
+        data.update(protective_for=n.alert.fingerprint, protective=cancelled)
+        detail["cancelled"] = cancelled
+    elif verdict.decision == "hold":
+        until = now + timedelta(seconds=HOLD_MAX_S)
+        data.update(hold_for=n.alert.fingerprint, hold_reason=verdict.reason, hold_until=until.timestamp())
+        detail["hold_until"] = until.isoformat()
+    if "protective_mode" in verdict.lifts:
+        restored = data.pop("protective", {}) or {}
+        for queue, hosts in restored.items():
+            fleet.control.add_consumer(queue, destination=hosts, reply=True, timeout=CONTROL_TIMEOUT_S)
+        data.pop("protective_for", None)
+        detail["restored"] = restored
+    if "hold" in verdict.lifts:
+        for key in ("hold_for", "hold_reason", "hold_until"):
+            data.pop(key, None)
+    detail["lifts"] = list(verdict.lifts)
+    ctx.realtime.client.set(names.S5_STANDING_KEY, json.dumps(data))
+    decision = PolicyDecision(uuid.uuid4(), now, n.alert.id, verdict.decision, detail)
+    ctx.alert_records.save_decision(decision)
+    shown = plain_row(decision.row())
+    ctx.realtime.client.publish(names.ALERTS_CHANNEL, names.dashboard_message("policy_decision", shown))
+    log.warning("S5 %s: %s", verdict.decision, verdict.reason)
+    return {"decision": verdict.decision, "reason": verdict.reason, "id": shown["id"]}
+
+
 def register(app: Celery) -> None:
     pollers: dict[str, FleetPoller] = {}
 
     @app.task(name=names.S5_POLICY, base=VsmTask, bind=True, shared=False,
               autoretry_for=(TransientError,), retry_backoff=1, retry_backoff_max=30, max_retries=20)  # fmt: skip
     def policy(self: VsmTask, notification: dict[str, Any]) -> dict[str, Any]:
-        ctx, settings = self.ctx, self.ctx.settings
-        n = notification_from_dict(notification)
-        now = ctx.clock()
-        data = read_standing(ctx)
-        standing = Standing(data.get("protective_for"), data.get("hold_for"))
-        verdict = decide(n.alert, n.kind, standing, protective_queues=settings.protective_queues,
-                         hold_on_control_failure=settings.s5_hold_on_control_failure)  # fmt: skip
-        fleet = pollers.setdefault("fleet", FleetPoller.for_settings(self.app, settings)).app
-        detail: dict[str, Any] = {"reason": verdict.reason, "kind": n.kind, "alert": public_alert(n.alert)}
-        if verdict.decision == "protective_mode":
-            cancelled = _consumers(fleet, settings.protective_queues)
-            for queue, hosts in cancelled.items():
-                fleet.control.cancel_consumer(queue, destination=hosts, reply=True, timeout=CONTROL_TIMEOUT_S)
-            data.update(protective_for=n.alert.fingerprint, protective=cancelled)
-            detail["cancelled"] = cancelled
-        elif verdict.decision == "hold":
-            until = now + timedelta(seconds=HOLD_MAX_S)
-            data.update(hold_for=n.alert.fingerprint, hold_reason=verdict.reason, hold_until=until.timestamp())
-            detail["hold_until"] = until.isoformat()
-        if "protective_mode" in verdict.lifts:
-            restored = data.pop("protective", {}) or {}
-            for queue, hosts in restored.items():
-                fleet.control.add_consumer(queue, destination=hosts, reply=True, timeout=CONTROL_TIMEOUT_S)
-            data.pop("protective_for", None)
-            detail["restored"] = restored
-        if "hold" in verdict.lifts:
-            for key in ("hold_for", "hold_reason", "hold_until"):
-                data.pop(key, None)
-        detail["lifts"] = list(verdict.lifts)
-        ctx.realtime.client.set(names.S5_STANDING_KEY, json.dumps(data))
-        row = {"id": uuid.uuid4(), "at": now, "alert_id": n.alert.id, "decision": verdict.decision, "detail": detail}
-        ctx.alert_records.save_decision(row)
-        shown = {**row, "id": str(row["id"]), "at": now.isoformat(), "alert_id": str(n.alert.id)}
-        ctx.realtime.client.publish(names.ALERTS_CHANNEL, names.dashboard_message("policy_decision", shown))
-        log.warning("S5 %s: %s", verdict.decision, verdict.reason)
-        return {"decision": verdict.decision, "reason": verdict.reason, "id": shown["id"]}
+        fleet = pollers.setdefault("fleet", FleetPoller.for_settings(self.app, self.ctx.settings)).app
+        return respond(self.ctx, fleet, notification_from_dict(notification))

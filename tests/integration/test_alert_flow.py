@@ -26,7 +26,7 @@ from vsmmon.alerts.codec import notification_to_dict
 from vsmmon.alerts.manager import step
 from vsmmon.alerts.model import Alert, AlertState, AlertStatus, Notification, Severity, Signal
 from vsmmon.config import Settings
-from vsmmon.store.alert_records import AlertRecords
+from vsmmon.store.alert_records import AlertRecords, ControlAction
 from vsmmon.store.postgres import PostgresStore, create_engine
 from workers.app import create_app
 from workers.context import PipelineApp
@@ -69,7 +69,7 @@ def pool_size(broker: str, hostname: str) -> int:
     return len(stats[hostname]["pool"]["processes"])
 
 
-def overload(app: PipelineApp, broker: str, store: PostgresStore, records: AlertRecords, busy: str) -> dict[str, Any]:
+def overload(app: PipelineApp, broker: str, store: PostgresStore, records: AlertRecords, busy: str) -> ControlAction:
     """Saturate the worker `busy` (concurrency 1), collect, assess; S3's pool_grow action on it."""
     assert pool_size(broker, busy) == 1
     producer = control_app(broker)
@@ -80,8 +80,8 @@ def overload(app: PipelineApp, broker: str, store: PostgresStore, records: Alert
         beat.cycle()
     assess(app)  # sees the worker saturated: a bottleneck, a resource alert for S3
 
-    def grown() -> dict[str, Any] | None:
-        rows = [r for r in records.actions() if r["target"] == busy and r["action"] == "pool_grow"]
+    def grown() -> ControlAction | None:
+        rows = [r for r in records.actions() if r.target == busy and r.action == "pool_grow"]
         return rows[0] if rows else None
 
     return poll(grown, deadline_s=30, what="S3 to grow the busy worker's pool")
@@ -94,15 +94,15 @@ def test_overload_reaches_s3_which_grows_the_workers_pool(
     app, worker = app_for(list(names.QUEUES))
     with worker, fleet_workers(broker, ["busy"], tmp_path, concurrency=1, queues="work") as (busy,):
         action = overload(app, broker, store, records, busy.hostname)
-        assert action["before"]["processes"] == 1
-        assert action["before"]["pool"] == "prefork"
-        assert action["after"]["processes"] == 3, action  # max_step 2, bound 16
-        assert action["params"] == {"n": 2}
-        assert action["dry_run"] is False
-        assert "bottleneck" in action["reason"]
-        assert busy.hostname in action["reason"]
+        assert action.before["processes"] == 1
+        assert action.before["pool"] == "prefork"
+        assert action.after["processes"] == 3, action  # max_step 2, bound 16
+        assert action.params == {"n": 2}
+        assert action.dry_run is False
+        assert "bottleneck" in action.reason
+        assert busy.hostname in action.reason
         assert pool_size(broker, busy.hostname) == 3  # seen through inspect stats, not S3's own record
-        alert = records.alert(str(action["alert_id"]))
+        alert = records.alert(str(action.alert_id))
         assert alert["type"] == "bottleneck"
         assert alert["target"] == busy.hostname
         assert any(e["event"] == "notified" and "s3" in e["detail"]["routes"] for e in alert["events"])
@@ -187,9 +187,9 @@ def test_pain_reaches_s5_as_a_message_and_a_decision_and_the_webhook_gets_alertm
     with s5_worker:
         decision = poll(lambda: records.decisions()[0] if records.decisions() else None, deadline_s=20,
                         what="S5's decision")  # fmt: skip
-    assert decision["decision"] == "notify"
-    assert str(decision["alert_id"]) == alert["id"]
-    assert "queue orphan" in decision["detail"]["reason"]
+    assert decision.decision == "notify"
+    assert str(decision.alert_id) == alert["id"]
+    assert "queue orphan" in decision.detail["reason"]
     assert client.llen(names.S5_POLICY_QUEUE) == 0
     assert s5_app
 
@@ -202,33 +202,33 @@ def test_an_action_that_did_not_help_is_pain_for_s5_which_holds_s3(
     app, worker = app_for(list(names.QUEUES), settings)
     with worker, fleet_workers(broker, ["busy"], tmp_path, concurrency=1, queues="work") as (busy,):
         action = overload(app, broker, store, records, busy.hostname)
-        assert action["before"]["watch"]["metric"] == "saturation"
-        assert action["before"]["watch"]["value"] == 1.0
+        assert action.before["watch"]["metric"] == "saturation"
+        assert action.before["watch"]["value"] == 1.0
         beat = Beat(app, store)
 
-        def verified() -> dict[str, Any] | None:
+        def verified() -> ControlAction | None:
             beat.cycle()  # the collections the check reads: still saturated, 3 of 3 processes busy
-            row = records.action(action["id"])
-            return row if row["verified_at"] is not None else None
+            row = records.action(action.id)
+            return row if row.verified_at is not None else None
 
         row = poll(verified, deadline_s=60, what="S3 to check its action")
-        assert row["effective"] is False
-        assert row["after"]["signal"] == 1.0
-        decision = poll(lambda: next((d for d in records.decisions() if d["decision"] == "hold"), None),
+        assert row.effective is False
+        assert row.after["signal"] == 1.0
+        decision = poll(lambda: next((d for d in records.decisions() if d.decision == "hold"), None),
                         deadline_s=30, what="S5 to hold S3")  # fmt: skip
-        assert "did not restore health" in decision["detail"]["reason"]
-        assert decision["detail"]["alert"]["labels"] == {"condition": "control_failed"}
+        assert "did not restore health" in decision.detail["reason"]
+        assert decision.detail["alert"]["labels"] == {"condition": "control_failed"}
         app.send_task(names.S3_CONTROL, args=(notification_for(records, action),))
-        held = poll(lambda: next((r for r in records.actions() if "S5 holds" in r["reason"]), None),
+        held = poll(lambda: next((r for r in records.actions() if "S5 holds" in r.reason), None),
                     deadline_s=30, what="S3 to refuse to act while held")  # fmt: skip
-        assert held["action"] == "none"
+        assert held.action == "none"
         assert pool_size(broker, busy.hostname) == 3  # no second growth
         busy.kill()
 
 
-def notification_for(records: AlertRecords, action: dict[str, Any]) -> dict[str, Any]:
+def notification_for(records: AlertRecords, action: ControlAction) -> dict[str, Any]:
     """A fresh firing notification of the action's alert, as the alert manager would send it."""
-    row = records.alert(str(action["alert_id"]))
+    row = records.alert(str(action.alert_id))
     now = datetime.now(UTC)
     alert = Alert(row["id"], row["fingerprint"], row["type"], row["target"], Severity(row["severity"]),
                   row["labels"], AlertStatus.FIRING, row["started_at"], now, resource=True)  # fmt: skip
@@ -252,8 +252,8 @@ def test_protective_mode_stops_non_critical_queues_until_recovery(
         assert {"work", "reports"} <= consumed(broker, mixed.hostname)
         app.send_task(names.S5_POLICY, args=(notification_to_dict(firing),))
         decision = poll(lambda: next(iter(records.decisions()), None), deadline_s=20, what="S5's decision")
-        assert decision["decision"] == "protective_mode"
-        assert decision["detail"]["cancelled"] == {"reports": [mixed.hostname]}
+        assert decision.decision == "protective_mode"
+        assert decision.detail["cancelled"] == {"reports": [mixed.hostname]}
         poll(lambda: "reports" not in consumed(broker, mixed.hostname) or None, deadline_s=10,
              what="the worker to stop consuming reports")  # fmt: skip
         assert "work" in consumed(broker, mixed.hostname)  # the critical queue keeps its consumer
@@ -262,5 +262,5 @@ def test_protective_mode_stops_non_critical_queues_until_recovery(
         poll(lambda: "reports" in consumed(broker, mixed.hostname) or None, deadline_s=20,
              what="the worker to consume reports again")  # fmt: skip
         lifted = records.decisions()[0]
-        assert lifted["decision"] == "notify"
-        assert lifted["detail"]["lifts"] == ["protective_mode"]
+        assert lifted.decision == "notify"
+        assert lifted.detail["lifts"] == ["protective_mode"]

@@ -70,12 +70,12 @@ def test_a_leak_is_predicted_within_10_percent_and_named_in_a_recommendation(
     predicted = json.loads(client.get(EXHAUSTION_KEY) or b"{}")["memory:sim-leak-0"]
     assert abs(predicted - truth_s) <= 0.1 * truth_s, (predicted, truth_s)
 
-    [advice] = [r for r in store.recommendations(datetime.now(UTC)) if r["target"] == "sim-leak-0"]
-    assert "leak" in advice["rationale"]
-    assert "512 MB" in advice["rationale"]
+    [advice] = [r for r in store.recommendations(datetime.now(UTC)) if r.target == "sim-leak-0"]
+    assert "leak" in advice.rationale
+    assert "512 MB" in advice.rationale
     # a second analysis refreshes the same recommendation instead of adding one
     pipeline_app.send_task(names.ANALYSIS_RUN).get(timeout=60)
-    assert len([r for r in store.recommendations(datetime.now(UTC)) if r["target"] == "sim-leak-0"]) == 1
+    assert len([r for r in store.recommendations(datetime.now(UTC)) if r.target == "sim-leak-0"]) == 1
 
 
 def test_recommendations_are_listed_by_the_api_and_the_cli(
@@ -144,7 +144,6 @@ def test_a_queue_outrunning_its_drain_gets_a_capacity_plan_and_a_pool_grow_for_i
     pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore, window: RealtimeWindow
 ) -> None:
     from vsmmon.alerts.routing import signal_from_recommendation
-    from vsmmon.analyse.recommend import Recommendation
 
     now = datetime.now(UTC)
 
@@ -167,26 +166,24 @@ def test_a_queue_outrunning_its_drain_gets_a_capacity_plan_and_a_pool_grow_for_i
     assert (flow.name, flow.out_per_s) == ("emails", pytest.approx(8.0))
     summary = pipeline_app.send_task(names.ANALYSIS_RUN).get(timeout=60)
     assert "resource_adjustment:celery@cap-1:pool_grow" in summary["recommendations"]
-    [row] = [r for r in store.recommendations(datetime.now(UTC)) if r["target"] == "celery@cap-1"]
+    [row] = [r for r in store.recommendations(datetime.now(UTC)) if r.target == "celery@cap-1"]
     # arrivals = drain + backlog growth ~ 8 + 12 = 20/s against 8/s; backlog ~7,440: 60 s needs (20 + 124) / 2 = 72
-    assert row["action"]["command"] == "pool_grow"
-    assert row["action"]["destination"] == "celery@cap-1"
-    assert row["action"]["queue"] == "emails"
-    assert 60 <= row["action"]["n"] <= 75
-    assert f"grow the pool by {row['action']['n']} to {row['action']['n'] + 4}" in row["rationale"]
-    assert "never drains" in row["rationale"]
-    assert row["expires_at"] > datetime.now(UTC)
-    rec = Recommendation(row["kind"], row["target"], row["action"], row["rationale"], row["confidence"],
-                         row["expires_at"])  # fmt: skip
-    signal = signal_from_recommendation(rec, datetime.now(UTC))
+    assert row.action["command"] == "pool_grow"
+    assert row.action["destination"] == "celery@cap-1"
+    assert row.action["queue"] == "emails"
+    assert 60 <= row.action["n"] <= 75
+    assert f"grow the pool by {row.action['n']} to {row.action['n'] + 4}" in row.rationale
+    assert "never drains" in row.rationale
+    assert row.expires_at > datetime.now(UTC)
+    signal = signal_from_recommendation(row, datetime.now(UTC))  # the stored recommendation, typed
     assert signal is not None
     assert (signal.target, signal.labels["command"], signal.resource) == ("celery@cap-1", "pool_grow", True)
     # the analysis task handed it to the alert manager, which routed it to S3; S3 assessed it (this
     # worker exists only in the registry: inspect gets no answer, so S3 records why it did nothing)
     records = AlertRecords(store.engine)
-    action = poll(lambda: next((a for a in records.actions() if a["target"] == "celery@cap-1"), None),
+    action = poll(lambda: next((a for a in records.actions() if a.target == "celery@cap-1"), None),
                   deadline_s=30, what="the resource adjustment to reach S3")  # fmt: skip
-    alert = records.alert(str(action["alert_id"]))
+    alert = records.alert(str(action.alert_id))
     assert (alert["type"], alert["labels"]) == ("resource_adjustment", {"command": "pool_grow"})
-    assert action["action"] == "none"
-    assert "not a live worker" in action["reason"]
+    assert action.action == "none"
+    assert "not a live worker" in action.reason

@@ -34,7 +34,7 @@ def test_half_the_fleet_stopped_degrades_s1_and_viability_then_recovers(
             before = assess(pipeline)
             assert before["state"] == "normal", before
             s1_before = store.health_history("system", "S1", store.latest_collection().started_at)[-1]  # type: ignore[union-attr]
-            assert s1_before["status"] == "healthy"
+            assert s1_before.status == "healthy"
             for w in doomed:
                 w.kill()
             after = [assess(pipeline)]
@@ -52,7 +52,7 @@ def test_half_the_fleet_stopped_degrades_s1_and_viability_then_recovers(
         assert latest["systems"]["S1"]["state"] in ("degraded", "unhealthy")
         assert latest["systems"]["S1"]["factors"][0]["inputs"]["availability"] < 1
         s1_now = store.health_history("system", "S1", store.latest_collection().started_at)[-1]  # type: ignore[union-attr]
-        assert s1_now["status"] in ("degraded", "unhealthy")
+        assert s1_now.status in ("degraded", "unhealthy")
         with fleet_workers(broker, names_[2:], tmp_path / "c", concurrency=1):  # brought back
             beat.discover_next()  # offline workers are looked for by the discovery cycle, not by every one
             recovered = []

@@ -1,9 +1,11 @@
 """What S3 sees of the fleet: candidates from the registry and inspect `stats` read as worker views."""
 
 from datetime import UTC, datetime
+from uuid import uuid4
 
 from vsmmon.control.views import candidates, last_actions, saturation, shown, worker_view, worker_views
 from vsmmon.models import AgentInfo, AgentKind, AgentStatus
+from vsmmon.store.alert_records import ControlAction
 
 T = datetime(2026, 12, 3, 12, tzinfo=UTC)
 
@@ -56,10 +58,9 @@ def test_stats_replies_read_as_views() -> None:
 
 def test_the_cooldown_counts_only_applied_actions_newest_first() -> None:
     later, earlier = datetime(2026, 12, 3, 12, 5, tzinfo=UTC), T
-    actions = [
-        {"action": "pool_grow", "dry_run": False, "target": "w1", "at": later},
-        {"action": "pool_grow", "dry_run": False, "target": "w1", "at": earlier},
-        {"action": "pool_grow", "dry_run": True, "target": "w2", "at": later},
-        {"action": "none", "dry_run": False, "target": "w3", "at": later},
-    ]
+
+    def done(target: str, at: datetime, action: str = "pool_grow", dry_run: bool = False) -> ControlAction:
+        return ControlAction(uuid4(), at, target, action, {"n": 1}, "why", None, dry_run)
+
+    actions = [done("w1", later), done("w1", earlier), done("w2", later, dry_run=True), done("w3", later, "none")]
     assert last_actions(actions) == {"w1": later}

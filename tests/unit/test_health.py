@@ -193,6 +193,6 @@ def test_the_summary_keeps_the_messages_and_adds_the_values() -> None:
         {"target": "queue orders", "factor": "backlog", "value": 50.0,
          "message": "queue orders: backlog 50 not draining"},
     ]  # fmt: skip
-    (viability_row,) = [r for r in rows(a) if r["scope"] == "viability"]
-    assert viability_row["inputs"]["pain"] == body["pain"]
-    assert viability_row["inputs"]["algedonic"] == body["algedonic"]
+    (viability_row,) = [r for r in rows(a) if r.scope == "viability"]
+    assert viability_row.inputs["pain"] == body["pain"]
+    assert viability_row.inputs["algedonic"] == body["algedonic"]

@@ -163,7 +163,7 @@ def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
                 f"    {r['reason']}"]  # fmt: skip
 
     with _services(settings) as (_, records, _):
-        rows = [plain_row(r) for r in records.actions(args.limit)]
+        rows = [plain_row(r.row()) for r in records.actions(args.limit)]
     return _history(args, "actions", "no control actions", rows, lines)
 
 
@@ -172,7 +172,7 @@ def cmd_decisions(args: argparse.Namespace, settings: Settings) -> int:
         return [f"{r['at']}  {r['decision']:<16} {r['detail'].get('reason', '')}"]
 
     with _services(settings) as (_, records, _):
-        rows = [plain_row(r) for r in records.decisions(args.limit)]
+        rows = [plain_row(r.row()) for r in records.decisions(args.limit)]
     return _history(args, "decisions", "no policy decisions", rows, lines)
 
 

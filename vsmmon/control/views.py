@@ -9,6 +9,7 @@ from typing import Any
 
 from vsmmon.control.s3 import WorkerView
 from vsmmon.models import AgentInfo, AgentKind
+from vsmmon.store.alert_records import ControlAction
 
 MAX_CANDIDATES = 20
 
@@ -60,10 +61,10 @@ def shown(view: WorkerView | None) -> dict[str, Any]:
     return {"processes": view.processes, "pool": view.pool, "autoscale": list(view.autoscale or []) or None}
 
 
-def last_actions(actions: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
+def last_actions(actions: Iterable[ControlAction]) -> dict[str, datetime]:
     """The newest applied (not dry-run, not "none") action per target, from recorded actions newest first."""
     last: dict[str, datetime] = {}
     for done in actions:
-        if done["action"] != "none" and not done["dry_run"]:
-            last.setdefault(done["target"], done["at"])
+        if done.applied:
+            last.setdefault(done.target, done.at)
     return last

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from uuid import UUID
 
 from vsmmon.health.agents import Factor
 from vsmmon.health.assessment import HealthAssessment, PreviousState
 from vsmmon.health.viability import HealthState, ViabilityState
-from vsmmon.models import Bottleneck, Pain
+from vsmmon.models import Bottleneck, HealthRow, Pain
 
 
 def _num(x: float | None) -> float | None:
@@ -73,35 +74,15 @@ def assessment_to_dict(a: HealthAssessment, *, agents: bool = True) -> dict[str,
     return body
 
 
-def rows(a: HealthAssessment, check_id: str | None = None) -> list[dict[str, Any]]:
+def rows(a: HealthAssessment, check_id: UUID | None = None) -> list[HealthRow]:
     """One `health_assessments` row per agent, per system, and for viability."""
-    out = [
-        {
-            "at": a.at,
-            "scope": "agent",
-            "subject": h.agent_id,
-            "score": h.score,
-            "status": a.agent_states[h.agent_id].value,
-            "inputs": {"factors": [factor_to_dict(f) for f in h.factors]},
-            "check_id": check_id,
-        }
-        for h in a.agents
-    ]
-    out += [
-        {
-            "at": a.at,
-            "scope": "system",
-            "subject": name,
-            "score": s.score,
-            "status": a.states[name].value,
-            "inputs": {"factors": [factor_to_dict(f) for f in s.factors]},
-            "check_id": check_id,
-        }
-        for name, s in a.systems.items()
-    ]
+    out = [HealthRow(a.at, "agent", h.agent_id, h.score, a.agent_states[h.agent_id].value,
+                     {"factors": [factor_to_dict(f) for f in h.factors]}, check_id) for h in a.agents]  # fmt: skip
+    out += [HealthRow(a.at, "system", name, s.score, a.states[name].value,
+                      {"factors": [factor_to_dict(f) for f in s.factors]}, check_id)
+            for name, s in a.systems.items()]  # fmt: skip
     summary = assessment_to_dict(a, agents=False)
-    out.append({"at": a.at, "scope": "viability", "subject": "viability", "score": a.viability,
-                "status": a.viability_state.value, "inputs": summary, "check_id": check_id})  # fmt: skip
+    out.append(HealthRow(a.at, "viability", "viability", a.viability, a.viability_state.value, summary, check_id))
     return out
 
 

@@ -7,7 +7,8 @@ written through a retried task, so every write here is an idempotent upsert.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -23,6 +24,48 @@ from vsmmon.store._tables import alert_events, alerts, control_actions, policy_d
 T = TypeVar("T")
 
 OPEN_STATUSES = tuple(s for s in AlertStatus if s is not AlertStatus.RESOLVED)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlAction:
+    """One S3 action as recorded: what, on which worker, why, the pool before and after, whether it helped."""
+
+    id: UUID
+    at: datetime
+    target: str
+    action: str  # "pool_grow", "pool_shrink", "autoscale" or "none" (with the reason it did nothing)
+    params: Mapping[str, Any]
+    reason: str
+    alert_id: UUID | None
+    dry_run: bool
+    before: Mapping[str, Any] = field(default_factory=dict)
+    after: Mapping[str, Any] = field(default_factory=dict)
+    verified_at: datetime | None = None
+    effective: bool | None = None
+
+    @property
+    def applied(self) -> bool:
+        """Sent to a worker (not "none", not a dry run): what the cooldown and the efficacy count."""
+        return self.action != "none" and not self.dry_run
+
+    def row(self) -> dict[str, Any]:
+        """The row of `control_actions`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """One S5 decision as recorded: "notify", "protective_mode" or "hold", with what it did."""
+
+    id: UUID
+    at: datetime
+    alert_id: UUID | None
+    decision: str
+    detail: Mapping[str, Any]
+
+    def row(self) -> dict[str, Any]:
+        """The row of `policy_decisions`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class AlertRecords:
@@ -90,7 +133,13 @@ class AlertRecords:
         row["events"] = self._rows(events)
         return row
 
-    def save_action(self, row: dict[str, Any]) -> None:
+    def save_action(self, action: ControlAction) -> None:
+        row = {
+            **action.row(),
+            "params": dict(action.params),
+            "before": dict(action.before),
+            "after": dict(action.after),
+        }
         stmt = insert(control_actions).values(**row)
         self._run(lambda conn: conn.execute(stmt.on_conflict_do_nothing(index_elements=[control_actions.c.id])))
 
@@ -108,21 +157,22 @@ class AlertRecords:
         )
         self._run(lambda conn: conn.execute(stmt))
 
-    def action(self, action_id: UUID) -> dict[str, Any]:
+    def action(self, action_id: UUID) -> ControlAction:
         found = self._rows(sa.select(control_actions).where(control_actions.c.id == action_id))
         if not found:
             raise NotFound(f"no control action {action_id}")
-        return found[0]
+        return ControlAction(**found[0])
 
     def actions(
         self, limit: int = 200, since: datetime | None = None, target: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[ControlAction]:
+        """Recorded actions, newest first."""
         query = sa.select(control_actions).order_by(control_actions.c.at.desc()).limit(limit)
         if since is not None:
             query = query.where(control_actions.c.at >= since)
         if target is not None:
             query = query.where(control_actions.c.target == target)
-        return self._rows(query)
+        return [ControlAction(**row) for row in self._rows(query)]
 
     def efficacy(self, since: datetime) -> tuple[int, int]:
         """(verified actions, effective ones) applied (not dry-run) since `since`: S3's control efficacy."""
@@ -133,12 +183,14 @@ class AlertRecords:
         total, effective = self._run(lambda conn: conn.execute(query).one())
         return int(total), int(effective)
 
-    def save_decision(self, row: dict[str, Any]) -> None:
-        stmt = insert(policy_decisions).values(**row)
+    def save_decision(self, decision: PolicyDecision) -> None:
+        stmt = insert(policy_decisions).values(**{**decision.row(), "detail": dict(decision.detail)})
         self._run(lambda conn: conn.execute(stmt.on_conflict_do_nothing(index_elements=[policy_decisions.c.id])))
 
-    def decisions(self, limit: int = 200) -> list[dict[str, Any]]:
-        return self._rows(sa.select(policy_decisions).order_by(policy_decisions.c.at.desc()).limit(limit))
+    def decisions(self, limit: int = 200) -> list[PolicyDecision]:
+        """Recorded decisions, newest first."""
+        query = sa.select(policy_decisions).order_by(policy_decisions.c.at.desc()).limit(limit)
+        return [PolicyDecision(**row) for row in self._rows(query)]
 
     def critical_handling(self, since: datetime, timeout_s: float, now: datetime) -> tuple[int, int]:
         """(critical alerts fired since `since` and judged by `now`, those acknowledged or resolved within

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast
+from vsmmon.analyse.recommend import Recommendation
 from vsmmon.collect.registry import AgentRecord, Transition
 from vsmmon.models import (
     AgentInfo,
@@ -16,6 +17,7 @@ from vsmmon.models import (
     AgentStatus,
     Collection,
     CollectionSummary,
+    HealthRow,
     Rollup,
     RollupProgress,
     WindowsClosed,
@@ -153,11 +155,11 @@ class Store(Protocol):
         """One agent's status history, oldest first."""
         ...
 
-    def save_health(self, rows: list[dict[str, Any]]) -> int:
+    def save_health(self, rows: Sequence[HealthRow]) -> int:
         """Store assessment rows (agent, system, viability); a row already stored is left alone."""
         ...
 
-    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
         """Stored rows of one subject since a time, oldest first."""
         ...
 
@@ -165,7 +167,7 @@ class Store(Protocol):
         """Store an analysis: trends, forecasts, recommendations (upserted on their fingerprint)."""
         ...
 
-    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
+    def recommendations(self, now: datetime) -> list[Recommendation]:
         """Recommendations not yet expired, most confident first."""
         ...
 

@@ -6,10 +6,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast, accuracy
+from vsmmon.analyse.recommend import Recommendation
 from vsmmon.collect.registry import AgentRecord, Transition
 from vsmmon.errors import NotFound
 from vsmmon.models import (
@@ -18,6 +18,7 @@ from vsmmon.models import (
     AgentStatus,
     Collection,
     CollectionSummary,
+    HealthRow,
     Rollup,
     RollupProgress,
     Sample,
@@ -38,8 +39,8 @@ class MemoryStore:
     unaggregated: dict[UUID, list[Sample]] = field(default_factory=dict)  # a stored collection's own samples
     registry: dict[str, AgentInfo] = field(default_factory=dict)
     history: list[Transition] = field(default_factory=list)
-    health: dict[tuple[str, str, datetime], dict[str, Any]] = field(default_factory=dict)
-    advice: dict[str, dict[str, Any]] = field(default_factory=dict)
+    health: dict[tuple[str, str, datetime], HealthRow] = field(default_factory=dict)
+    advice: dict[str, Recommendation] = field(default_factory=dict)
     forecasts: dict[tuple[datetime, str, str, int], tuple[float, float | None]] = field(default_factory=dict)
     bounds: dict[tuple[datetime, str, str, int], tuple[float | None, float | None]] = field(default_factory=dict)
     trends: dict[tuple[datetime, str, str, int], tuple[float | None, float | None]] = field(default_factory=dict)
@@ -127,18 +128,18 @@ class MemoryStore:
     def transitions(self, agent_id: str) -> list[Transition]:
         return sorted((t for t in self.history if t.agent_id == agent_id), key=lambda t: t.at)
 
-    def save_health(self, rows: list[dict[str, Any]]) -> int:
+    def save_health(self, rows: Sequence[HealthRow]) -> int:
         added = 0
         for row in rows:
-            key = (row["scope"], row["subject"], row["at"])
+            key = (row.scope, row.subject, row.at)
             if key not in self.health:
-                self.health[key] = dict(row)
+                self.health[key] = row
                 added += 1
         return added
 
-    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
         found = [r for (sc, su, at), r in self.health.items() if (sc, su) == (scope, subject) and at >= since]
-        return sorted(found, key=lambda r: r["at"])
+        return sorted(found, key=lambda r: r.at)
 
     def save_analysis(self, result: AnalysisResult) -> int:
         for agent, metric, window_s, t in result.trends:
@@ -149,14 +150,12 @@ class MemoryStore:
                 self.forecasts[key] = (f.value_at_horizon, None)
                 self.bounds[key] = (_finite(f.lower), _finite(f.upper))
         for r in result.recommendations:
-            self.advice[r.fingerprint] = {"fingerprint": r.fingerprint, "kind": r.kind, "target": r.target,
-                                          "action": dict(r.action), "rationale": r.rationale,
-                                          "confidence": r.confidence, "expires_at": r.expires_at}  # fmt: skip
+            self.advice[r.fingerprint] = r
         return len(result.trends) + len(result.forecasts) + len(result.recommendations)
 
-    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
-        live = [r for r in self.advice.values() if r["expires_at"] > now]
-        return sorted(live, key=lambda r: -float(r["confidence"]))
+    def recommendations(self, now: datetime) -> list[Recommendation]:
+        live = [r for r in self.advice.values() if r.expires_at > now]
+        return sorted(live, key=lambda r: -r.confidence)
 
     def due_forecasts(self, since: datetime, until: datetime) -> list[DueForecast]:
         found = [DueForecast(at, a, m, h, value) for (at, a, m, h), (value, actual) in self.forecasts.items()
@@ -176,8 +175,7 @@ class MemoryStore:
     def agent_scores(self, since: datetime) -> tuple[datetime | None, dict[str, AgentScore]]:
         at = max((at for sc, _, at in self.health if sc == "viability" and at >= since), default=None)
         found = {
-            subject: AgentScore(row["score"], row["status"],
-                                {f["name"]: f["score"] for f in row["inputs"].get("factors", [])})
+            subject: AgentScore(row.score, row.status, {f["name"]: f["score"] for f in row.inputs.get("factors", [])})
             for (scope, subject, when), row in self.health.items() if scope == "agent" and when == at
         }  # fmt: skip
         return at, found

@@ -17,9 +17,19 @@ from sqlalchemy.engine import Connection, Engine
 
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast
 from vsmmon.analyse.forecast import HORIZONS_S
+from vsmmon.analyse.recommend import Recommendation
 from vsmmon.collect.registry import AgentRecord, Transition
 from vsmmon.errors import NotFound, StoreUnavailable
-from vsmmon.models import AgentInfo, AgentStatus, Collection, CollectionSummary, Rollup, RollupProgress, WindowsClosed
+from vsmmon.models import (
+    AgentInfo,
+    AgentStatus,
+    Collection,
+    CollectionSummary,
+    HealthRow,
+    Rollup,
+    RollupProgress,
+    WindowsClosed,
+)
 from vsmmon.store import _reads as reads
 from vsmmon.store import _rollups as rollup_store
 from vsmmon.store._partitions import MaintenanceReport, carry_out, existing_partitions
@@ -171,20 +181,20 @@ class PostgresStore:
             Transition(r.agent_id, r.at, AgentStatus(r.from_status), AgentStatus(r.to_status), r.reason) for r in rows
         ]
 
-    def save_health(self, rows: list[dict[str, Any]]) -> int:
+    def save_health(self, rows: Sequence[HealthRow]) -> int:
         if not rows:
             return 0
-        stmt = insert(health_assessments).values(rows).on_conflict_do_nothing()
-        return self._in_transaction(lambda conn: int(conn.execute(stmt).rowcount or 0))
+        stmt = insert(health_assessments).values([r.row() for r in rows]).on_conflict_do_nothing()
+        # RETURNING counts what was new: a multi-row INSERT's rowcount is -1 through psycopg's insertmanyvalues
+        return self._in_transaction(lambda conn: len(conn.execute(stmt.returning(health_assessments.c.at)).all()))
 
-    def health_history(self, scope: str, subject: str, since: datetime) -> list[dict[str, Any]]:
+    def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
         h = health_assessments.c
         query = (
-            sa.select(h.at, h.score, h.status, h.inputs)
-            .where(h.scope == scope, h.subject == subject, h.at >= since)
-            .order_by(h.at)
+            sa.select(health_assessments).where(h.scope == scope, h.subject == subject, h.at >= since).order_by(h.at)
         )
-        return [dict(r._mapping) for r in self._in_transaction(lambda conn: conn.execute(query).all())]
+        found = self._in_transaction(lambda conn: conn.execute(query).all())
+        return [HealthRow(r.at, r.scope, r.subject, r.score, r.status, r.inputs, r.check_id) for r in found]
 
     def save_analysis(self, result: AnalysisResult) -> int:
         """Trends and forecasts of one analysis; recommendations upserted on their fingerprint."""
@@ -218,11 +228,12 @@ class PostgresStore:
 
         return self._in_transaction(write)
 
-    def recommendations(self, now: datetime) -> list[dict[str, Any]]:
+    def recommendations(self, now: datetime) -> list[Recommendation]:
         """Recommendations not yet expired, most confident first."""
         r = recommendations.c
         query = sa.select(recommendations).where(r.expires_at > now).order_by(r.confidence.desc(), r.updated_at.desc())
-        return [dict(row._mapping) for row in self._in_transaction(lambda conn: conn.execute(query).all())]
+        found = self._in_transaction(lambda conn: conn.execute(query).all())
+        return [Recommendation(x.kind, x.target, x.action, x.rationale, x.confidence, x.expires_at) for x in found]
 
     def due_forecasts(self, since: datetime, until: datetime) -> list[DueForecast]:
         query = sa.text(

@@ -163,11 +163,11 @@ async def remove_silence(silence_id: UUID, res: Res) -> Response:
 async def control_actions(res: Res, limit: Limit = 200) -> dict[str, Any]:
     """S3's actions, newest first: what, why, before, after, and whether it helped."""
     rows = await run_in_threadpool(_records(res).actions, limit)
-    return {"actions": [plain_row(r) for r in rows]}
+    return {"actions": [plain_row(r.row()) for r in rows]}
 
 
 @router.get("/policy-decisions", dependencies=[Depends(require_token_for_reads)])
 async def policy_decisions(res: Res, limit: Limit = 200) -> dict[str, Any]:
     """S5's decisions, newest first."""
     rows = await run_in_threadpool(_records(res).decisions, limit)
-    return {"decisions": [plain_row(r) for r in rows]}
+    return {"decisions": [plain_row(r.row()) for r in rows]}

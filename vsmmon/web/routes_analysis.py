@@ -8,21 +8,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
+from vsmmon.analyse.recommend import Recommendation
 from vsmmon.web.auth import require_token_for_reads
 from vsmmon.web.resources import Resources, resources
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"], dependencies=[Depends(require_token_for_reads)])
 
 
-def recommendation_to_dict(r: dict[str, Any]) -> dict[str, Any]:
+def recommendation_to_dict(r: Recommendation) -> dict[str, Any]:
     return {
-        "fingerprint": r["fingerprint"],
-        "kind": r["kind"],
-        "target": r["target"],
-        "action": r["action"],
-        "rationale": r["rationale"],
-        "confidence": r["confidence"],
-        "expires_at": r["expires_at"].isoformat(),
+        "fingerprint": r.fingerprint,
+        "kind": r.kind,
+        "target": r.target,
+        "action": dict(r.action),
+        "rationale": r.rationale,
+        "confidence": r.confidence,
+        "expires_at": r.expires_at.isoformat(),
     }
 
 

@@ -43,8 +43,7 @@ async def latest_health(res: Annotated[Resources, Depends(resources)]) -> dict[s
     rows = await run_in_threadpool(res.store.health_history, "viability", "viability", since)
     if not rows:
         raise HTTPException(404, "no health assessment in the last hour")
-    summary: dict[str, Any] = rows[-1]["inputs"]
-    return summary
+    return dict(rows[-1].inputs)
 
 
 @router.post("", status_code=202, dependencies=[Depends(require_token)])

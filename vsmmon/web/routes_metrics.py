@@ -30,7 +30,7 @@ from vsmmon.alerts.book import AlertBook
 from vsmmon.alerts.model import AlertStatus, Severity
 from vsmmon.collect.registry import AgentRecord, visible
 from vsmmon.errors import StoreUnavailable, TransientError
-from vsmmon.models import AgentInfo, AgentStatus, RollupProgress
+from vsmmon.models import AgentInfo, AgentStatus, HealthRow, RollupProgress
 from vsmmon.store.alert_records import OPEN_STATUSES
 from vsmmon.store.base import Store
 from vsmmon.web.auth import require_token_for_reads
@@ -191,17 +191,14 @@ def _rollups(progress: RollupProgress) -> Iterator[Metric]:
         )  # fmt: skip
 
 
-def _assessment(latest: dict[str, object] | None) -> Iterator[Metric]:
+def _assessment(latest: HealthRow | None) -> Iterator[Metric]:
     viability = GaugeMetricFamily("vsmmon_viability", "Viability of the latest assessment (0..1)")
     overall = GaugeMetricFamily("vsmmon_overall_health", "Weighted mean of the system scores (0..1)")
     systems = GaugeMetricFamily("vsmmon_system_health", "Score of each VSM system (0..1)", labels=["system"])
     state = GaugeMetricFamily("vsmmon_system_state", "1 for the state each system is in", labels=["system", "state"])
     at = GaugeMetricFamily("vsmmon_assessment_timestamp_seconds", "When the latest assessment was made")
     if latest is not None:
-        summary = latest["inputs"]
-        assert isinstance(summary, dict)
-        when = latest["at"]
-        assert isinstance(when, datetime)
+        summary, when = latest.inputs, latest.at
         at.add_metric([], when.timestamp())
         if summary.get("viability") is not None:
             viability.add_metric([], float(summary["viability"]))
