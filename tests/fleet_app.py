@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
-from celery import Celery
+import redis
+from celery import Celery, Task, shared_task
+from celery.worker.request import Request
 
 import vsmmon.agent
 
@@ -43,6 +46,48 @@ def retry_once(self: object) -> str:
     if getattr(self, "request").retries == 0:  # noqa: B009
         raise getattr(self, "retry")()  # noqa: B009
     return "retried"
+
+
+class CustomTask(Task):  # type: ignore[misc]
+    """A base class of the user's own, as `@app.task(base=...)` commonly gives (derived from celery.Task,
+    not from `app.Task`)."""
+
+
+class AcceptedRequest(Request):
+    """A request class of the user's own whose hook must keep running with the plugin installed."""
+
+    def on_accepted(self, pid: Any, time_accepted: Any) -> None:
+        redis.Redis.from_url(BROKER_URL).incr("fleet:accepted")
+        super().on_accepted(pid, time_accepted)
+
+
+class OwnRequestTask(Task):  # type: ignore[misc]
+    Request = AcceptedRequest
+
+
+@app.task(name="fleet.custom_base", base=CustomTask)
+def custom_base() -> str:
+    return "custom"
+
+
+@app.task(name="fleet.custom_base_fail", base=CustomTask)
+def custom_base_fail() -> None:
+    raise RuntimeError("a failing task of a custom base class")
+
+
+@app.task(name="fleet.own_request", base=OwnRequestTask)
+def own_request() -> str:
+    return "hooked"
+
+
+@app.task(name="fleet.bound", bind=True)
+def bound(self: Any) -> str:
+    return str(self.request.id)
+
+
+@shared_task(name="fleet.shared")
+def shared() -> str:
+    return "shared"
 
 
 @app.task(name="fleet.sleep")

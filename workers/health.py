@@ -19,6 +19,8 @@ from typing import Any
 from celery import Celery
 
 from vsmmon import names
+from vsmmon.alerts.codec import public_alert
+from vsmmon.alerts.model import AlertStatus
 from vsmmon.alerts.routing import signals_from_assessment
 from vsmmon.health.assessment import HealthAssessment, evaluate
 from vsmmon.health.codec import assessment_to_dict, previous_from_dict, previous_to_dict, rows
@@ -29,6 +31,7 @@ from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
 
 log = logging.getLogger(__name__)
+ACTIVE = (AlertStatus.FIRING, AlertStatus.ACKNOWLEDGED)  # what an ad-hoc check reports beside its scores
 
 
 def assess(ctx: WorkerContext, poller: FleetPoller) -> HealthAssessment:
@@ -102,4 +105,5 @@ def register(app: Celery) -> None:
     def check(self: VsmTask) -> dict[str, Any]:
         """An ad-hoc assessment, returned as JSON (for `vsmmon check`, the API and Flower)."""
         result = assess(self.ctx, poller_for(self.ctx.settings))
-        return {"check_id": str(uuid.uuid4()), **assessment_to_dict(result)}
+        active = [public_alert(a) for a in self.ctx.alert_book.read().state.alerts.values() if a.status in ACTIVE]
+        return {"check_id": str(uuid.uuid4()), **assessment_to_dict(result), "active_alerts": active}

@@ -49,6 +49,7 @@ def fleet_workers(
     *,
     concurrency: int = 2,
     queues: str = "fleet",
+    pool: str = "prefork",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[FleetWorker]]:
     """Start one `celery worker` subprocess per name and wait until each answers a ping."""
@@ -62,7 +63,7 @@ def fleet_workers(
                 process = subprocess.Popen(
                     [
                         sys.executable, "-m", "celery", "-A", "tests.fleet_app", "worker",
-                        f"--hostname={name}@%h", f"--concurrency={concurrency}", "--pool=prefork",
+                        f"--hostname={name}@%h", f"--concurrency={concurrency}", f"--pool={pool}",
                         f"--queues={queues}", "--without-gossip", "--without-mingle", "--loglevel=INFO",
                     ],
                     cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

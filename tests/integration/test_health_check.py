@@ -116,3 +116,38 @@ def test_health_check_task_is_applied_by_name_and_returns_json(checker: Pipeline
     result = checker.send_task("vsmmon.health.check").get(timeout=20)  # as Flower's task API applies it
     assert json.loads(json.dumps(result)) == result
     assert result["viability_state"] == "normal"
+
+
+def test_the_check_lists_the_active_alerts_and_is_never_less_severe(
+    checker: PipelineApp, store: PostgresStore, settings: Settings
+) -> None:
+    """Viability normal, but a critical alert firing on S2 and a warning on svc-1: the check says CRITICAL
+    (and WARNING for svc-1), naming them; an agent with no alert stays OK."""
+    import redis
+
+    from vsmmon.alerts import desk
+    from vsmmon.alerts.book import AlertBook
+    from vsmmon.alerts.model import AlertPolicy, Severity, Signal
+
+    fleet_with_live(store, 4)
+    assert vsmmon_check(settings).returncode == 0  # nothing active yet: the scores alone
+    book = AlertBook(redis.Redis.from_url(settings.require("redis_url")))
+    at_once = AlertPolicy(pending_s={Severity.CRITICAL: 0.0, Severity.WARNING: 0.0, Severity.INFO: 0.0})
+    signals = [Signal("system_health", "S2", Severity.CRITICAL, summary="S2 unhealthy (score 0.30)"),
+               Signal("bottleneck", "svc-1", Severity.WARNING, {"factor": "memory"}, "svc-1: memory 0.50")]  # fmt: skip
+    desk.report(book, "test", signals, datetime.now(UTC), ttl_s=600, policy=at_once)
+
+    result = vsmmon_check(settings)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.startswith("CRITICAL - viability ")
+    assert "(normal)" in result.stdout.splitlines()[0]  # the scores say normal; the alert decides the code
+    listed = [line.split() for line in result.stdout.split("active alerts:")[1].splitlines() if line.strip()]
+    assert ["alert", "critical", "firing", "system_health", "on", "S2:"] in [line[:6] for line in listed]
+    body = json.loads(vsmmon_check(settings, "--json").stdout)
+    assert {(a["type"], a["target"], a["severity"]) for a in body["active_alerts"]} == {
+        ("system_health", "S2", "critical"), ("bottleneck", "svc-1", "warning")}  # fmt: skip
+    one = vsmmon_check(settings, "--agent", "svc-1")
+    assert one.returncode == 1
+    assert "bottleneck on svc-1" in one.stdout
+    assert "S2" not in one.stdout.split("active alerts:")[-1]
+    assert vsmmon_check(settings, "--agent", "svc-0").returncode == 0

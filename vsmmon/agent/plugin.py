@@ -6,24 +6,29 @@ concurrency, active and reserved counts, per-task-name counters with runtime per
 Every probe is bounded and an error becomes a field of the reply: nothing raises inside the worker.
 
 Counting happens in the worker's main process, whatever the pool: Celery builds a request class per
-task from `Task.Request`; ours hooks the result callbacks, which the pool calls in the main process
-(task signals would fire in prefork children, out of the inspect command's reach).
+task from that task's `Request`; ours hooks the result callbacks, which the pool calls in the main
+process (task signals would fire in prefork children, out of the inspect command's reach). When the
+worker starts (`worker_init`), every registered task's request class is extended with the counting
+hooks, whatever the task's class (`base=`, `app.Task` subclasses, `shared_task`): a class of the user's
+own is subclassed, never replaced, so its hooks still run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import celery
 from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined]
 from celery import Celery
 from celery.exceptions import Ignore, Reject, Retry, Terminated
-from celery.signals import before_task_publish
+from celery.signals import before_task_publish, worker_init
+from celery.utils.imports import symbol_by_name
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 from celery.worker.request import Request
@@ -35,6 +40,7 @@ from vsmmon.agent.hostlock import HostReporterLock
 from vsmmon.agent.process import ProcessProbe, runtime_metrics
 from vsmmon.names import CANARY_TASK
 
+log = logging.getLogger(__name__)
 SENT_AT_HEADER = "vsm_sent_at"
 _NOT_FAILURES = (Retry, Reject, Ignore, Terminated)
 _NUMBERS = (float, int)
@@ -100,8 +106,15 @@ def _count_success(request: Request, failed__retval__runtime: Any) -> None:
             counters.waited(wait_s)
 
 
-class MonitoredRequest(Request):
-    """A task request that counts its outcome in the worker's main process."""
+if TYPE_CHECKING:  # a Request to the type checker; at run time a mixin in front of whichever class it extends
+    _Mixin = Request
+else:
+    _Mixin = object
+
+
+class Counting(_Mixin):
+    """The counting hooks, a mixin in front of any Celery request class (`monitored`); they count the outcome
+    in the worker's main process, then call the class behind them."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Celery subclasses the request class per task and overrides on_success there: wrap it.
@@ -109,7 +122,7 @@ class MonitoredRequest(Request):
         inner = cls.__dict__.get("on_success")
         if inner is not None:
 
-            def on_success(self: MonitoredRequest, failed__retval__runtime: Any, **kw: Any) -> Any:
+            def on_success(self: Request, failed__retval__runtime: Any, **kw: Any) -> Any:
                 _count_success(self, failed__retval__runtime)
                 return inner(self, failed__retval__runtime, **kw)
 
@@ -141,6 +154,47 @@ class MonitoredRequest(Request):
         return super().reject(requeue=requeue)
 
 
+class MonitoredRequest(Counting, Request):
+    """Celery's own request class, counted."""
+
+
+_MONITORED: dict[type, type] = {Request: MonitoredRequest}
+
+
+def monitored(request_cls: Any) -> type | None:
+    """`request_cls` (a class or a dotted path) with the counting hooks in front: ours for Celery's own, else
+    a subclass of the user's class, whose own hooks still run; None when it is no Celery `Request`."""
+    cls = symbol_by_name(request_cls)
+    if isinstance(cls, type) and issubclass(cls, Counting):
+        return cls
+    if not (isinstance(cls, type) and issubclass(cls, Request)):
+        return None
+    if cls not in _MONITORED:
+        _MONITORED[cls] = type(f"Monitored{cls.__name__}", (Counting, cls), {"__module__": __name__})
+    return _MONITORED[cls]
+
+
+def monitor_tasks(app: Celery) -> list[str]:
+    """Give every registered task of `app` a counting request class; the names that could not get one."""
+    refused = []
+    for name, task in app.tasks.items():
+        wrapped = monitored(task.Request)
+        if wrapped is None:
+            refused.append(name)
+        elif wrapped is not symbol_by_name(task.Request):
+            task.Request = wrapped  # type: ignore[assignment]  # the instance's: what the worker's strategy reads
+    if refused:
+        log.warning("vsmmon: tasks %s have a request class that is no celery Request; they are not counted",
+                    sorted(refused))  # fmt: skip
+    return refused
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if app is not None and app is _state.app:
+        monitor_tasks(_state.app)
+
+
 def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
     if headers is not None:
         headers.setdefault(SENT_AT_HEADER, time.time())
@@ -153,7 +207,10 @@ def install(app: Celery, version: str | None = None) -> None:
     queue (Celery's `<hostname>.dq2`), which it has the worker consume (`add_consumer`) only while it
     probes: a queue consumed all the time would cost every task a longer fetch (P1).
     """
-    app.Task.Request = MonitoredRequest  # type: ignore[assignment]  # a class is accepted as well as a path
+    wrapped = monitored(app.Task.Request)  # tasks made later from `app.Task` count too; the user's class stays
+    if wrapped is not None:
+        app.Task.Request = wrapped  # type: ignore[assignment]  # a class is accepted as well as a path
+    worker_init.connect(_on_worker_init, weak=False, dispatch_uid="vsmmon.monitor_tasks")
     # registered lazily, like the app's own tasks; a second registration of the name keeps the first
     app.task(name=CANARY_TASK, bind=True, shared=False, ignore_result=True)(canary)
     before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="vsmmon.sent_at")
@@ -190,7 +247,8 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
     try:
         consumer = state.consumer
         info = getattr(consumer.pool, "info", None) or {}
-        children = [int(pid) for pid in info.get("processes", []) if isinstance(pid, int)]
+        # the solo pool lists the worker's own process as its one "child": counted once, as the main process
+        children = [int(pid) for pid in info.get("processes", []) if isinstance(pid, int) and pid != os.getpid()]
         # the pool's size now (pool_grow / pool_shrink / autoscale change it), else the configured one
         size = getattr(consumer.pool, "num_processes", None) or getattr(consumer.controller, "concurrency", 0)
         metrics["concurrency"] = float(size or 0)

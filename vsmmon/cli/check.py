@@ -1,7 +1,9 @@
 """`vsmmon check`: a fresh health assessment through the pipeline, as a table or JSON.
 
 Exit codes follow the Nagios plugin convention, so it serves as a compose healthcheck and an
-Icinga/Nagios check: 0 OK, 1 warning, 2 critical, 3 unknown (pipeline unreachable or timed out).
+Icinga/Nagios check: 0 OK, 1 warning, 2 critical, 3 unknown (pipeline unreachable or timed out). The
+check and the alerts never disagree: the code is at least as severe as the worst active (firing or
+acknowledged) alert, of the whole system or, with `--agent`, of that agent, and those alerts are listed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from vsmmon.local import runfile
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 BY_VIABILITY = {"normal": OK, "warning": WARNING, "critical": CRITICAL}
 BY_STATE = {"healthy": OK, "degraded": WARNING, "unhealthy": CRITICAL}
+BY_SEVERITY = {"info": OK, "warning": WARNING, "critical": CRITICAL}
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,11 +28,21 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     check.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the result (default 10)")
 
 
+def active_alerts(result: dict[str, Any], agent: str | None) -> list[dict[str, Any]]:
+    """The active alerts the check answers for: all of them, or those whose target is the agent."""
+    found = [a for a in result.get("active_alerts", []) if agent is None or a.get("target") == agent]
+    return sorted(found, key=lambda a: -BY_SEVERITY.get(str(a.get("severity")), OK))
+
+
 def exit_code(result: dict[str, Any], agent: str | None) -> int:
     if agent is None:
-        return BY_VIABILITY.get(str(result.get("viability_state")), UNKNOWN)
-    found = next((a for a in result.get("agents", []) if a["agent_id"] == agent), None)
-    return UNKNOWN if found is None else BY_STATE.get(found["state"], UNKNOWN)
+        code = BY_VIABILITY.get(str(result.get("viability_state")), UNKNOWN)
+    else:
+        found = next((a for a in result.get("agents", []) if a["agent_id"] == agent), None)
+        code = UNKNOWN if found is None else BY_STATE.get(found["state"], UNKNOWN)
+    if code == UNKNOWN:
+        return code
+    return max([code, *(BY_SEVERITY.get(str(a.get("severity")), OK) for a in active_alerts(result, agent))])
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -68,7 +81,7 @@ def render(result: dict[str, Any], agent: str | None) -> str:
             return f"UNKNOWN - agent {agent!r} is not registered"
         lines.append(f"{label} - {agent} {found['state']} ({_fmt(found['score'])})")
         lines += [f"  {f['name']:<20} {_fmt(f['score'])}  {_inputs(f['inputs'])}" for f in found["factors"]]
-        return "\n".join(lines)
+        return "\n".join(lines + _alert_lines(result, agent))
     lines.append(f"{label} - viability {_fmt(result['viability'])} ({result['viability_state']})"
                  f" | viability={_fmt(result['viability'])};0.7;0.5;0;1")  # fmt: skip
     lines.append(f"  overall health {_fmt(result['overall_health'])}")
@@ -81,7 +94,13 @@ def render(result: dict[str, Any], agent: str | None) -> str:
         lines += [f"      {a['agent_id']:<40} {a['state']:<10} {_fmt(a['score'])}" for a in worst]
     lines += [f"  pain: {p}" for p in result.get("algedonic", [])]
     lines += [f"  bottleneck: {b}" for b in result.get("bottlenecks", [])]
-    return "\n".join(lines)
+    return "\n".join(lines + _alert_lines(result, agent))
+
+
+def _alert_lines(result: dict[str, Any], agent: str | None) -> list[str]:
+    shown = [f"  alert {a['severity']:<8} {a['status']:<12} {a['type']} on {a['target']}: {a.get('summary', '')}"
+             for a in active_alerts(result, agent)]  # fmt: skip
+    return ["  active alerts:", *shown] if shown else []
 
 
 def _fmt(x: Any) -> str:
