@@ -187,16 +187,47 @@ def test_a_still_firing_alert_is_renotified_only_as_the_reminder_policy_says() -
     assert [(s.kind, s.reason, s.at) for s in hasty.suppressed] == [("reminder", "cooldown", at(120))]
 
 
-def test_a_rise_in_severity_is_not_a_repeat_and_an_open_alert_never_falls() -> None:
+def test_a_worse_condition_resolves_the_lesser_alert_and_fires_a_new_one_at_once() -> None:
+    """One severity per alert instance (receivers key on labels): warning -> critical is the warning's
+    recovery and a new critical alert in the same step, not a repeat (the cooldown does not hold it)."""
     run = Run()
     run(0, sig("S1", WARN))
     [warning] = run(30, sig("S1", WARN))
-    [critical] = run(60, sig("S1", CRIT))  # inside the cooldown, but worse
-    assert (warning.alert.severity, critical.alert.severity) == (WARN, CRIT)
-    assert critical.alert.id == warning.alert.id
-    assert run.events[-2].detail["raised_from"] == "warning"
-    assert run(90, sig("S1", WARN)) == []
-    assert run.alert().severity is CRIT
+    recovery, critical = run(60, sig("S1", CRIT))  # inside the warning's cooldown, but worse
+    assert (recovery.kind, recovery.alert.id, recovery.alert.severity) == ("recovery", warning.alert.id, WARN)
+    assert (critical.kind, critical.alert.severity, critical.alert.status) == ("firing", CRIT, AlertStatus.FIRING)
+    assert critical.alert.id != warning.alert.id
+    assert critical.alert.fingerprint == warning.alert.fingerprint  # still one open alert for the condition
+    assert list(run.state.alerts) == [critical.alert.fingerprint]
+    ended = [(e.event, e.detail.get("by")) for e in run.events if e.alert_id == warning.alert.id]
+    assert ("resolved", "became critical") in ended
+
+
+def test_a_better_condition_clears_the_worse_alert_first_then_the_lesser_one_opens() -> None:
+    """critical -> warning: the critical clears like an absent signal (60 s), resolves, and only then the
+    warning opens and fires after its pending period; nothing fires twice meanwhile."""
+    run = Run()
+    [critical] = run(0, sig("S1", CRIT))
+    assert run(30, sig("S1", WARN)) == []  # clearing: the critical is still open
+    assert run.alert("S1").id == critical.alert.id
+    [recovery] = run(90, sig("S1", WARN))  # clear for 60 s: resolved; a pending warning opens
+    assert (recovery.kind, recovery.alert.id) == ("recovery", critical.alert.id)
+    pending = run.alert("S1")
+    assert (pending.severity, pending.status) == (WARN, AlertStatus.PENDING)
+    assert run(120, sig("S1", WARN)) == []  # fires, but a lesser condition inside the cooldown is held ...
+    assert run.alert("S1").status is AlertStatus.FIRING
+    assert [(s.kind, s.reason) for s in run.suppressed] == [("firing", "cooldown")]
+    [warning] = run(300, sig("S1", WARN))  # ... and told once the cooldown of the critical has passed
+    assert (warning.kind, warning.alert.severity, warning.alert.id) == ("firing", WARN, pending.id)
+
+
+def test_a_worse_condition_back_within_the_clear_period_keeps_the_worse_alert() -> None:
+    run = Run()
+    [critical] = run(0, sig("S1", CRIT))
+    assert run(30, sig("S1", WARN)) == []
+    assert run(60, sig("S1", CRIT)) == []  # back before it cleared: the same alert, no new notification
+    assert run.alert("S1").id == critical.alert.id
+    assert run.alert("S1").clear_since is None
 
 
 def test_the_21st_warning_in_an_hour_is_held_recorded_and_sent_when_the_window_frees() -> None:
@@ -292,12 +323,12 @@ def test_an_acknowledged_alert_neither_escalates_nor_reminds_but_still_resolves_
         acknowledge(run.state, recovery.alert.id, "ops", at(18100))
 
 
-def test_a_rise_in_severity_takes_the_acknowledgement_back() -> None:
+def test_a_worse_condition_is_a_new_alert_the_acknowledgement_does_not_cover() -> None:
     run = Run()
     run(0, sig("S1", WARN))
     run(30, sig("S1", WARN))
     run.state, _ = acknowledge(run.state, run.alert().id, "ops", at(40))
-    [note] = run(60, sig("S1", CRIT))
+    _, note = run(60, sig("S1", CRIT))
     assert note.alert.status is AlertStatus.FIRING
     assert note.alert.acknowledged_by is None
     assert note.alert.escalate_at == at(960)
@@ -389,6 +420,11 @@ def test_invariants_over_random_signal_sequences(steps: list[tuple[int, set[int]
     for notes in by_fp.values():
         for a, b in pairwise(notes):
             assert b.at - a.at >= timedelta(seconds=300) or b.alert.severity.rank > a.alert.severity.rank
+    by_id: dict[object, set[Severity]] = {}
+    for n in run.notifications:
+        by_id.setdefault(n.alert.id, set()).add(n.alert.severity)
+    assert all(len(severities) == 1 for severities in by_id.values())  # one severity per alert identity
+    assert len({a.fingerprint for a in run.state.alerts.values()}) == len(run.state.alerts)
     decided = {(e.alert_id, e.at) for e in run.events if e.event in {"notified", "suppressed"}}
     assert all((e.alert_id, e.at) in decided for e in run.events if e.event == "firing")
     keys = [(e.alert_id, e.at, e.event) for e in run.events]

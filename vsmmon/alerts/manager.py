@@ -3,9 +3,13 @@ parameter, nothing here does I/O; its values are in `vsmmon.alerts.model`, the f
 `vsmmon.alerts.routing`.
 
 Rules (the numbers are `AlertPolicy` defaults):
-- Identity: fingerprint = hash(type, target, labels). Severity is not part of it: a warning that becomes
-  critical is the same alert. An open alert's severity only rises (the worst the incident reached, so its
-  recovery reaches every route its firing did); it falls only by resolving and firing anew.
+- Identity: fingerprint = hash(type, target, labels): one open alert per condition. An alert instance keeps
+  one severity for its whole life, so receivers that key on labels (Alertmanager: `severity` is a label)
+  never see one identity change severity. When the condition gets worse, the open instance resolves (its
+  recovery goes wherever its firing went) and a new instance of the new severity opens in the same step;
+  when it gets better, the worse instance clears like an absent signal (hysteresis below) and, once
+  resolved, the lesser one opens (pending as any new alert). A pending instance, not yet told to anyone,
+  simply takes the signal's severity.
 - Signals are level-triggered: a stage reports a condition at every check while it holds (not only on
   the edge, as `HealthAssessment.alerts` does). Two signals with one fingerprint merge (worst severity).
 - Pending (Prometheus `for`): critical 0 s (fires in the check that sees it: the seed's < 500 ms target),
@@ -96,9 +100,21 @@ def step(
     events: list[Event] = []
     advanced = []
     for fp in sorted(set(state.alerts) | set(merged)):
-        old = state.alerts.get(fp)
-        alert = _advance(old if old is not None else _open(merged[fp], now), merged.get(fp), now, policy, events)
-        advanced.append(alert)
+        old, signal = state.alerts.get(fp), merged.get(fp)
+        if old is not None and signal is not None and signal.severity is not old.severity:
+            if old.status is AlertStatus.PENDING:  # told to nobody yet: it takes the signal's severity
+                old = replace(old, severity=signal.severity)
+            else:  # one severity per instance: the old one ends (a worse one at once, a better one once clear)
+                ended = _advance(old, None, now, policy, events) if signal.severity.rank < old.severity.rank else None
+                if ended is not None and ended.status is not AlertStatus.RESOLVED:
+                    advanced.append(ended)
+                    continue
+                if ended is None:
+                    events.append(Event(old.id, now, "resolved", {"by": f"became {signal.severity}"}))
+                    ended = _close(old, now)
+                advanced.append(ended)
+                old = None
+        advanced.append(_advance(old if old is not None else _open(merged[fp], now), signal, now, policy, events))
     delivery = _Delivery(state, now, policy)
     for alert in sorted(advanced, key=_delivery_order):
         delivery.decide(alert)
@@ -199,22 +215,15 @@ def _advance(alert: Alert, signal: Signal | None, now: datetime, policy: AlertPo
             events.append(Event(alert.id, now, "resolved", {"by": "condition cleared", "clear_since": clear_since}))
             return _close(alert, now)
         alert = replace(alert, clear_since=clear_since)
-    else:
-        raised_from = alert.severity if signal.severity.rank > alert.severity.rank else None
-        severity = signal.severity if raised_from is not None else alert.severity  # only rises while open
+    else:  # `step` made the signal's severity the alert's
         alert = replace(alert, clear_since=None, summary=signal.summary, resource=signal.resource,
-                        system_wide=signal.system_wide, severity=severity)  # fmt: skip
+                        system_wide=signal.system_wide)  # fmt: skip
         pending_for_s = (now - alert.started_at).total_seconds()
-        fires = alert.status is AlertStatus.PENDING and pending_for_s >= policy.pending_s.get(alert.severity, 0.0)
-        rises = raised_from is not None and alert.status is not AlertStatus.PENDING
-        if fires or rises:
-            escalate_at = alert.escalate_at if alert.status is AlertStatus.FIRING else now + _s(policy.escalate_after_s)
-            alert = replace(alert, status=AlertStatus.FIRING, fired_at=alert.fired_at or now, acknowledged_by=None,
-                            escalate_at=escalate_at, owed="firing", held_by=None)  # fmt: skip
+        if alert.status is AlertStatus.PENDING and pending_for_s >= policy.pending_s.get(alert.severity, 0.0):
+            alert = replace(alert, status=AlertStatus.FIRING, fired_at=now, acknowledged_by=None,
+                            escalate_at=now + _s(policy.escalate_after_s), owed="firing", held_by=None)  # fmt: skip
             detail: dict[str, object] = {"severity": str(alert.severity), "summary": alert.summary,
                                          "resource": alert.resource, "system_wide": alert.system_wide}  # fmt: skip
-            if rises:
-                detail["raised_from"] = str(raised_from)
             events.append(Event(alert.id, now, "firing", detail))
             return alert
     if alert.status is not AlertStatus.FIRING:
