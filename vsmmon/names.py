@@ -51,6 +51,7 @@ ALERTS_WEBHOOK = "vsmmon.alerts.webhook"
 S3_CONTROL = "vsmmon.s3.control"
 S3_VERIFY = "vsmmon.s3.verify"
 S5_POLICY = "vsmmon.s5.policy"
+SENT_AT_HEADER = "vsm_sent_at"  # stamped by the plugin on publish; the broker probe reads a message's age from it
 CANARY_TASK = "vsmmon.audit.canary"
 """Registered by the plugin in every monitored worker; the S3* audit sends it to the worker it probes."""
 

@@ -38,10 +38,9 @@ from vsmmon.agent.counters import TaskCounters
 from vsmmon.agent.host import HostProbe
 from vsmmon.agent.hostlock import HostReporterLock
 from vsmmon.agent.process import ProcessProbe, runtime_metrics
-from vsmmon.names import CANARY_TASK
+from vsmmon.names import CANARY_TASK, SENT_AT_HEADER
 
 log = logging.getLogger(__name__)
-SENT_AT_HEADER = "vsm_sent_at"
 _NOT_FAILURES = (Retry, Reject, Ignore, Terminated)
 _NUMBERS = (float, int)
 

@@ -12,6 +12,7 @@ import argparse
 import json
 from typing import Any
 
+from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.local import runfile
 
@@ -55,7 +56,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         app = create_app(settings)
         app.conf.broker_connection_timeout = min(args.timeout, 5.0)
         gateway = CeleryGateway(app)
-        state, result = gateway.result(gateway.send("vsmmon.health.check"), args.timeout)
+        state, result = gateway.result(gateway.send(names.HEALTH_CHECK), args.timeout)
     except TransientError as e:
         return _unknown(args, f"pipeline unreachable: {e}")
     if state != "SUCCESS" or not isinstance(result, dict):

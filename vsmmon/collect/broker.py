@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from vsmmon.errors import InvalidInput
+from vsmmon.names import SENT_AT_HEADER
 from vsmmon.redact import redact_url
 
 TIMEOUT_S = 2.0
@@ -30,7 +31,6 @@ PRIORITY_STEPS: tuple[int, ...] = (0, 3, 6, 9)
 """kombu's default Redis `priority_steps`."""
 SEPARATOR = "\x06\x16"
 """kombu's default Redis `sep` between a queue name and its priority step."""
-SENT_AT_HEADER = "vsm_sent_at"
 """Message header vsmmon's plugin stamps at publish: epoch seconds."""
 REDIS_SCHEMES = frozenset({"redis", "rediss"})
 AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})

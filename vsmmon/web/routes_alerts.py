@@ -26,7 +26,7 @@ from vsmmon.web.auth import require_token, require_token_for_reads
 from vsmmon.web.resources import Resources, resources
 from vsmmon.web.routes_health_checks import TaskGateway
 
-ALERTS_DELIVER_TASK = "vsmmon.alerts.deliver"
+ALERTS_DELIVER_TASK = names.ALERTS_DELIVER
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 Res = Annotated[Resources, Depends(resources)]
 Ref = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9\-]+$", description="id or fingerprint")]

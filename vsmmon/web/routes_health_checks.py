@@ -8,10 +8,11 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from vsmmon import names
 from vsmmon.web.auth import require_token, require_token_for_reads
 from vsmmon.web.resources import Resources, resources
 
-HEALTH_CHECK_TASK = "vsmmon.health.check"
+HEALTH_CHECK_TASK = names.HEALTH_CHECK
 router = APIRouter(prefix="/api/v1/health-checks", tags=["health checks"])
 
 
