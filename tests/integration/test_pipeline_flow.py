@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,9 +13,11 @@ from kombu import Connection, Producer
 
 from tests.integration.conftest import poll
 from vsmmon import names
+from vsmmon.collect.staging import RedisStaging
 from vsmmon.models import CollectionSummary
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.store.realtime import RealtimeWindow
+from workers.collect import DISCOVERY_EVERY_S
 from workers.context import PipelineApp
 
 
@@ -59,6 +62,12 @@ def test_the_second_cycle_expects_the_worker_seen_in_the_first(
 ) -> None:
     pipeline_app.send_task(names.COLLECT_RUN)
     first = poll(lambda: aggregated_collections(store), deadline_s=30, what="the first collection")
+    # discovery (ask everyone, wait the whole timeout) runs once per wall-clock slot: take this slot's claim
+    # and the next's, so a second cycle that happens to cross a slot boundary is not a discovery cycle
+    staging = RedisStaging.from_url(pipeline_app.vsm_settings.require("redis_url"))
+    now = datetime.now(UTC)
+    for later_s in (0.0, DISCOVERY_EVERY_S):
+        staging.claim_discovery(DISCOVERY_EVERY_S, now + timedelta(seconds=later_s))
     pipeline_app.send_task(names.COLLECT_RUN)
     second = poll(lambda: aggregated_collections(store, first), deadline_s=30, what="the second collection")
     assert second.started_at > first.started_at
