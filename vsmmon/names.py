@@ -54,6 +54,9 @@ S5_POLICY = "vsmmon.s5.policy"
 SENT_AT_HEADER = "vsm_sent_at"  # stamped by the plugin on publish; the broker probe reads a message's age from it
 CANARY_TASK = "vsmmon.audit.canary"
 """Registered by the plugin in every monitored worker; the S3* audit sends it to the worker it probes."""
+PROBE_TASKS = frozenset({COLLECT_RUN, HEALTH_ASSESS, HEALTH_CHECK, HEALTH_AUDIT, CANARY_TASK})
+"""The observer's own tasks: they wait on the fleet's replies, so a worker running one is not loaded by it.
+The plugin counts them (they ran) but leaves them out of `active` (saturation, headroom, evenness)."""
 
 ROUTES = {
     "vsmmon.collect.*": COLLECT_QUEUE,

@@ -41,6 +41,8 @@ def test_a_collection_of_the_workers_own_metrics_is_persisted_and_aggregated(
         rollups = store.rollups(worker_name, metric, 300)
         assert len(rollups) == 1, metric
         assert rollups[0].count == 1
+    [active] = store.rollups(worker_name, "active", 300)
+    assert active.last == 0  # it was running the collection itself: the observer's probe is not load
     [rss] = store.rollups(worker_name, "rss_bytes", 300)
     assert 10e6 < rss.last < 4e9  # a real Python process
     host_metrics = {"cpu_percent", "memory_available_bytes", "load1", "disk_free_bytes"}

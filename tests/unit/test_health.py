@@ -88,6 +88,17 @@ def test_s2_factors_worked_by_hand() -> None:
     assert h.score == pytest.approx((0.5 + 0.5 + 0.0) / 3)
 
 
+def test_two_consumers_of_a_quiet_queue_are_not_imbalance_but_an_idle_one_beside_a_backlog_is() -> None:
+    # `make up`'s two workers share vsm.collect: one runs the collection, the other waits; nothing queued
+    quiet = s2([QueueFlow("vsm.collect", 0, 0.2, 0.2, [0, 0, 0, 0], [1.0, 0.0])], ControlInputs())
+    assert quiet.factors[1].name == "evenness"
+    assert quiet.factors[1].score is None
+    assert quiet.factors[1].inputs == {"vsm.collect": None}
+    assert quiet.score == pytest.approx(1.0)  # balanced flow, no oscillation, evenness not judged
+    backlog = s2([QueueFlow("orders", 40, 2.0, 2.0, [40, 40, 40], [1.0, 0.0])], ControlInputs())
+    assert backlog.factors[1].score == 0.0  # forty waiting while a consumer idles: that is imbalance
+
+
 def test_s3_factors_worked_by_hand() -> None:
     assert headroom_score(0.5) == 1.0
     assert headroom_score(0.9) == pytest.approx(0.4)

@@ -38,7 +38,7 @@ from vsmmon.agent.counters import TaskCounters
 from vsmmon.agent.host import HostProbe
 from vsmmon.agent.hostlock import HostReporterLock
 from vsmmon.agent.process import ProcessProbe, runtime_metrics
-from vsmmon.names import CANARY_TASK, SENT_AT_HEADER
+from vsmmon.names import CANARY_TASK, PROBE_TASKS, SENT_AT_HEADER
 
 log = logging.getLogger(__name__)
 _NOT_FAILURES = (Retry, Reject, Ignore, Terminated)
@@ -264,7 +264,10 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         errors["psutil"] = repr(e)
     totals, per_task = _state.counters.snapshot()
     metrics.update(totals)
-    metrics["active"] = float(len(worker_state.active_requests))
+    # the observer's own probes wait on the fleet's replies: running one is not load (names.PROBE_TASKS)
+    probes = sum(1 for r in worker_state.active_requests if r.name in PROBE_TASKS)
+    metrics["active"] = float(len(worker_state.active_requests) - probes)
+    metrics["probes_active"] = float(probes)
     metrics["reserved"] = float(len(worker_state.reserved_requests))
     metrics["tasks_received_total"] = float(sum(worker_state.total_count.values()))
     metrics["uptime_s"] = time.monotonic() - _state.started

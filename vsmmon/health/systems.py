@@ -2,6 +2,9 @@
 
 Choices the model leaves open, written down here:
 - flow balance of a queue with no traffic (in + out = 0) is unknown, not perfect;
+- evenness of a queue is judged only while it holds a backlog: with nothing waiting every consumer takes
+  what arrives, and one busy consumer beside an idle one is not imbalance (two workers sharing a quiet
+  queue read 0.00 otherwise); with a backlog, an idle consumer beside a busy one is;
 - oscillation counts sign reversals of successive differences (zeros skipped) of each queue's
   backlog and each worker's pool size over the last 10 min; rate = reversals / possible reversals;
 - headroom band: utilisation u = sum(active) / sum(concurrency) scores 1 within [0.2, 0.75], falls
@@ -102,7 +105,7 @@ def s2(queues: Sequence[QueueFlow], control: ControlInputs) -> SystemHealth:
     """Coordination: queue flow balance, evenness of load, oscillation."""
     balances = {q.name: flow_balance(q) for q in queues}
     known_balances = [b for b in balances.values() if b is not None]
-    evens = {q.name: evenness(q.consumer_saturations) for q in queues}
+    evens = {q.name: evenness(q.consumer_saturations) if q.backlog > 0 else None for q in queues}
     known_evens = [e for e in evens.values() if e is not None]
     counts = [reversals(q.backlog_series) for q in queues] + [reversals(s) for s in control.pool_series.values()]
     flips, possible = sum(c[0] for c in counts), sum(c[1] for c in counts)
