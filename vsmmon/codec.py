@@ -65,6 +65,7 @@ def collection_to_json(collection: Collection) -> str:
             "duration_ms": collection.duration_ms,
             "unreachable": list(collection.unreachable),
             "interval_s": collection.interval_s,
+            "stopped": list(collection.stopped),
             "reports": [report_to_dict(r) for r in collection.reports],
         },
         separators=(",", ":"),
@@ -87,6 +88,7 @@ def collection_from_json(text: str | bytes) -> Collection:
             unreachable=tuple(str(u) for u in raw["unreachable"]),
             reports=tuple(report_from_dict(r) for r in raw["reports"]),
             interval_s=float(raw.get("interval_s", 5.0)),
+            stopped=tuple(str(s) for s in raw.get("stopped", ())),
         )
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as e:
         raise InvalidInput("collection", f"not a staged collection: {e!r}") from e

@@ -36,6 +36,7 @@ class AgentStatus(StrEnum):
     ONLINE = "online"
     STALE = "stale"
     OFFLINE = "offline"
+    STOPPED = "stopped"  # it said goodbye: stopped on purpose (scale-in, restart), not lost
 
 
 LIVE_STATUSES = frozenset({AgentStatus.ONLINE, AgentStatus.STALE})
@@ -91,6 +92,7 @@ class Collection:
     reports: tuple[AgentReport, ...]
     unreachable: tuple[str, ...] = ()
     interval_s: float = 5.0  # the collection period: the reporting interval of the workers asked
+    stopped: tuple[str, ...] = ()  # workers that said goodbye this cycle (a clean stop: `vsmmon.agent.goodbye`)
 
     @property
     def agent_count(self) -> int:

@@ -21,6 +21,8 @@ ALERTS_QUEUE = "vsm.alerts"
 S3_CONTROL_QUEUE = "vsm.s3.control"
 S5_POLICY_QUEUE = "vsm.s5.policy"
 
+GOODBYE_QUEUE = "vsm.fleet.goodbye"
+"""On the fleet's broker: a monitored worker that stops cleanly says so here (`vsmmon.agent.goodbye`)."""
 QUEUES = (COLLECT_QUEUE, STORE_QUEUE, ANALYSIS_QUEUE, HEALTH_QUEUE, ALERTS_QUEUE, S3_CONTROL_QUEUE, S5_POLICY_QUEUE)
 
 ROLES: dict[str, tuple[str, ...]] = {

@@ -34,6 +34,7 @@ def register(app: Celery) -> None:
         discover = ctx.staging.claim_discovery(DISCOVERY_EVERY_S, now) or not expected
         replies = poller.ask("vsm_metrics", sorted(expected), timeout_s=settings.collect_timeout_s, everyone=discover)
         duration_ms = (time.monotonic() - started) * 1000
+        stopped = poller.goodbyes()
         brokers, queue_stats, queue_errors = read_brokers(ctx)
         collection = collect(
             collection_id=uuid.uuid4(),
@@ -46,6 +47,7 @@ def register(app: Celery) -> None:
             queue_stats=queue_stats,
             queue_errors=queue_errors,
             interval_s=settings.collect_interval_s,
+            stopped=stopped,
         )
         if pain := screen(collection):  # algedonic conditions go to the alert manager at once, not in 30 s
             report_signals(self.app, "screen", pain, ttl_s=3 * settings.collect_interval_s)

@@ -1,7 +1,8 @@
-"""Asking the fleet: `vsm_metrics` broadcasts, sharded by destination for large fleets."""
+"""Asking the fleet: `vsm_metrics` broadcasts, sharded by destination for large fleets; collecting goodbyes."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -9,7 +10,10 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from vsmmon.agent import goodbye
 from vsmmon.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def control_app(broker_url: str) -> Celery:
@@ -60,6 +64,15 @@ class FleetPoller:
         for part in self._pool.map(lambda shard: self._ask_shard(command, shard, timeout_s), shards):
             merged.update(part)
         return merged
+
+    def goodbyes(self) -> list[str]:
+        """Workers that stopped cleanly since the last call (`vsmmon.agent.goodbye`); [] when the broker fails."""
+        try:
+            with self.app.connection_for_read() as conn:
+                return sorted({g.hostname for g in goodbye.drain(conn)})
+        except self._connection_errors as e:
+            log.warning("could not read the fleet's goodbyes this cycle: %r", e)
+            return []
 
     def _ask_shard(self, command: str, shard: list[str], timeout_s: float) -> dict[str, Any]:
         return _merge(self._broadcast(command, reply=True, timeout=timeout_s, destination=shard, limit=len(shard)))

@@ -42,7 +42,8 @@ def register(app: Celery) -> None:
         ctx.store.update_registry(staged)  # idempotent: also right when a retry finds the samples stored
         latest = ctx.store.latest_collection()
         judged_at = max(staged.started_at, latest.started_at) if latest else staged.started_at
-        changed = ctx.store.apply_transitions(evaluate(ctx.store.agent_records(), judged_at))
+        records = ctx.store.agent_records()
+        changed = ctx.store.apply_transitions(evaluate(records, judged_at, staged.stopped))
         return {
             "collection_id": collection_id,
             "stored": stored,

@@ -34,6 +34,11 @@ class FleetWorker:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def stop(self) -> None:
+        """SIGTERM to the worker, as `docker stop` or a scale-in sends it: a warm shutdown, and a goodbye."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
 
 def control_app(broker_url: str) -> Celery:
     app = Celery("fleet-control", broker=broker_url, set_as_current=False)

@@ -28,3 +28,8 @@ def test_anything_else_is_refused_with_a_clear_error(text: str | bytes) -> None:
         text = text % uuid.uuid4()
     with pytest.raises(InvalidInput, match="collection: not a staged collection"):
         collection_from_json(text)
+
+
+def test_the_workers_that_said_goodbye_survive_staging() -> None:
+    c = Collection(uuid.uuid4(), datetime(2026, 12, 3, tzinfo=UTC), 12.0, (), ("w2@h",), 5.0, ("w1@h", "w3@h"))
+    assert collection_from_json(collection_to_json(c)) == c

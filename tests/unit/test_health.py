@@ -1,6 +1,7 @@
 """Agent health and S1-S5 on crafted inputs: every factor counted, none silently defaulted."""
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -147,11 +148,30 @@ def test_losing_half_the_fleet_degrades_s1_and_viability_and_recovery_is_signall
     assert ("S1", "recovery") in back.alerts
 
 
-def test_learned_capacity_follows_up_at_once_and_down_slowly() -> None:
-    prev = PreviousState(NOW, {}, 1.0, ViabilityState.NORMAL, 16.0)
-    assert learned_capacity(20.0, prev, NOW) == 20.0
-    assert learned_capacity(8.0, prev, NOW + timedelta(seconds=36)) == pytest.approx(16 - 8 * 0.01)
-    assert learned_capacity(8.0, prev, NOW + timedelta(hours=2)) == 8.0
+def lost(agent_id: str, for_s: float) -> AgentInputs:
+    return AgentInputs(agent_id, "celery_worker", False, {"concurrency": 4.0}, 1, 2, lost_for_s=for_s)
+
+
+def test_learned_capacity_keeps_what_was_lost_for_hours_and_follows_a_planned_change_at_once() -> None:
+    fleet = [worker("a"), worker("b")]
+    assert learned_capacity(fleet) == 8.0  # a new fleet, or one grown: what is live
+    assert learned_capacity([*fleet, lost("c", 0.0)]) == 12.0  # just killed: all of its capacity expected
+    assert learned_capacity([*fleet, lost("c", 3600.0)]) == pytest.approx(8 + 4 / math.e)
+    assert learned_capacity([*fleet, lost("c", 6 * 3600.0)]) == pytest.approx(8.0, abs=0.01)
+    # a worker that said goodbye is not in the inputs at all (vsmmon.health.inputs), a pool shrunk on
+    # purpose is live with its new size: neither is a loss
+    assert learned_capacity([worker("a", concurrency=1.0), worker("b")]) == 5.0
+
+
+def test_a_planned_scale_in_keeps_s1_healthy_and_a_kill_of_as_many_does_not() -> None:
+    healthy_prev = PreviousState(NOW, {}, 1.0, ViabilityState.NORMAL, 16.0)
+    stayed = [worker(f"w{i}", active=1.0) for i in range(2)]
+    scaled_in = evaluate(NOW, stayed, [], ControlInputs(), healthy_prev)  # w2, w3 said goodbye: not inputs
+    assert scaled_in.expected_capacity == 8.0
+    assert scaled_in.states["S1"] is HealthState.HEALTHY
+    killed = evaluate(NOW, [*stayed, lost("w2", 15.0), lost("w3", 15.0)], [], ControlInputs(), healthy_prev)
+    assert killed.expected_capacity == pytest.approx(16.0, rel=0.01)
+    assert killed.states["S1"] is HealthState.UNHEALTHY  # 0.5 availability x 0.5 mean health
 
 
 def stuck_fleet() -> HealthAssessment:

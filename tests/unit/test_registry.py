@@ -44,3 +44,18 @@ def test_offline_agents_leave_live_views_after_the_purge_time_only() -> None:
     assert not visible(offline, T0 + 11 * S + timedelta(hours=1, seconds=1), purge_after_s=3600)
     stale = AgentRecord("b", "api", T0, 5.0, AgentStatus.STALE, T0)
     assert visible(stale, T0 + timedelta(days=3), purge_after_s=60)
+
+
+def test_a_worker_that_said_goodbye_stays_stopped_until_it_is_seen_again() -> None:
+    # it answered the cycle at T0, then stopped cleanly: its goodbye arrives in the same cycle
+    record = AgentRecord("celery@w1", "celery_worker", T0, 5.0, AgentStatus.ONLINE, T0)
+    [t] = evaluate([record], T0, stopped=["celery@w1"])
+    assert (t.from_status, t.to_status, t.at) == (AgentStatus.ONLINE, AgentStatus.STOPPED, T0)
+    stopped = AgentRecord(record.agent_id, record.kind, T0, 5.0, AgentStatus.STOPPED, T0)
+    for cycle in range(1, 20):  # never stale, never offline: gone on purpose
+        assert evaluate([stopped], T0 + cycle * 5 * S) == []
+    assert evaluate([stopped], T0 + 5 * S, stopped=["celery@w1"]) == []  # a second goodbye changes nothing
+    back = AgentRecord(record.agent_id, record.kind, T0 + 60 * S, 5.0, AgentStatus.STOPPED, T0)
+    [t] = evaluate([back], T0 + 60 * S)
+    assert (t.from_status, t.to_status) == (AgentStatus.STOPPED, AgentStatus.ONLINE)  # restarted
+    assert not visible(stopped, T0 + timedelta(hours=1, seconds=1), purge_after_s=3600)

@@ -27,13 +27,14 @@ import celery
 from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined]
 from celery import Celery
 from celery.exceptions import Ignore, Reject, Retry, Terminated
-from celery.signals import before_task_publish, worker_init
+from celery.signals import before_task_publish, worker_init, worker_shutdown
 from celery.utils.imports import symbol_by_name
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 from celery.worker.request import Request
 
 from vsmmon import __version__
+from vsmmon.agent import goodbye
 from vsmmon.agent.counters import TaskCounters
 from vsmmon.agent.host import HostProbe
 from vsmmon.agent.hostlock import HostReporterLock
@@ -213,6 +214,7 @@ def install(app: Celery, version: str | None = None) -> None:
     # registered lazily, like the app's own tasks; a second registration of the name keeps the first
     app.task(name=CANARY_TASK, bind=True, shared=False, ignore_result=True)(canary)
     before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="vsmmon.sent_at")
+    worker_shutdown.connect(goodbye.on_worker_shutdown, weak=False, dispatch_uid="vsmmon.goodbye")
     if version:
         _state.version = f"{version}; vsmmon {__version__}"
     _state.app = app

@@ -30,6 +30,7 @@ def collect(
     queue_stats: Iterable[QueueStats] = (),
     queue_errors: Mapping[str, str] | None = None,
     interval_s: float = 5.0,
+    stopped: Iterable[str] = (),
 ) -> Collection:
     """Build the collection of one cycle.
 
@@ -37,6 +38,7 @@ def collect(
     `expected_workers` that did not answer is listed as unreachable. `pushed_reports` are what
     pushed agents sent since the last cycle, oldest first: the latest of each agent is kept.
     `queue_stats` and `queue_errors` are what the broker probes read, one report per queue.
+    `stopped` are the workers that said goodbye since the last cycle: stopped on purpose, not unreachable.
     """
     reports = list(host_reports)
     workers = [parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items())]
@@ -48,8 +50,11 @@ def collect(
     unique: dict[str, AgentReport] = {}
     for report in reports:  # the first report of an id wins: a pushed agent cannot shadow a worker
         unique.setdefault(report.agent_id, report)
-    unreachable = tuple(sorted(set(expected_workers) - set(worker_replies)))
-    return Collection(collection_id, utc(now), duration_ms, tuple(unique.values()), unreachable, interval_s)
+    gone = set(stopped)
+    unreachable = tuple(sorted(set(expected_workers) - set(worker_replies) - gone))
+    return Collection(
+        collection_id, utc(now), duration_ms, tuple(unique.values()), unreachable, interval_s, tuple(sorted(gone))
+    )
 
 
 def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:

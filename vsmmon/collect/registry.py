@@ -5,8 +5,10 @@ each collection's time `now`:
 - online: seen at most half an interval ago (it answered or pushed for this cycle);
 - stale: missed at least one report, but still live (age <= 2 x interval);
 - offline: not seen for more than 2 x interval. A worker killed with SIGKILL sends no goodbye; it turns
-  stale at the next cycle and offline at the third, so within 3 collection intervals.
-Offline agents stay in the registry and history; live views hide them after `purge_after_s`.
+  stale at the next cycle and offline at the third, so within 3 collection intervals;
+- stopped: it said goodbye (a clean stop, `vsmmon.agent.goodbye`): gone on purpose, not lost. It stays
+  stopped until it is seen again after its goodbye, so a planned scale-in or a restart is not an outage.
+Offline and stopped agents stay in the registry and history; live views hide them after `purge_after_s`.
 """
 
 from __future__ import annotations
@@ -55,10 +57,21 @@ def status_at(last_seen: datetime, interval_s: float, now: datetime) -> AgentSta
     return AgentStatus.OFFLINE
 
 
-def evaluate(records: Iterable[AgentRecord], now: datetime) -> list[Transition]:
-    """The transitions due at `now`; none for an agent whose status is still right."""
+def evaluate(records: Iterable[AgentRecord], now: datetime, stopped: Iterable[str] = ()) -> list[Transition]:
+    """The transitions due at `now`; none for an agent whose status is still right.
+
+    `stopped` are the workers that said goodbye in the cycle judged at `now`.
+    """
+    said_goodbye = set(stopped)
     transitions = []
     for record in records:
+        if record.agent_id in said_goodbye:
+            if record.status is not AgentStatus.STOPPED:
+                reason = "stopped cleanly: it said goodbye"
+                transitions.append(Transition(record.agent_id, now, record.status, AgentStatus.STOPPED, reason))
+            continue
+        if record.status is AgentStatus.STOPPED and record.last_seen <= record.status_since:
+            continue  # gone on purpose, and not back since
         status = status_at(record.last_seen, record.interval_s, now)
         if status is not record.status:
             age_s = (now - record.last_seen).total_seconds()
@@ -68,7 +81,7 @@ def evaluate(records: Iterable[AgentRecord], now: datetime) -> list[Transition]:
 
 
 def visible(record: AgentRecord, now: datetime, purge_after_s: float) -> bool:
-    """Whether a live view shows the agent: offline ones leave after `purge_after_s`."""
-    if record.status is not AgentStatus.OFFLINE:
+    """Whether a live view shows the agent: offline and stopped ones leave after `purge_after_s`."""
+    if record.status not in (AgentStatus.OFFLINE, AgentStatus.STOPPED):
         return True
     return now - record.status_since <= timedelta(seconds=purge_after_s)

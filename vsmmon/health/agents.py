@@ -41,6 +41,7 @@ class AgentInputs:
     failed_in_window: float | None = None
     saturation_sustained: float | None = None  # mean of active / concurrency over the window
     runtime_p95_baseline_s: float | None = None  # median of recent windows' p95
+    lost_for_s: float | None = None  # not live (offline without a goodbye): for how long; None = just now
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,15 +2,18 @@
 
 `evaluate` is pure: the health task gathers the inputs, passes the previous check's state, and stores
 the result. Choices beyond `vsm-model.md`:
-- expected capacity, when not configured, is learned: it follows the live capacity up at once and
-  down slowly (time constant 1 h), so losing half the fleet shows as lost availability for hours,
-  while a deliberate scale-down is accepted within a few;
+- expected capacity, when not configured, is learned from the registry: the live capacity plus what was
+  lost, each lost agent's capacity fading with a 1 h time constant since it went offline. Lost means
+  offline without a goodbye (killed, crashed, cut off): losing half the fleet shows as lost availability
+  for hours. A worker that stopped cleanly (scale-in, rolling restart: `vsmmon.agent.goodbye`) and a pool
+  shrunk on purpose (S3, autoscale) are not losses: the capacity expected follows them at once;
 - algedonic pain (straight to S5): a queue with a backlog and no live consumer, an unreachable
   broker, a fleet error rate over 50 %, or viability falling by more than 0.1 since the last check.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,12 +70,19 @@ class HealthAssessment:
         return PreviousState(self.at, self.states, self.viability, self.viability_state, self.expected_capacity)
 
 
-def learned_capacity(live: float, previous: PreviousState | None, now: datetime) -> float:
-    """Up at once, down with a 1 h time constant."""
-    if previous is None or previous.expected_capacity is None or live >= previous.expected_capacity:
-        return live
-    step = min(1.0, max(0.0, (now - previous.at).total_seconds()) / EXPECTED_CAPACITY_TIME_CONSTANT_S)
-    return previous.expected_capacity + (live - previous.expected_capacity) * step
+def learned_capacity(agents: Sequence[AgentInputs]) -> float:
+    """Live capacity plus the lost agents' capacity, each fading as exp(-time lost / 1 h).
+
+    Every agent of the inputs that is not live is lost (stopped ones are not inputs); one whose time lost
+    is unknown counts as lost just now.
+    """
+    live = sum(capacity_of(a) for a in agents if a.live)
+    lost = sum(
+        capacity_of(a) * math.exp(-(a.lost_for_s or 0.0) / EXPECTED_CAPACITY_TIME_CONSTANT_S)
+        for a in agents
+        if not a.live
+    )
+    return live + lost
 
 
 def evaluate(
@@ -89,8 +99,7 @@ def evaluate(
 ) -> HealthAssessment:
     """One assessment of the whole system at `now`."""
     healths = {a.agent_id: agent_health(a) for a in agents}
-    live_capacity = sum(capacity_of(a) for a in agents if a.live)
-    expected = expected_capacity or learned_capacity(live_capacity, previous, now)
+    expected = expected_capacity or learned_capacity(agents)
     s1_factor = s1(list(agents), healths, expected)
     systems = {
         "S1": SystemHealth("S1", s1_factor.score, (s1_factor,)),

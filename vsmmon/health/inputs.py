@@ -61,7 +61,8 @@ def gather(
 ) -> Gathered:
     """Everything `evaluate` needs, from the registry and the last minutes of the real-time window."""
     shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
-    operational = [a for a in shown if a.kind in OPERATIONAL]
+    # a worker that said goodbye left on purpose: neither in S1's mean nor in the capacity expected of the fleet
+    operational = [a for a in shown if a.kind in OPERATIONAL and a.status is not AgentStatus.STOPPED]
     queue_agents = [q for q in shown if q.kind is AgentKind.QUEUE]
     needed = [(a.agent_id, m) for a in operational for m in AGENT_SERIES] + [
         (q.agent_id, "messages") for q in queue_agents
@@ -120,6 +121,7 @@ def _agent_inputs(a: AgentInfo, window: SeriesReader, settings: Settings, now: d
         failed_in_window=counter_delta(window.read(a.agent_id, "tasks_failed_total", now, WINDOW_S)),
         saturation_sustained=saturation,
         runtime_p95_baseline_s=statistics.median(p95) if len(p95) >= 3 else None,
+        lost_for_s=max(0.0, (now - a.status_since).total_seconds()) if a.status is AgentStatus.OFFLINE else None,
     )
 
 

@@ -30,7 +30,7 @@ from vsmmon.alerts.book import AlertBook
 from vsmmon.alerts.model import AlertStatus, Severity
 from vsmmon.collect.registry import AgentRecord, visible
 from vsmmon.errors import StoreUnavailable, TransientError
-from vsmmon.models import AgentInfo, AgentStatus, HealthRow, RollupProgress
+from vsmmon.models import AgentInfo, HealthRow, RollupProgress
 from vsmmon.store.alert_records import OPEN_STATUSES
 from vsmmon.store.base import Store
 from vsmmon.web.auth import require_token_for_reads
@@ -142,7 +142,7 @@ class VsmmonCollector(Collector):
                 if "consumers" in a.metrics:
                     consumers.add_metric([name], a.metrics["consumers"])
                 continue
-            live.add_metric([a.agent_id, a.kind], 0.0 if a.status is AgentStatus.OFFLINE else 1.0)
+            live.add_metric([a.agent_id, a.kind], 1.0 if a.live else 0.0)
             score = scores.get(a.agent_id)
             if score is not None and score.score is not None:
                 health.add_metric([a.agent_id, a.kind], score.score)

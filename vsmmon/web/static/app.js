@@ -149,7 +149,7 @@ function renderAgents() {
   const offline = state.agents.filter((a) => a.status === "offline").length;
   $("#agent-counts").textContent = `${state.agents.length} shown, ${offline} offline`;
   $("#tiles").innerHTML = shown.map((a) =>
-    `<i class="${a.status === "offline" ? "offline" : a.state || ""}" title="${esc(a.id)}: ${esc(a.status)}, h=${num(a.score)}"></i>`).join("");
+    `<i class="${a.status === "offline" || a.status === "stopped" ? a.status : a.state || ""}" title="${esc(a.id)}: ${esc(a.status)}, h=${num(a.score)}"></i>`).join("");
   const rows = shown.slice(0, ROWS_SHOWN).map((a) => `<tr data-id="${esc(a.id)}"${a.id === state.agent ? ' class="selected"' : ""}>
     <td>${esc(a.id)}</td><td>${esc(a.kind)}</td><td data-s="${esc(a.status)}">${esc(a.status)}</td>
     <td data-s="${esc(a.state || "unknown")}">${num(a.score)}</td><td>${num(a.cpu, 1)}</td><td>${bytes(a.rss)}</td>

@@ -1,0 +1,35 @@
+"""A worker's goodbye on the wire: only a well-formed JSON object is one."""
+
+import pytest
+
+from vsmmon.agent.goodbye import Goodbye, on_worker_shutdown, parse
+
+
+def test_a_goodbye_parses_and_anything_else_is_refused_naming_the_field() -> None:
+    assert parse({"hostname": "w1@h", "at": 1.5, "exitcode": 0}) == Goodbye("w1@h", 1.5, 0)
+    for raw, field in [
+        ([], "expected an object"), ({"at": 1}, "goodbye.hostname"), ({"hostname": "w\x00", "at": 1}, "hostname"),
+        ({"hostname": "x" * 256, "at": 1}, "hostname"), ({"hostname": "w", "at": "now"}, "goodbye.at"),
+        ({"hostname": "w", "at": float("nan")}, "goodbye.at"), ({"hostname": "w", "at": True}, "goodbye.at"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=field):
+            parse(raw)
+
+
+class Stopping:
+    hostname = "w1@h"
+
+    def __init__(self, exitcode: int | None) -> None:
+        self.exitcode, self.asked = exitcode, 0
+
+    @property
+    def app(self) -> object:
+        self.asked += 1  # the goodbye is sent through the worker's app; this one has no broker
+        raise ConnectionError("no broker in this test")
+
+
+def test_only_a_worker_stopping_cleanly_says_goodbye_and_a_failed_goodbye_never_raises() -> None:
+    crashed, clean = Stopping(1), Stopping(0)
+    on_worker_shutdown(crashed)
+    on_worker_shutdown(clean)  # the send fails: logged, the worker's shutdown goes on
+    assert (crashed.asked, clean.asked) == (0, 1)
