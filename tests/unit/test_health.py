@@ -227,3 +227,9 @@ def test_the_summary_keeps_the_messages_and_adds_the_values() -> None:
     (viability_row,) = [r for r in rows(a) if r.scope == "viability"]
     assert viability_row.inputs["pain"] == body["pain"]
     assert viability_row.inputs["algedonic"] == body["algedonic"]
+
+
+def test_a_lost_agent_is_no_bottleneck_even_with_its_last_figures_saturated() -> None:
+    busy, dead = worker("w1", active=4.0), worker("w2", live=False, active=4.0, rss_bytes=1000 * MB)
+    a = evaluate(NOW, [busy, dead], [], ControlInputs(active_total=4, concurrency_total=4))
+    assert a.bottlenecks == (Bottleneck("w1", "queue", 0.0),)

@@ -170,9 +170,14 @@ def pain(
 
 
 def bottlenecks(healths: Mapping[str, AgentHealth], queues: Sequence[QueueFlow]) -> tuple[Bottleneck, ...]:
-    """Agents whose memory or saturation factor is below 1, queues that are not draining."""
+    """Live agents whose memory or saturation factor is below 1, queues that are not draining.
+
+    A lost agent is no bottleneck (its last figures are history; S1 counts the loss), nor is a stopped one.
+    """
     found = []
     for agent_id, h in healths.items():
+        if any(f.name == "liveness" and f.score == 0.0 for f in h.factors):
+            continue
         for f in h.factors:
             if f.name in {"memory", "queue"} and f.score is not None and f.score < 1.0:
                 found.append(Bottleneck(agent_id, f.name, f.score))
