@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     )
     control_max_step: int = Field(default=2, ge=1, le=64, description="S3 changes a pool by at most this much")
     control_cooldown_s: float = Field(default=300, ge=0, description="S3 acts on one target at most this often")
+    control_persist_s: float = Field(
+        default=60, ge=0, description="S3 acts only on a condition held this long (three 30 s health checks)"
+    )
     control_verify_after_s: float = Field(default=300, gt=0, description="S3 checks an action's effect this later")
     s5_protective_queues: str = Field(
         default="", description="non-critical queues S5's protective mode stops consuming (empty: never)"

@@ -94,6 +94,7 @@ EXHAUSTION_KEY = PREFIX + "analysis:exhaustion"  # time to exhaustion per resour
 ACCURACY_KEY = PREFIX + "analysis:accuracy"  # sMAPE of the forecasts due in the last hour, for S4
 AUDIT_KEY = PREFIX + "audit:last"
 S5_STANDING_KEY = PREFIX + "s5:standing"
+S3_CLAIM_KEY = PREFIX + "s3:claim:{target}"  # one S3 action per target per cooldown, across S3's processes
 BEAT_SLOT_KEY = PREFIX + "beat:slot:{name}:{slot}"
 
 # --- pub/sub channels of the dashboard ---------------------------------------------------------------

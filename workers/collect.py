@@ -12,7 +12,7 @@ from celery import Celery, chain
 
 from vsmmon import names
 from vsmmon.collect.broker import QueueStats
-from vsmmon.collect.collector import collect
+from vsmmon.collect.collector import collect, consumed_queues
 from vsmmon.collect.screen import screen
 from vsmmon.models import AgentKind, AgentReport
 from workers.alerts import report_signals
@@ -35,7 +35,7 @@ def register(app: Celery) -> None:
         replies = poller.ask("vsm_metrics", sorted(expected), timeout_s=settings.collect_timeout_s, everyone=discover)
         duration_ms = (time.monotonic() - started) * 1000
         stopped = poller.goodbyes()
-        brokers, queue_stats, queue_errors = read_brokers(ctx)
+        brokers, queue_stats, queue_errors = read_brokers(ctx, consumed_queues(replies))
         collection = collect(
             collection_id=uuid.uuid4(),
             now=now,
@@ -67,12 +67,17 @@ def register(app: Celery) -> None:
         }
 
 
-def read_brokers(ctx: WorkerContext) -> tuple[list[AgentReport], list[QueueStats], dict[str, str]]:
-    """Each broker's own figures, and depth and oldest-message age of the pipeline's and watched queues."""
+def read_brokers(
+    ctx: WorkerContext, discovered: tuple[str, ...] = ()
+) -> tuple[list[AgentReport], list[QueueStats], dict[str, str]]:
+    """Each broker's own figures, and depth and oldest-message age of the pipeline's queues, the watched ones
+    and those the fleet's workers consume (`discovered`, read on the fleet's broker: the last probe)."""
     brokers: list[AgentReport] = []
     stats: list[QueueStats] = []
     errors: dict[str, str] = {}
-    for probe, queue_names in ctx.queue_probes:
+    last = len(ctx.queue_probes) - 1
+    for i, (probe, watched) in enumerate(ctx.queue_probes):
+        queue_names = tuple(dict.fromkeys([*watched, *discovered])) if i == last else watched
         server, server_errors = probe.server()
         brokers.append(AgentReport(f"broker:{probe.address}", AgentKind.BROKER, "", server, errors=server_errors))
         read, failed = probe.read(queue_names, time.time())

@@ -1,10 +1,13 @@
 """`vsmmon.s3.control` and `vsmmon.s3.verify` (queue vsm.s3.control): S3 acts on resource alerts.
 
 `control` looks at the candidate workers through inspect `stats` (pool type and processes, autoscaler),
-asks `vsmmon.control.plan` for a bounded action, applies it through Celery remote control unless dry-run,
-reads `stats` again until the pool shows the change (the "after"), records the action with before and
-after, and schedules `verify` after `VSMMON_CONTROL_VERIFY_AFTER_S`. `verify` decides whether the action
-helped; one that did not is algedonic pain for S5 ("S3 action on X did not restore health").
+asks `vsmmon.control.plan` for a bounded action given the current recommendations (one decision on pool
+sizes); an action on an alert younger than `VSMMON_CONTROL_PERSIST_S` is deferred (the notification comes
+back with that countdown and is planned again, if the alert is still open and not clearing). It applies
+the action through Celery remote control unless dry-run, reads `stats` again until the pool shows the
+change (the "after"), records the action with before and after, and schedules `verify` after
+`VSMMON_CONTROL_VERIFY_AFTER_S`. `verify` decides whether the action helped; one that did not is
+algedonic pain for S5 ("S3 action on X did not restore health").
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from uuid import UUID
 from celery import Celery
 
 from vsmmon import names
-from vsmmon.alerts.codec import notification_from_dict, plain_row
+from vsmmon.alerts.codec import notification_from_dict, notification_to_dict, plain_row
 from vsmmon.alerts.model import Notification
 from vsmmon.alerts.routing import signals_from_pain
-from vsmmon.control.s3 import ControlPolicy, Plan, Watch, WorkerView, effective, plan
+from vsmmon.control.s3 import ControlPolicy, Plan, Watch, WorkerView, effective, plan, wait_s
 from vsmmon.control.views import Known, candidates, last_actions, shown, worker_views
 from vsmmon.errors import NotFound, TransientError
 from vsmmon.models import Pain, PainCondition
@@ -40,7 +43,9 @@ SETTLE_S = 10.0  # how long the pool may take to show the change in stats
 
 def policy_for(ctx: WorkerContext) -> ControlPolicy:
     s = ctx.settings
-    return ControlPolicy(s.concurrency_limits, s.control_max_step, s.control_cooldown_s, s.control_dry_run)
+    return ControlPolicy(
+        s.concurrency_limits, s.control_max_step, s.control_cooldown_s, s.control_dry_run, s.control_persist_s
+    )
 
 
 def views(fleet: Celery, known: Sequence[Known]) -> list[WorkerView]:
@@ -104,14 +109,41 @@ def publish(ctx: WorkerContext, action: ControlAction) -> None:
     ctx.realtime.client.publish(names.ALERTS_CHANNEL, message)
 
 
-def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification) -> dict[str, Any]:
+def defer(app: Celery, n: Notification, wait: float) -> dict[str, Any]:
+    """Send the notification back to S3 once its condition has held `persist_s`."""
+    app.send_task(names.S3_CONTROL, args=(notification_to_dict(n), True), countdown=wait)
+    return {"action": "deferred", "reason": f"{n.alert.type} on {n.alert.target} must hold {wait:.0f} s more"}
+
+
+def claim(ctx: WorkerContext, target: str, cooldown_s: float) -> bool:
+    """Take the target's S3 slot for `cooldown_s`: False when another action holds it."""
+    key = names.S3_CLAIM_KEY.format(target=target)
+    return bool(ctx.realtime.client.set(key, b"1", nx=True, px=max(1, int(cooldown_s * 1000))))
+
+
+def still_holds(ctx: WorkerContext, n: Notification) -> bool:
+    """The alert is still open and its condition present (not clearing)."""
+    alert = next((a for a in ctx.alert_book.read().state.alerts.values() if a.id == n.alert.id), None)
+    return alert is not None and alert.clear_since is None
+
+
+def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification, deferred: bool = False) -> dict[str, Any]:
     """Plan, apply (unless dry-run), observe and record S3's action on one notification."""
     now, policy = ctx.clock(), policy_for(ctx)
     if n.kind == "recovery":
         return {"action": "none", "reason": f"{n.alert.type} on {n.alert.target} recovered"}
+    if deferred and not still_holds(ctx, n):
+        return {"action": "none", "reason": f"{n.alert.type} on {n.alert.target} did not persist"}
     workers = views(fleet, candidates(ctx.store.agents(), n.alert.target))
     last = last_actions(ctx.alert_records.actions(since=now - timedelta(seconds=policy.cooldown_s)))
-    p = plan(n.alert, n.kind, workers, last, now=now, policy=policy, held_by=held_by(ctx))
+    advice = ctx.store.recommendations(now)
+    p = plan(n.alert, n.kind, workers, last, now=now, policy=policy, held_by=held_by(ctx), advice=advice)
+    if p.action != "none" and not deferred and (wait := wait_s(n.alert, now, policy)) > 0:
+        return defer(app, n, wait)  # planned again then, on what holds then
+    if p.action != "none" and not claim(ctx, p.destination or "", policy.cooldown_s):
+        # two alerts about one worker (its bottleneck, the advice to grow it) reach S3 together: one acts
+        p = Plan("none", None, {}, f"{p.destination} is being adjusted by another S3 action "
+                                   f"(one per {policy.cooldown_s:.0f} s)")  # fmt: skip
     action = ControlAction(uuid.uuid4(), now, p.destination or n.alert.target, p.action, dict(p.params), p.reason,
                            n.alert.id, dry_run=policy.dry_run and p.action != "none")  # fmt: skip
     if p.action == "none":
@@ -165,9 +197,9 @@ def register(app: Celery) -> None:
 
     @app.task(name=names.S3_CONTROL, base=VsmTask, bind=True, shared=False,
               autoretry_for=(TransientError,), retry_backoff=1, retry_backoff_max=30, max_retries=10)  # fmt: skip
-    def control(self: VsmTask, notification: dict[str, Any]) -> dict[str, Any]:
+    def control(self: VsmTask, notification: dict[str, Any], deferred: bool = False) -> dict[str, Any]:
         fleet = pollers.setdefault("fleet", FleetPoller.for_settings(app, self.ctx.settings)).app
-        return act(self.app, self.ctx, fleet, notification_from_dict(notification))
+        return act(self.app, self.ctx, fleet, notification_from_dict(notification), deferred=bool(deferred))
 
     @app.task(name=names.S3_VERIFY, base=VsmTask, bind=True, shared=False,
               autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=None)  # fmt: skip

@@ -37,7 +37,10 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture
 def alert_settings(fast_settings: Settings) -> Settings:
     # warnings fire at the first check that sees them (no 30 s pending), so the test need not wait
-    return fast_settings.model_copy(update={"alert_pending_s": 0.0, "control_verify_after_s": 3600.0})
+    # S3 acts on a condition held 2 s (not 60): its deferral is exercised, the test need not wait a minute
+    return fast_settings.model_copy(
+        update={"alert_pending_s": 0.0, "control_verify_after_s": 3600.0, "control_persist_s": 2.0}
+    )
 
 
 @pytest.fixture
@@ -78,6 +81,8 @@ def overload(app: PipelineApp, broker: str, store: PostgresStore, records: Alert
     beat = Beat(app, store)
     for _ in range(3):
         beat.cycle()
+    analysis = app.send_task(names.ANALYSIS_RUN).get(timeout=60)  # the capacity plan: S3's one decision
+    assert f"resource_adjustment:{busy}:pool_grow" in analysis["recommendations"], analysis
     assess(app)  # sees the worker saturated: a bottleneck, a resource alert for S3
 
     def grown() -> ControlAction | None:
@@ -99,15 +104,61 @@ def test_overload_reaches_s3_which_grows_the_workers_pool(
         assert action.after["processes"] == 3, action  # max_step 2, bound 16
         assert action.params == {"n": 2}
         assert action.dry_run is False
-        assert "bottleneck" in action.reason
         assert busy.hostname in action.reason
         assert pool_size(broker, busy.hostname) == 3  # seen through inspect stats, not S3's own record
         alert = records.alert(str(action.alert_id))
-        assert alert["type"] == "bottleneck"
+        # two alerts say it: the worker's bottleneck and the capacity plan's advice to grow it; one action
+        assert alert["type"] in ("bottleneck", "resource_adjustment")
         assert alert["target"] == busy.hostname
+        both = poll(lambda: [r for r in records.actions() if r.target == busy.hostname][1:] and
+                    [r for r in records.actions() if r.target == busy.hostname], deadline_s=30,
+                    what="S3's decision on the second alert")  # fmt: skip
+        assert [r.action for r in both if r.applied] == ["pool_grow"], both
         assert any(e["event"] == "notified" and "s3" in e["detail"]["routes"] for e in alert["events"])
         busy.kill()  # its tasks outlast the test: no warm shutdown waiting for them
         assert worker
+
+
+def test_a_busy_worker_with_nothing_waiting_gets_no_action_and_s3_says_why(
+    app_for: Any, alert_settings: Settings, store: PostgresStore, records: AlertRecords, tmp_path: Path
+) -> None:
+    """Saturated but not short: one long task on a one-process worker, an empty queue. The bottleneck fires;
+    S3 takes no action, because the capacity plan (the Recommendations panel) does not call for one."""
+    broker = alert_settings.require("broker_url")
+    app, worker = app_for(list(names.QUEUES))
+    with worker, fleet_workers(broker, ["steady"], tmp_path, concurrency=1, queues="work") as (steady,):
+        control_app(broker).send_task("fleet.sleep", args=(60.0,), queue="work")
+        beat = Beat(app, store)
+        for _ in range(3):
+            beat.cycle()
+        analysis = app.send_task(names.ANALYSIS_RUN).get(timeout=60)
+        assert not [r for r in analysis["recommendations"] if "pool_grow" in r], analysis
+        assess(app)
+
+        def decided() -> ControlAction | None:
+            return next((r for r in records.actions() if r.target == steady.hostname), None)
+
+        action = poll(decided, deadline_s=30, what="S3's decision on the busy worker")
+        assert action.action == "none", action
+        assert "does not call for more processes" in action.reason
+        assert pool_size(broker, steady.hostname) == 1
+        steady.kill()
+        assert worker
+
+
+def test_a_condition_gone_before_it_persisted_gets_no_action(
+    alert_settings: Settings, clean_services: None, records: AlertRecords
+) -> None:
+    """S3 deferred a young alert; when the notification comes back the alert is no longer open: nothing done."""
+    from workers.s3 import act
+
+    app = create_app(alert_settings)
+    sig = Signal("bottleneck", "busy@h", Severity.CRITICAL, {"factor": "queue"}, "busy@h: queue 0.00", resource=True)
+    _, notes, _, _ = step(AlertState(), [sig], datetime.now(UTC))  # never written to the ledger: gone since
+    result = act(app, app.context(), app, notes[0], deferred=True)
+    assert result["action"] == "none"
+    assert "did not persist" in result["reason"]
+    assert records.actions() == []
 
 
 def queued_tasks(client: redis.Redis, queue: str) -> list[dict[str, Any]]:

@@ -139,3 +139,15 @@ def test_the_elected_workers_host_section_becomes_the_hosts_report_once() -> Non
     assert [h.agent_id for h in hosts] == ["host:h1"]
     assert hosts[0].metrics == {"cpu_percent": 40.0, "load1": 1.5}
     assert hosts[0].errors == {"disk": "denied", "metric:bad": "expected a number, got str"}
+
+
+def test_the_queues_the_fleet_consumes_are_discovered_from_the_replies_bounded_and_clean() -> None:
+    from vsmmon.collect.collector import MAX_DISCOVERED_QUEUES, consumed_queues
+
+    replies = {
+        "w1@h": {"queues": ["work", "email"]}, "w2@h": {"queues": ["work", "vsm.collect"]},
+        "w3@h": {"queues": ["bad\x00name", "", 7, "x" * 300]}, "w4@h": "garbage", "w5@h": {"queues": "work"},
+    }  # fmt: skip
+    assert consumed_queues(replies) == ("email", "work")  # the pipeline's own queues are probed already
+    many = {f"w{i}@h": {"queues": [f"q{i:04d}"]} for i in range(1000)}
+    assert len(consumed_queues(many)) == MAX_DISCOVERED_QUEUES

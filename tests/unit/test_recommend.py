@@ -11,6 +11,7 @@ from vsmmon.analyse.recommend import (
     format_duration,
     recommend_for_capacity,
     recommend_for_memory,
+    recommend_for_stall,
 )
 from vsmmon.analyse.trends import LinearFit, fit_line
 
@@ -124,3 +125,19 @@ def test_a_pool_grow_becomes_one_remote_control_action_per_consumer_smallest_poo
     taken = for_consumers(shrink, "q", [("w1", 2), ("w2", 6)])
     assert [(r.target, r.action["n"]) for r in taken] == [("w2", 5), ("w1", 1)]  # each keeps one
     assert for_consumers(rec, "emails", []) == [rec]
+
+
+def test_an_empty_queue_never_gets_more_processes_whatever_its_rates() -> None:
+    # arrivals read above the drain over the window, yet nothing waits now: busy, not short
+    assert recommend_for_capacity("q", capacity_plan(30.0, 2.0, 0.0, 8, 60.0), NOW) is None
+    assert recommend_for_capacity("q", capacity_plan(30.0, 2.0, 0.0, 8, 60.0), NOW, max_concurrency=4) is None
+    assert recommend_for_capacity("q", capacity_plan(30.0, 2.0, 1.0, 8, 60.0), NOW) is not None
+
+
+def test_a_stalled_queue_with_every_slot_busy_gets_a_step_and_an_idle_or_empty_one_nothing() -> None:
+    rec = recommend_for_stall("work", 9.0, 1.0, 1, NOW)
+    assert rec is not None
+    assert (rec.kind, rec.action) == ("resource_adjustment", {"command": "pool_grow", "n": 2, "concurrency": 3})
+    assert "no task finished" in rec.rationale
+    assert recommend_for_stall("work", 0.0, 1.0, 1, NOW) is None  # nothing waits
+    assert recommend_for_stall("work", 9.0, 0.0, 1, NOW) is None  # a slot is free: not short, stuck elsewhere

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vsmmon.analyse.forecast import HORIZONS_S, CapacityPlan, Forecast, capacity_plan, forecast, smape, time_to_limit
-from vsmmon.analyse.recommend import Recommendation, dedupe, for_consumers, recommend_for_capacity, recommend_for_memory
+from vsmmon.analyse.recommend import (
+    Recommendation,
+    dedupe,
+    for_consumers,
+    recommend_for_capacity,
+    recommend_for_memory,
+    recommend_for_stall,
+)
 from vsmmon.analyse.trends import Trend, analyse, fit_line
 
 Series = tuple[Sequence[float], Sequence[float]]  # (ts_s, values)
@@ -78,6 +85,8 @@ def analyse_fleet(
     plans: dict[str, CapacityPlan] = {}
     for q in queues:
         if q.drain_per_s <= 0 or q.concurrency <= 0:
+            if (stall := recommend_for_stall(q.name, q.backlog, q.busy_slots, q.concurrency, now)) is not None:
+                recommendations += for_consumers(stall, q.name, q.consumers)
             continue
         plan = capacity_plan(q.arrival_per_s, q.drain_per_s / max(q.busy_slots, 1.0), q.backlog, q.concurrency,
                              drain_target_s)  # fmt: skip

@@ -103,7 +103,8 @@ def recommend_for_capacity(
     max_concurrency: int | None = None,
     valid_for_s: float = VALID_FOR_S,
 ) -> Recommendation | None:
-    """Grow the pool (or scale out past `max_concurrency`) when short; shrink when twice too big; else None."""
+    """Grow the pool (or scale out past `max_concurrency`) when short with a backlog; shrink when twice too big;
+    else None. An empty queue never gets more processes: whatever the rates say, nothing waits."""
     # Confidence: 0.9 when arrivals outrun the drain (the backlog grows without bound), 0.7 when the pool keeps
     # up but misses the target drain time, 0.6 for shrinking (rates measured at one moment may be a lull).
     expires_at = utc(now) + timedelta(seconds=valid_for_s)
@@ -112,7 +113,7 @@ def recommend_for_capacity(
         f"queue {queue}: arrivals {plan.arrival_per_s:.1f}/s, drain {plan.drain_per_s:.1f}/s "
         f"({current} slots x {plan.drain_per_s_per_slot:.1f}/s), backlog {plan.backlog:.0f}"
     )
-    if needed > current:
+    if needed > current and plan.backlog > 0:  # never more processes for an empty queue
         growing = plan.arrival_per_s >= plan.drain_per_s
         confidence = 0.9 if growing else 0.7
         now_drain = "never drains" if growing else f"drains in {format_duration(plan.drain_time_s)}"
@@ -139,6 +140,29 @@ def recommend_for_capacity(
             0.6, expires_at,
         )  # fmt: skip
     return None
+
+
+STALL_STEP = 2
+"""Slots advised for a stalled queue: its drain rate per slot is unknown, so a step, re-planned once rates show."""
+
+
+def recommend_for_stall(
+    queue: str, backlog: float, busy_slots: float, concurrency: int, now: datetime, *, valid_for_s: float = VALID_FOR_S
+) -> Recommendation | None:
+    """A queue with a backlog whose every slot is busy and none of whose tasks finished in the window: grow by a step.
+
+    Without a completion there is no drain rate to size a pool from; every slot held and work waiting is
+    still shortage. Confidence 0.5: the tasks may be stuck rather than slow, which more slots do not cure.
+    """
+    if backlog <= 0 or concurrency <= 0 or busy_slots < concurrency:
+        return None
+    grown = concurrency + STALL_STEP
+    return Recommendation(
+        "resource_adjustment", queue, {"command": "pool_grow", "n": STALL_STEP, "concurrency": grown},
+        f"queue {queue}: backlog {backlog:.0f}, all {concurrency} slots busy and no task finished in the window: "
+        f"grow the pool by {STALL_STEP} to {grown}, then size it from the rates",
+        0.5, utc(now) + timedelta(seconds=valid_for_s),
+    )  # fmt: skip
 
 
 def for_consumers(rec: Recommendation, queue: str, consumers: Sequence[tuple[str, int]]) -> list[Recommendation]:

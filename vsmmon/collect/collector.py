@@ -11,8 +11,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from vsmmon import names
 from vsmmon.collect.broker import QueueStats
 from vsmmon.models import AgentKind, AgentReport, Collection, utc
+
+MAX_DISCOVERED_QUEUES = 256
+"""Queues read per cycle beyond the watched ones: bounds the probe's work and the queue series."""
 
 MAX_METRICS_PER_AGENT = 500
 MAX_NAME_LENGTH = 120
@@ -154,3 +158,17 @@ def queue_reports(
         for name, problem in sorted(errors.items())
     )
     return reports
+
+
+def consumed_queues(replies: Mapping[str, Any]) -> tuple[str, ...]:
+    """The queues the fleet's workers say they consume (their `vsm_metrics` replies), at most MAX_DISCOVERED_QUEUES.
+
+    The pipeline's own queues are probed on the pipeline's broker already, so they are left out here.
+    """
+    found: set[str] = set()
+    for reply in replies.values():
+        queues = reply.get("queues") if isinstance(reply, dict) else None
+        for q in queues if isinstance(queues, list) else ():
+            if isinstance(q, str) and 0 < len(q) <= 255 and q.isprintable() and q not in names.QUEUES:
+                found.add(q)
+    return tuple(sorted(found)[:MAX_DISCOVERED_QUEUES])

@@ -9,6 +9,15 @@ S3's actuators are Celery's remote-control commands. Which one, by alert:
   less memory);
 - a resource adjustment recommended by the analysis stage: its command (pool_grow, pool_shrink,
   autoscale) on its target, with S3's own bounds.
+
+One decision: how big a pool should be is the analysis' capacity plan (`vsmmon.analyse.recommend`), the
+advice the Recommendations panel shows. S3 grows a pool only when that advice, current, says so for the
+worker (a saturated worker whose queues have no backlog needs no more processes: it is busy, not short),
+by at most what it advises; it never grows a pool when the advice is to shrink it, and it does not shrink
+one for memory while the advice is to grow it (the two conflict: left to the operator, said in the
+reason). The capacity plan advises growth only for a queue holding a backlog, so S3 never acts on an
+empty queue. And S3 acts only on a condition that persisted `persist_s` (default 60 s: seen in three
+consecutive 30 s health checks); the task defers a younger alert and acts if it still holds then.
 `pool_grow` / `pool_shrink` work on the prefork pool only; a worker started with `--autoscale` refuses them
 (Celery: "Adjust autoscale range instead"), so S3 moves its autoscale range instead. Other pools get no
 action, recorded with the reason.
@@ -27,9 +36,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from vsmmon.alerts.model import Alert
+from vsmmon.analyse.recommend import Recommendation
 
 Action = Literal["pool_grow", "pool_shrink", "autoscale", "none"]
 Want = Literal["down", "up"]
@@ -54,6 +64,7 @@ class ControlPolicy:
     max_step: int = 2
     cooldown_s: float = 300.0
     dry_run: bool = False
+    persist_s: float = 60.0
 
     def bounds(self, queues: Sequence[str]) -> tuple[int, int]:
         """(min, max) pool size: the tightest bounds of the queues the worker consumes."""
@@ -89,8 +100,12 @@ def plan(
     now: datetime,
     policy: ControlPolicy,
     held_by: str | None = None,
+    advice: Sequence[Recommendation] = (),
 ) -> Plan:
-    """The action S3 takes for one notification about `alert`, or why it takes none."""
+    """The action S3 takes for one notification about `alert`, or why it takes none.
+
+    `advice` are the current recommendations (the analysis' decision on pool sizes).
+    """
     if kind == "recovery":
         return _none(f"{alert.type} on {alert.target} recovered: nothing to do")
     if held_by:
@@ -107,15 +122,18 @@ def plan(
                      f"(cooldown {policy.cooldown_s:.0f} s)")  # fmt: skip
     lo, hi = policy.bounds(worker.queues)
     why = f"{alert.severity} {alert.type} on {alert.target}: {alert.summary}".rstrip(": ")
+    step = _step(direction, sizing(advice, worker.hostname), worker.hostname, policy)
+    if isinstance(step, str):
+        return _none(f"{why}; {step}")
     if worker.autoscale is not None:
         top, bottom = worker.autoscale
-        new_top = min(hi, top + policy.max_step) if direction == "grow" else max(lo, top - 1, bottom)
+        new_top = min(hi, top + step) if direction == "grow" else max(lo, top - 1, bottom)
         if new_top == top:
             return _none(f"{worker.hostname} autoscale max {top} is at its bound ({lo}..{hi})")
         params = {"max": new_top, "min": min(bottom, new_top)}
         return Plan("autoscale", worker.hostname, params, f"{why}; autoscale max {top} -> {new_top}", watch)
     if direction == "grow":
-        n = min(policy.max_step, hi - worker.processes)
+        n = min(step, hi - worker.processes)
         if n <= 0:
             return _none(f"{worker.hostname} has {worker.processes} processes, its maximum ({hi})")
         reason = f"{why}; pool {worker.processes} -> {worker.processes + n} (max {hi})"
@@ -127,6 +145,17 @@ def plan(
     return Plan("pool_shrink", worker.hostname, {"n": n}, reason, watch, worker.processes - n)
 
 
+def sizing(advice: Sequence[Recommendation], hostname: str) -> Recommendation | None:
+    """The current pool-size advice for one worker (a grow before a shrink: a worker short on any queue is short)."""
+    found = [r for r in advice if r.target == hostname and r.action.get("command") in ("pool_grow", "pool_shrink")]
+    return min(found, key=lambda r: r.action["command"] != "pool_grow", default=None)
+
+
+def wait_s(alert: Alert, now: datetime, policy: ControlPolicy) -> float:
+    """How much longer the condition must hold before S3 acts on it (0: it has persisted long enough)."""
+    return max(0.0, policy.persist_s - (now - alert.started_at).total_seconds())
+
+
 def effective(want: Want, before: float | None, after: float | None, resolved: bool) -> bool:
     """Did the action help: its alert resolved, or its signal moved the intended way."""
     if resolved:
@@ -134,6 +163,20 @@ def effective(want: Want, before: float | None, after: float | None, resolved: b
     if before is None or after is None:
         return False
     return after < before if want == "down" else after > before
+
+
+def _step(direction: str, sized: Recommendation | None, hostname: str, policy: ControlPolicy) -> int | str:
+    """How many processes the advice allows S3 to add (or remove), or why it allows no action."""
+    grow_advised = sized is not None and sized.action["command"] == "pool_grow"
+    if direction == "grow":
+        if sized is None or not grow_advised:
+            said = f" (it advises: {sized.rationale})" if sized is not None else ""
+            return f"the capacity plan does not call for more processes on {hostname}{said}"
+        return min(policy.max_step, int(cast(int, sized.action.get("n", policy.max_step))))
+    if sized is not None and grow_advised:
+        return (f"the capacity plan calls for more processes on {hostname} ({sized.rationale}): "
+                "memory and demand conflict, left to the operator")  # fmt: skip
+    return policy.max_step
 
 
 def _none(reason: str) -> Plan:
