@@ -8,6 +8,7 @@ started for the session, as `vsmmon up` would.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from celery.contrib.testing.worker import start_worker
 
 from vsmmon import names
 from vsmmon.config import Settings, load_settings
-from vsmmon.local.embedded import EmbeddedPostgres, EmbeddedRedis
+from vsmmon.local.embedded import EmbeddedPostgres, EmbeddedRedis, server_home
 from vsmmon.store import migrations
 from vsmmon.store.postgres import PostgresStore, create_engine
 from workers.app import create_app
@@ -46,7 +47,7 @@ def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     if not db_url:
         pg = EmbeddedPostgres(data_dir)
         started.append(pg.start())
-        db_url = pg.url
+        db_url = pg.admin_url  # the superuser's: fresh_database creates databases
     if not broker_url:
         rd = EmbeddedRedis(data_dir)
         started.append(rd.start())
@@ -56,6 +57,8 @@ def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     finally:
         for child in reversed(started):
             child.stop(timeout_s=5)
+        if started and (home := server_home(data_dir)) != data_dir:  # as root: under /var/lib/vsmmon
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

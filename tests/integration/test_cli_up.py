@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from tests.integration.conftest import poll
 from tests.store_contract import make_collection
 from vsmmon.config import Settings
-from vsmmon.local.embedded import free_port
+from vsmmon.local.embedded import free_port, server_home
 from vsmmon.store import migrations
 from vsmmon.store.postgres import store_for
 
@@ -100,6 +101,15 @@ def run_up_until_a_collection(
 @pytest.mark.slow
 def test_up_on_the_embedded_servers_collects_and_stops_cleanly_on_sigint_and_sigterm(tmp_path: Path) -> None:
     env = environment(VSMMON_DATA_DIR=str(tmp_path / "data"), VSMMON_HTTP_PORT=str(free_port()))
+    home = server_home(tmp_path / "data")  # the data dir itself, or under /var/lib/vsmmon as root
+    try:
+        up_twice(env, tmp_path, home)
+    finally:
+        if home != (tmp_path / "data").resolve():
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def up_twice(env: dict[str, str], tmp_path: Path, home: Path) -> None:
     tree, output = run_up_until_a_collection(env, tmp_path / "up.log", wait_for_self=True)
     assert "embedded PostgreSQL: ok" in output
     assert "embedded Redis: ok" in output
@@ -109,7 +119,7 @@ def test_up_on_the_embedded_servers_collects_and_stops_cleanly_on_sigint_and_sig
     env["VSMMON_HTTP_PORT"] = str(free_port())
     _, output2 = run_up_until_a_collection(env, tmp_path / "up2.log", stop_with=signal.SIGTERM)
     assert "embedded PostgreSQL: ok" in output2
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert (home / "postgres" / "PG_VERSION").exists()
     assert not (tmp_path / "data" / "run.json").exists()
 
 
@@ -126,6 +136,7 @@ def test_up_with_urls_set_uses_them_and_starts_no_server(
     _, output = run_up_until_a_collection(env, tmp_path / "up.log")
     assert "embedded" not in output
     assert not (tmp_path / "data" / "postgres").exists()
+    assert not (server_home(tmp_path / "data") / "postgres").exists()
 
 
 def test_status_and_db_commands_against_the_configured_database(settings: Settings, clean_services: None) -> None:

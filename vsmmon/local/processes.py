@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 _PR_SET_PDEATHSIG = 1
 
 
 def _child_setup(uid: int | None, gid: int | None) -> Callable[[], None]:
     def setup() -> None:
+        os.umask(0o077)  # what a child creates (a server's files, a log, beat's schedule) is its owner's alone
         if gid is not None:
             os.setgroups([])  # root's groups would make group bits apply instead of "others"
             os.setgid(gid)
@@ -49,7 +51,7 @@ class Child:
         if self.run_as is not None:
             entry = pwd.getpwnam(self.run_as)
             uid, gid = entry.pw_uid, entry.pw_gid
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = _open_log(self.log_path) if self.log_path else subprocess.DEVNULL
         try:
             self.popen = subprocess.Popen(
                 list(self.argv),
@@ -84,6 +86,13 @@ class Child:
                 self.popen.wait(timeout=5)
         # pool children of a worker share its process group: make sure none outlives it
         _signal_group(self.popen.pid, signal.SIGKILL)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    """`path` for appending, owner-only (an older vsmmon's 0644 log too), never through a symbolic link."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def _signal_group(pgid: int, sig: int) -> None:

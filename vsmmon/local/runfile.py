@@ -1,4 +1,5 @@
-"""`DATA_DIR/run.json`: how a running `vsmmon up` is reached, so `vsmmon status` finds it."""
+"""`DATA_DIR/run.json`: how a running `vsmmon up` is reached (URLs with their passwords, the API token),
+so `vsmmon status` finds it; only its owner can read it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import SecretStr
 
 from vsmmon.config import Settings
 from vsmmon.errors import AlreadyRunning
+from vsmmon.local._sandbox import write_private
 
 RUN_FILE = "run.json"
 
@@ -27,11 +29,8 @@ class RunInfo:
 
 
 def write(data_dir: Path, info: RunInfo) -> None:
-    path = data_dir / RUN_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(info), indent=2))
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    """Write run.json owner-only (0600) from its first byte: its URLs hold the embedded servers' passwords."""
+    write_private(data_dir / RUN_FILE, json.dumps(asdict(info), indent=2))
 
 
 def read(data_dir: Path) -> RunInfo | None:

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from vsmmon.config import ENV_PREFIX, Settings
 from vsmmon.errors import ConfigError
 from vsmmon.local import runfile
-from vsmmon.local.embedded import EmbeddedPostgres, EmbeddedRedis
+from vsmmon.local.embedded import EmbeddedPostgres, EmbeddedRedis, server_home
 from vsmmon.local.processes import Child, stop_all
 from vsmmon.redact import redact_url
 from vsmmon.store import migrations
@@ -64,9 +64,21 @@ def _step(say: Callable[[str], None], what: str, action: Callable[[], object]) -
 
 
 def up(settings: Settings, say: Callable[[str], None] = print) -> int:
-    """Run until SIGINT or SIGTERM; then stop every child within the deadline. Returns the exit code."""
+    """Run until SIGINT or SIGTERM; then stop every child within the deadline. Returns the exit code.
+
+    Everything it creates is its owner's alone (umask 077): DATA_DIR 0700, run.json and the logs 0600.
+    """
+    umask = os.umask(0o077)
+    try:
+        return _up(settings, say)
+    finally:
+        os.umask(umask)
+
+
+def _up(settings: Settings, say: Callable[[str], None]) -> int:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # ours, also when an older vsmmon made it 0755; its parents are left as they are
     runfile.claim(data_dir)
     _check_port_free(settings.http_host, settings.http_port)
     servers: list[Child] = []
@@ -112,6 +124,15 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> int:
 def _start_servers(settings: Settings, data_dir: Path, started: list[Child], say: Callable[[str], None]) -> Settings:
     """Start an embedded server for each URL not set; return the settings naming them (and a token)."""
     updates: dict[str, object] = {}
+    home = server_home(data_dir)
+    if not (settings.database_url and settings.broker_url) and home != data_dir:
+        say(f"  embedded servers' data in {home} (as root; their system users cannot enter root's directories)")
+        for old in (data_dir / "postgres", data_dir / "redis"):
+            if old.exists() and not (home / old.name).exists():  # an older vsmmon's, which kept them here
+                say(
+                    f"  note: {old} is not used any more; to keep its data, stop vsmmon and move it to "
+                    f"{home / old.name}, in place of the new one"
+                )
     if not settings.database_url:
         pg = EmbeddedPostgres(data_dir)
         _step(say, "embedded PostgreSQL", lambda: started.append(pg.start()))
@@ -130,7 +151,8 @@ def _services(settings: Settings, logs: Path) -> list[Child]:
     """The pipeline's own processes: one worker for every queue, one more for the collection's path alone
     (collect, persist, aggregate: a cycle never waits behind an analysis or a health check), beat, the HTTP
     service."""
-    logs.mkdir(exist_ok=True)
+    logs.mkdir(mode=0o700, exist_ok=True)
+    logs.chmod(0o700)
     env = settings_env(settings)
     me = [sys.executable, "-m", "vsmmon"]
     return [
