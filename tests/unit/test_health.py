@@ -233,3 +233,24 @@ def test_a_lost_agent_is_no_bottleneck_even_with_its_last_figures_saturated() ->
     busy, dead = worker("w1", active=4.0), worker("w2", live=False, active=4.0, rss_bytes=1000 * MB)
     a = evaluate(NOW, [busy, dead], [], ControlInputs(active_total=4, concurrency_total=4))
     assert a.bottlenecks == (Bottleneck("w1", "queue", 0.0),)
+
+
+def sensor(agent_id: str, live: bool, failed: float = 0.0) -> AgentInputs:
+    return AgentInputs(agent_id, "sensor", live, {"cpu_percent": 5.0}, 1, 2, 10.0, failed, lost_for_s=60.0)
+
+
+def test_pushed_agents_cannot_move_the_fleets_judgement() -> None:
+    # 5,000 forged sensor ids, pushed once and gone: the fleet of two healthy workers stays healthy
+    fleet = [worker("w1", active=1.0), worker("w2", active=1.0)]
+    forged = [sensor(f"forged-{i}", live=False, failed=100.0) for i in range(5000)]
+    a = evaluate(NOW, [*fleet, *forged], [], ControlInputs(active_total=2, concurrency_total=8))
+    assert a.expected_capacity == 8.0  # the workers' concurrency: not 5,008
+    [s1_factor] = a.systems["S1"].factors
+    assert s1_factor.inputs["availability"] == 1.0
+    assert s1_factor.inputs["mean_agent_health"] == pytest.approx(0.75)  # pushed weigh at most a quarter
+    assert a.states["S1"] is HealthState.DEGRADED  # a warning, not a critical
+    assert "error_rate" not in a.indicators  # the forged failures are not the fleet's
+    assert not any(p.condition is PainCondition.ERROR_RATE for p in a.algedonic)
+    # a fleet of pushed agents only is judged by them
+    alone = evaluate(NOW, [sensor("s1", True), sensor("s2", False)], [], ControlInputs())
+    assert alone.expected_capacity == pytest.approx(1 + math.exp(-60 / 3600))

@@ -9,7 +9,7 @@ that has data counts.)
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vsmmon.health.viability import clamp
@@ -112,20 +112,46 @@ def capacity_of(a: AgentInputs) -> float:
     return float(a.metrics.get("concurrency") or 1.0) if a.kind == "celery_worker" else 1.0
 
 
+PUSHED_SHARE_MAX = 0.25
+"""At most this share of S1's mean health is the pushed agents': all of them lost leaves a healthy fleet degraded
+(a warning), never unhealthy."""
+
+
+def judged_population(agents: Sequence[AgentInputs]) -> list[AgentInputs]:
+    """Whose capacity and error rate stand for the fleet: its Celery workers, or every agent when it has none.
+
+    Pushed agents (sensors, APIs, LLM workers) report through a token: thousands of ids registered by one
+    client, then gone, must not make the fleet read as lost.
+    """
+    workers = [a for a in agents if a.kind == "celery_worker"]
+    return workers or list(agents)
+
+
+def mean_health(agents: Sequence[AgentInputs], healths: Mapping[str, AgentHealth]) -> float:
+    """Mean h over the agents, the pushed ones weighing at most `PUSHED_SHARE_MAX` of it beside the workers."""
+    workers = [healths[a.agent_id].score for a in agents if a.kind == "celery_worker"]
+    pushed = [healths[a.agent_id].score for a in agents if a.kind != "celery_worker"]
+    if not workers or not pushed:
+        return statistics.fmean(workers or pushed)
+    share = min(PUSHED_SHARE_MAX, len(pushed) / (len(pushed) + len(workers)))
+    return (1 - share) * statistics.fmean(workers) + share * statistics.fmean(pushed)
+
+
 def s1(agents: list[AgentInputs], healths: Mapping[str, AgentHealth], expected_capacity: float | None) -> Factor:
     """H1 = availability x mean(h over agents); availability = live capacity / expected capacity.
 
     As the model says, the mean runs over every registered agent, dead ones (h = 0) included, until
-    they are purged: losing half the fleet gives 0.5 x 0.5 = 0.25, which is what takes the system's
-    viability out of normal. (Averaging live agents only would leave viability near 0.8 after such a
-    loss, which no operator would call viable.)
+    they are purged (pushed agents weigh at most a quarter of it, and availability counts the fleet's
+    workers when there are any: `judged_population`): losing half the fleet gives 0.5 x 0.5 = 0.25,
+    which is what takes the system's viability out of normal. (Averaging live agents only would leave
+    viability near 0.8 after such a loss, which no operator would call viable.)
     """
     if not agents:
         return Factor("S1", None, {"reason": "no agents"})
-    live_capacity = sum(capacity_of(a) for a in agents if a.live)
+    live_capacity = sum(capacity_of(a) for a in judged_population(agents) if a.live)
     expected = expected_capacity or live_capacity
     availability = clamp(live_capacity / expected) if expected > 0 else 0.0
-    mean_h = statistics.fmean(healths[a.agent_id].score for a in agents)
+    mean_h = mean_health(agents, healths)
     inputs = {"availability": availability, "live_capacity": live_capacity, "expected_capacity": expected,
               "mean_agent_health": mean_h, "agents": float(len(agents)),
               "unhealthy_agents": float(sum(1 for h in healths.values() if h.score <= 0.5))}  # fmt: skip

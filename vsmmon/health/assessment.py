@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vsmmon.health.agents import AgentHealth, AgentInputs, agent_health, capacity_of, s1
+from vsmmon.health.agents import AgentHealth, AgentInputs, agent_health, capacity_of, judged_population, s1
 from vsmmon.health.systems import ControlInputs, QueueFlow, SystemHealth, s2, s3, s4, s5
 from vsmmon.health.viability import (
     DEFAULT_WEIGHTS,
@@ -99,7 +99,7 @@ def evaluate(
 ) -> HealthAssessment:
     """One assessment of the whole system at `now`."""
     healths = {a.agent_id: agent_health(a) for a in agents}
-    expected = expected_capacity or learned_capacity(agents)
+    expected = expected_capacity or learned_capacity(judged_population(agents))
     s1_factor = s1(list(agents), healths, expected)
     systems = {
         "S1": SystemHealth("S1", s1_factor.score, (s1_factor,)),
@@ -137,9 +137,11 @@ def evaluate(
 
 
 def performance_indicators(agents: Sequence[AgentInputs], control: ControlInputs) -> dict[str, float]:
-    """Fleet throughput and error rate over the window, utilisation, worst p95."""
-    ok = sum(a.succeeded_in_window or 0 for a in agents)
-    failed = sum(a.failed_in_window or 0 for a in agents)
+    """Fleet throughput and error rate over the window (of the fleet's workers: `judged_population`),
+    utilisation, worst p95."""
+    fleet = judged_population(agents)
+    ok = sum(a.succeeded_in_window or 0 for a in fleet)
+    failed = sum(a.failed_in_window or 0 for a in fleet)
     figures = {"tasks_succeeded": ok, "tasks_failed": failed, "live_agents": float(sum(a.live for a in agents))}
     if ok + failed > 0:
         figures["error_rate"] = failed / (ok + failed)
