@@ -217,3 +217,31 @@ def test_a_server_user_that_cannot_reach_its_directory_stops_start_with_a_clear_
         assert not pg.child.running()
     finally:
         shutil.rmtree(closed)
+
+
+def test_the_pipeline_role_cannot_make_itself_superuser_through_the_next_start(tmp_path: Path) -> None:
+    """The role owns `vsmmon` and its `public` schema: an operator it plants there, one that the superuser's
+    ownership hand-over (`_ADOPT`) would pick over pg_catalog's, must not run as superuser at the next start."""
+    pg = EmbeddedPostgres(tmp_path / "data")
+    pg.start()
+    try:
+        url = pg.url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("""
+                CREATE FUNCTION public.escalate(oid, regnamespace) RETURNS boolean LANGUAGE plpgsql AS $$
+                BEGIN EXECUTE 'ALTER ROLE vsmmon SUPERUSER'; RETURN $1 = $2::oid; END $$;
+                CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regnamespace, FUNCTION = public.escalate);
+                ALTER DATABASE vsmmon SET search_path = public, pg_catalog;
+            """)  # fmt: skip
+    finally:
+        pg.child.stop(15)
+    again = EmbeddedPostgres(tmp_path / "data")
+    again.start()
+    try:
+        url = again.url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+    finally:
+        again.child.stop(15)
+        if AS_ROOT:
+            shutil.rmtree(again.home, ignore_errors=True)

@@ -133,3 +133,46 @@ def server_env() -> dict[str, str]:
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
     env.update({name: value for name in _PASSED_ENV if (value := os.environ.get(name))})
     return env
+
+
+VSMMON_ENTRIES = ("run.json", "logs", "postgres", "redis", "postgres.log", "redis.log", "celerybeat-schedule")
+"""What `up` keeps in DATA_DIR: a directory holding only these (or nothing) is vsmmon's to make 0700."""
+
+
+def private_data_dir(path: Path) -> Path:
+    """DATA_DIR as a real directory of this user's that no one else may enter (0700); its absolute path.
+
+    Created 0700 when missing. An existing one must not be a symbolic link (whose target `up` would then
+    change), must belong to this user and must not be writable by others (a shared directory such as
+    /tmp, where another user could plant `logs` or `run.json`). One readable by others is made 0700 only
+    when it holds nothing but vsmmon's own files (an older vsmmon made it 0755); any other directory
+    (a home directory, a project) is not changed: `up` says so and stops.
+
+    Raises:
+        EmbeddedServerError: naming the directory and what is wrong with it.
+    """
+    path = path.absolute()
+    try:
+        path.mkdir(mode=0o700, parents=True)
+        return path.resolve()
+    except FileExistsError:
+        pass
+    st = path.lstat()
+    advice = "set VSMMON_DATA_DIR to a directory of vsmmon's own"
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        raise EmbeddedServerError(f"data directory {path} is {what}: {advice}")
+    if st.st_uid != os.geteuid():
+        raise EmbeddedServerError(f"data directory {path} belongs to {_owner(st.st_uid)}, not to this user: {advice}")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022:
+        raise EmbeddedServerError(f"data directory {path} (mode {mode:04o}) is writable by others: {advice}")
+    if mode & 0o077:
+        foreign = sorted(e.name for e in path.iterdir() if not e.name.startswith(VSMMON_ENTRIES))
+        if foreign:
+            raise EmbeddedServerError(
+                f"data directory {path} (mode {mode:04o}) is open to others and holds files that are not "
+                f"vsmmon's ({', '.join(foreign[:5])}): vsmmon keeps its data owner-only, {advice}"
+            )
+        os.chmod(path, 0o700, follow_symlinks=False)
+    return path.resolve()

@@ -177,7 +177,9 @@ class EmbeddedPostgres:
 
     def _provision(self, admin: str) -> None:
         role = sql.Identifier(PG_ROLE)
-        with psycopg.connect(admin, autocommit=True) as conn:
+        # the role owns `vsmmon` and so its `public` schema: as superuser, resolve names in pg_catalog only, or
+        # an operator or function it planted there (or a search_path it set on the database) runs as superuser
+        with psycopg.connect(admin, autocommit=True, options=ADMIN_OPTIONS) as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_ROLE,)).fetchone() is not None
             conn.execute(
                 sql.SQL(
@@ -189,10 +191,11 @@ class EmbeddedPostgres:
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
             else:
                 conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, role))
-        with psycopg.connect(self._admin(PG_DATABASE), autocommit=True) as conn:
+        with psycopg.connect(self._admin(PG_DATABASE), autocommit=True, options=ADMIN_OPTIONS) as conn:
             conn.execute(_ADOPT)
 
 
+ADMIN_OPTIONS = "-c search_path=pg_catalog"  # set at connect time: overrides database and role settings
 # the tables and functions an older vsmmon made as the superuser pass to the pipeline's role
 _ADOPT = """
 DO $$

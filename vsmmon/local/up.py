@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from vsmmon.config import ENV_PREFIX, Settings
 from vsmmon.errors import ConfigError
-from vsmmon.local import runfile
+from vsmmon.local import _sandbox, runfile
 from vsmmon.local.embedded import EmbeddedPostgres, EmbeddedRedis, server_home
 from vsmmon.local.processes import Child, stop_all
 from vsmmon.redact import redact_url
@@ -76,9 +76,7 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> int:
 
 
 def _up(settings: Settings, say: Callable[[str], None]) -> int:
-    data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    data_dir.chmod(0o700)  # ours, also when an older vsmmon made it 0755; its parents are left as they are
+    data_dir = _sandbox.private_data_dir(settings.data_dir)  # its parents are left as they are
     runfile.claim(data_dir)
     _check_port_free(settings.http_host, settings.http_port)
     servers: list[Child] = []
