@@ -32,6 +32,10 @@ class NotFound(VsmmonError):
     """A named thing (collection, agent) does not exist."""
 
 
+class StoreRefused(VsmmonError):
+    """The database refused a write for good (a value it cannot hold, a constraint): retrying will not help."""
+
+
 class EmbeddedServerError(VsmmonError):
     """An embedded PostgreSQL or Redis server could not be started or stopped."""
 

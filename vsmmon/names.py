@@ -85,6 +85,7 @@ PUSHED_KEY = PREFIX + "pushed"  # list: pushed reports waiting for the next cycl
 LOST_COLLECTIONS_KEY = PREFIX + "lost_collections_total"
 PUSHED_DROPPED_KEY = PREFIX + "pushed_dropped_total"  # pushed reports trimmed past the buffer's cap
 PUSHED_REJECTED_KEY = PREFIX + "pushed_rejected_total"  # staged pushed reports that did not decode
+REFUSED_REPORTS_KEY = PREFIX + "refused_reports_total"  # parts of staged collections persist left out (control chars)
 REALTIME_PREFIX = PREFIX + "rt:"  # one ring of float32 slots per series
 ALERTS_STATE_KEY = PREFIX + "alerts:state"
 ALERTS_LOCK_KEY = PREFIX + "alerts:lock"
@@ -96,6 +97,7 @@ AUDIT_KEY = PREFIX + "audit:last"
 S5_STANDING_KEY = PREFIX + "s5:standing"
 S3_CLAIM_KEY = PREFIX + "s3:claim:{target}"  # one S3 action per target per cooldown, across S3's processes
 BEAT_SLOT_KEY = PREFIX + "beat:slot:{name}:{slot}"
+STREAM_TICKET_KEY = PREFIX + "stream-ticket:{digest}"  # a dashboard's single-use event-stream ticket (its SHA-256)
 
 # --- pub/sub channels of the dashboard ---------------------------------------------------------------
 HEALTH_CHANNEL = PREFIX + "health"

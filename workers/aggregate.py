@@ -11,6 +11,7 @@ from uuid import UUID
 from celery import Celery
 
 from vsmmon import names
+from vsmmon.codec import screen
 from vsmmon.errors import NotFound, TransientError
 from workers.context import VsmTask
 
@@ -23,7 +24,7 @@ def register(app: Celery) -> None:
     def collection(self: VsmTask, collection_id: str) -> dict[str, Any]:
         ctx, cid = self.ctx, UUID(collection_id)
         try:
-            staged = ctx.staging.get(cid)
+            staged, _ = screen(ctx.staging.get(cid))  # as persist stored it (persist counted what it left out)
         except NotFound:
             return {"collection_id": collection_id, "merged": False}  # aggregated and dropped before
         merged = ctx.store.aggregate_collection(cid, ctx.clock())  # a claim: its window is computed when it closes

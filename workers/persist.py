@@ -9,6 +9,7 @@ from uuid import UUID
 from celery import Celery
 
 from vsmmon import names
+from vsmmon.codec import screen
 from vsmmon.collect.registry import evaluate
 from vsmmon.errors import NotFound, TransientError
 from workers.context import VsmTask
@@ -25,7 +26,7 @@ def register(app: Celery) -> None:
     def collection(self: VsmTask, collection_id: str) -> dict[str, Any]:
         ctx, cid = self.ctx, UUID(collection_id)
         try:
-            staged = ctx.staging.get(cid)
+            staged, refused = screen(ctx.staging.get(cid))  # a NUL in one report must not fail everyone's write
         except NotFound:
             try:
                 ctx.store.get_collection(cid)  # stored by an earlier run: nothing to do
@@ -39,6 +40,10 @@ def register(app: Celery) -> None:
                 return {"collection_id": collection_id, "stored": False, "lost": True}
             return {"collection_id": collection_id, "stored": False}
         stored = ctx.store.save_collection(staged, ctx.clock())
+        if refused and stored:  # counted once: a retry that finds the collection stored counts nothing
+            total = ctx.staging.count_refused(len(refused))
+            log.warning("collection %s: %d parts with control characters left out (%d so far): %s",
+                        collection_id, len(refused), total, "; ".join(refused[:5]))  # fmt: skip
         ctx.store.update_registry(staged)  # idempotent: also right when a retry finds the samples stored
         latest = ctx.store.latest_collection()
         judged_at = max(staged.started_at, latest.started_at) if latest else staged.started_at
@@ -49,4 +54,5 @@ def register(app: Celery) -> None:
             "stored": stored,
             "samples": staged.sample_count,
             "status_changes": changed,
+            "refused": len(refused),
         }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,8 +139,12 @@ class AlertBook:
                 self.client.hdel(names.ALERTS_COOLDOWN_KEY, *expired)
 
     @contextmanager
-    def change(self) -> Iterator[Ledger]:
+    def change(self, *, then: Callable[[], None] | None = None) -> Iterator[Ledger]:
         """Lock, read, let the caller change the ledger, write it back (not when the caller raised).
+
+        `then` runs once the ledger is written, still under the lock: the commit of what the caller wrote
+        elsewhere for this change (the history's transaction). When it raises, or the write itself fails, the
+        ledger is put back as it was, so the two stay one unit.
 
         Raises:
             TransientError: Redis is unreachable, or the lock is held by someone else for `wait_s`.
@@ -156,8 +160,16 @@ class AlertBook:
             ledger = ledger_from_json(raw) if raw else Ledger()
             yield ledger
             written = ledger_to_json(ledger)
-            if raw is None or written != _text(raw):  # a change that changed nothing writes nothing
-                self.client.set(names.ALERTS_STATE_KEY, written)
+            changed = raw is None or written != _text(raw)  # a change that changed nothing writes nothing
+            try:
+                if changed:
+                    self.client.set(names.ALERTS_STATE_KEY, written)
+                if then is not None:
+                    then()
+            except BaseException:
+                if changed:
+                    self._put_back(raw)
+                raise
         except redis.RedisError as e:
             raise TransientError(f"Redis unavailable: {e}") from e
         finally:
@@ -167,6 +179,17 @@ class AlertBook:
                 log.warning("the alert ledger lock expired before its holder finished (over %g s)", self.lock_timeout_s)
             except redis.RedisError:
                 pass  # the lock expires by itself
+
+    def _put_back(self, raw: bytes | str | None) -> None:
+        """Undo a ledger write whose other half failed (best effort: Redis may be what failed)."""
+        try:
+            if raw is None:
+                self.client.delete(names.ALERTS_STATE_KEY)
+            else:
+                self.client.set(names.ALERTS_STATE_KEY, raw)
+        except redis.RedisError as e:
+            log.error("the alert ledger could not be put back after a failed change (%s): it may now disagree "
+                      "with the recorded history until the alert next changes", e)  # fmt: skip
 
 
 def _text(raw: bytes | str) -> str:

@@ -93,14 +93,12 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
         command, now = args.alerts_command, datetime.now(UTC)
         if command is None:
             return _list(args, book, records)
-        if command == "ack":
-            outcome = alert_desk.acknowledge(book, args.ref, args.by, now)
-            records.save(outcome.changed, outcome.events)
+        if command == "ack":  # the ledger and the history change together, or neither does
+            outcome = alert_desk.acknowledge(book, args.ref, args.by, now, history=records)
             _publish(book, outcome)
             print(f"acknowledged {args.ref} by {args.by}")
         elif command == "resolve":
-            outcome = alert_desk.resolve(book, args.ref, args.by, now, alert_desk.policy_for(resolved))
-            records.save(outcome.changed, outcome.events)
+            outcome = alert_desk.resolve(book, args.ref, args.by, now, alert_desk.policy_for(resolved), history=records)
             _publish(book, outcome)
             if outcome.notifications:
                 from vsmmon.names import ALERTS_DELIVER

@@ -1,6 +1,9 @@
 """Collection stage: turn what the host probe and the workers answered into one `Collection`.
 
-Pure: the Celery task does the broadcast and hands the replies here with the clock reading.
+Pure: the Celery task does the broadcast and hands the replies here with the clock reading. Text of a
+reply (hostnames, versions, metric and queue names, errors) has its control characters replaced by U+FFFD
+(`vsmmon.codec.scrub`) and the report says so in its `text` error: a worker cannot refuse a 422, and a NUL
+would fail the whole cycle's write.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from vsmmon import names
+from vsmmon.codec import scrub
 from vsmmon.collect.broker import QueueStats
 from vsmmon.models import AgentKind, AgentReport, Collection, utc
 
@@ -20,6 +24,8 @@ MAX_DISCOVERED_QUEUES = 256
 
 MAX_METRICS_PER_AGENT = 500
 MAX_NAME_LENGTH = 120
+SPOILED = "control characters replaced by U+FFFD in"
+SPOILED_NAMES = f"{SPOILED}: metric names"
 
 
 def collect(
@@ -55,33 +61,60 @@ def collect(
     for report in reports:  # the first report of an id wins: a pushed agent cannot shadow a worker
         unique.setdefault(report.agent_id, report)
     gone = set(stopped)
-    unreachable = tuple(sorted(set(expected_workers) - set(worker_replies) - gone))
-    return Collection(
-        collection_id, utc(now), duration_ms, tuple(unique.values()), unreachable, interval_s, tuple(sorted(gone))
-    )
+    unreachable = tuple(sorted({scrub(n) for n in set(expected_workers) - set(worker_replies) - gone}))
+    return Collection(collection_id, utc(now), duration_ms, tuple(unique.values()), unreachable, interval_s,
+                      tuple(sorted({scrub(n) for n in gone})))  # fmt: skip
 
 
 def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
     """Read one worker's `vsm_metrics` reply; a malformed part becomes an error entry, not an exception."""
+    spoiled: list[str] = []
+    agent_id = _plain(hostname, "hostname", spoiled)
     if not isinstance(reply, Mapping):
-        return AgentReport(hostname, AgentKind.CELERY_WORKER, "", errors={"reply": _describe(reply)})
-    raw_errors = reply.get("errors")
-    errors = {str(k)[:MAX_NAME_LENGTH]: str(v)[:500] for k, v in _mapping(raw_errors).items()}
+        return AgentReport(agent_id, AgentKind.CELERY_WORKER, "", errors=_spoiled({"reply": _describe(reply)}, spoiled))
+    errors = _errors(reply.get("errors"), spoiled)
     metrics, problems = clean_metrics({**_mapping(reply.get("metrics")), **task_metrics(reply.get("tasks"))})
     if not isinstance(reply.get("metrics"), Mapping):
         problems["metrics"] = _describe(reply.get("metrics"))
     errors.update(problems)
     queues = reply.get("queues")
+    # every text before the errors: their `text` entry names each field that held a control character
+    host = _plain(str(reply.get("host", ""))[:MAX_NAME_LENGTH], "host", spoiled)
+    version = _plain(str(reply.get("version", ""))[:MAX_NAME_LENGTH], "version", spoiled)
+    config_hash = _plain(str(reply.get("config_hash", ""))[:64], "config_hash", spoiled)
+    named = [_plain(str(q)[:MAX_NAME_LENGTH], "queues", spoiled) for q in queues] if isinstance(queues, list) else []
     return AgentReport(
-        agent_id=hostname,
+        agent_id=agent_id,
         kind=AgentKind.CELERY_WORKER,
-        host=str(reply.get("host", ""))[:MAX_NAME_LENGTH],
+        host=host,
         metrics=metrics,
-        version=str(reply.get("version", ""))[:MAX_NAME_LENGTH],
-        errors=errors,
-        queues=tuple(sorted(str(q)[:MAX_NAME_LENGTH] for q in queues)) if isinstance(queues, list) else (),
-        config_hash=str(reply.get("config_hash", ""))[:64],
+        version=version,
+        errors=_spoiled(errors, spoiled),
+        queues=tuple(sorted(named)),
+        config_hash=config_hash,
     )
+
+
+def _plain(text: str, field: str, spoiled: list[str]) -> str:
+    """`text` scrubbed of control characters; `field` noted in `spoiled` when it held any."""
+    clean = scrub(text)
+    if clean != text and field not in spoiled:
+        spoiled.append(field)
+    return clean
+
+
+def _errors(raw: Any, spoiled: list[str]) -> dict[str, str]:
+    return {_plain(str(k)[:MAX_NAME_LENGTH], "errors", spoiled): _plain(str(v)[:500], "errors", spoiled)
+            for k, v in _mapping(raw).items()}  # fmt: skip
+
+
+def _spoiled(errors: dict[str, str], spoiled: list[str]) -> dict[str, str]:
+    """`errors` with the `text` entry naming every field that had control characters replaced."""
+    if errors.get("text") == SPOILED_NAMES:  # from `clean_metrics`
+        spoiled = [*spoiled, "metric names"]
+    if spoiled:
+        errors["text"] = f"{SPOILED}: {', '.join(spoiled)}"
+    return errors
 
 
 def _reports_host(reply: Any) -> bool:
@@ -90,11 +123,12 @@ def _reports_host(reply: Any) -> bool:
 
 def host_report(reply: Mapping[str, Any]) -> AgentReport:
     """The host section a host's elected worker adds to its reply, as the host's own report."""
-    host = str(reply.get("host", ""))[:MAX_NAME_LENGTH]
+    spoiled: list[str] = []
+    host = _plain(str(reply.get("host", ""))[:MAX_NAME_LENGTH], "host", spoiled)
     section = reply["host_metrics"]
     metrics, problems = clean_metrics(section.get("metrics"))
-    errors = {str(k)[:MAX_NAME_LENGTH]: str(v)[:500] for k, v in _mapping(section.get("errors")).items()}
-    return AgentReport(f"host:{host}", AgentKind.HOST, host, metrics, errors={**errors, **problems})
+    errors = _errors(section.get("errors"), spoiled)
+    return AgentReport(f"host:{host}", AgentKind.HOST, host, metrics, errors=_spoiled({**errors, **problems}, spoiled))
 
 
 def task_metrics(raw: Any) -> dict[str, Any]:
@@ -117,7 +151,9 @@ def clean_metrics(raw: Any) -> tuple[dict[str, float], dict[str, str]]:
     metrics: dict[str, float] = {}
     problems: dict[str, str] = {}
     for name, value in raw.items():
-        key = str(name)[:MAX_NAME_LENGTH]
+        key = scrub(str(name)[:MAX_NAME_LENGTH])
+        if key != str(name)[:MAX_NAME_LENGTH]:
+            problems["text"] = SPOILED_NAMES
         if isinstance(value, bool) or not isinstance(value, int | float):
             problems[f"metric:{key}"] = f"expected a number, got {type(value).__name__}"
         elif not math.isfinite(value):

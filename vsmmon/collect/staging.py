@@ -70,6 +70,10 @@ class Staging(Protocol):
         """Count one collection that expired before it could be stored; returns the running total."""
         ...
 
+    def count_refused(self, parts: int) -> int:
+        """Count parts of a collection left out of the database (`vsmmon.codec.screen`); the running total."""
+        ...
+
     def drain_pushed(self) -> list[AgentReport]:
         """Take every queued pushed report, oldest first; each is taken by exactly one caller."""
         ...
@@ -129,6 +133,9 @@ class RedisStaging:
     def count_lost(self) -> int:
         return int(self._call(lambda: self.client.incr(names.LOST_COLLECTIONS_KEY)))
 
+    def count_refused(self, parts: int) -> int:
+        return int(self._call(lambda: self.client.incrby(names.REFUSED_REPORTS_KEY, parts)))
+
     def drain_pushed(self) -> list[AgentReport]:
         pipe = self.client.pipeline(transaction=True)
         pipe.lrange(names.PUSHED_KEY, 0, -1)
@@ -171,10 +178,15 @@ class MemoryStaging:
     discovery_slots: set[int] = field(default_factory=set)
     pushed: list[AgentReport] = field(default_factory=list)
     lost: int = 0
+    refused: int = 0
 
     def count_lost(self) -> int:
         self.lost += 1
         return self.lost
+
+    def count_refused(self, parts: int) -> int:
+        self.refused += parts
+        return self.refused
 
     def push(self, reports: Iterable[AgentReport]) -> None:
         self.pushed.extend(reports)

@@ -7,7 +7,8 @@ written through a retried task, so every write here is an idempotent upsert.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Connection, Engine
 
 from vsmmon.alerts.model import Alert, AlertStatus, Event, Severity
-from vsmmon.errors import NotFound, StoreUnavailable
+from vsmmon.errors import NotFound, StoreRefused, StoreUnavailable
 from vsmmon.store._tables import alert_events, alerts, control_actions, policy_decisions
 
 T = TypeVar("T")
@@ -76,27 +77,24 @@ class AlertRecords:
 
     def save(self, changed: Sequence[Alert], events: Sequence[Event]) -> None:
         """Upsert alert rows (by id) and insert their events (a repeat is ignored)."""
+        self._run(lambda conn: _write(conn, changed, events))
 
-        def write(conn: Connection) -> None:
-            for alert in changed:
-                row = alert.row()
-                if alert.status.value != "resolved":  # an earlier instance whose resolve was never recorded
-                    conn.execute(
-                        sa.update(alerts)
-                        .where(
-                            alerts.c.fingerprint == alert.fingerprint,
-                            alerts.c.status != "resolved",
-                            alerts.c.id != alert.id,
-                        )
-                        .values(status="resolved", resolved_at=alert.started_at, updated_at=alert.updated_at)
-                    )
-                stmt = insert(alerts).values(**row)
-                conn.execute(stmt.on_conflict_do_update(index_elements=[alerts.c.id], set_=row))
-            if events:
-                rows = [_jsonable(e.row()) for e in events]
-                conn.execute(insert(alert_events).values(rows).on_conflict_do_nothing())
+    @contextmanager
+    def pending(self) -> Iterator[PendingRows]:
+        """A transaction for the rows of one ledger change: `save` writes them, `commit` keeps them; left
+        without a commit (the ledger write failed) it is rolled back. See `vsmmon.alerts.desk`.
 
-        self._run(write)
+        Raises:
+            StoreUnavailable: PostgreSQL could not be reached, or dropped the connection.
+            StoreRefused: PostgreSQL refused the rows (a value it cannot hold, a constraint, a trigger).
+        """
+        with _database_errors():
+            conn = self.engine.connect()
+        try:
+            yield PendingRows(conn)
+        finally:
+            with suppress(sa.exc.SQLAlchemyError):  # a connection that broke rolls back by itself
+                conn.close()  # rolls back what was not committed
 
     def alerts(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Alerts newest first; `status` an `AlertStatus`, or "active" (not resolved), or None (all)."""
@@ -217,6 +215,50 @@ class AlertRecords:
                 return work(conn)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
             raise StoreUnavailable(f"PostgreSQL unavailable: {e.orig or e}") from e
+
+
+class PendingRows:
+    """Alert rows and events written in an open transaction of `AlertRecords.pending`, kept by `commit`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def save(self, changed: Sequence[Alert], events: Sequence[Event]) -> None:
+        with _database_errors():
+            _write(self._conn, changed, events)
+
+    def commit(self) -> None:
+        with _database_errors():
+            self._conn.commit()
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
+        raise StoreUnavailable(f"PostgreSQL unavailable: {e.orig or e}") from e
+    except sa.exc.DBAPIError as e:
+        first = str(e.orig or e).splitlines()[0]
+        raise StoreRefused(f"PostgreSQL refused the alert history: {first}") from e
+
+
+def _write(conn: Connection, changed: Sequence[Alert], events: Sequence[Event]) -> None:
+    for alert in changed:
+        row = alert.row()
+        if alert.status.value != "resolved":  # an earlier instance whose resolve was never recorded
+            conn.execute(
+                sa.update(alerts)
+                .where(
+                    alerts.c.fingerprint == alert.fingerprint, alerts.c.status != "resolved", alerts.c.id != alert.id
+                )
+                .values(status="resolved", resolved_at=alert.started_at, updated_at=alert.updated_at)
+            )
+        stmt = insert(alerts).values(**row)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[alerts.c.id], set_=row))
+    if events:
+        rows = [_jsonable(e.row()) for e in events]
+        conn.execute(insert(alert_events).values(rows).on_conflict_do_nothing())
 
 
 def _jsonable(row: dict[str, object]) -> dict[str, object]:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast
 from vsmmon.analyse.forecast import HORIZONS_S
 from vsmmon.analyse.recommend import Recommendation
+from vsmmon.codec import screen
 from vsmmon.collect.registry import AgentRecord, Transition
 from vsmmon.errors import NotFound, StoreUnavailable
 from vsmmon.models import (
@@ -63,6 +64,8 @@ class PostgresStore:
         self.engine = engine
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
+        collection = screen(collection)[0]  # never one NUL failing every row (the persist task counts them)
+
         def write(conn: Connection) -> bool:
             inserted = conn.execute(
                 insert(collections)
@@ -86,7 +89,7 @@ class PostgresStore:
         return self._in_transaction(write)
 
     def update_registry(self, collection: Collection) -> None:
-        self._in_transaction(lambda conn: upsert_agents(conn, collection))
+        self._in_transaction(lambda conn: upsert_agents(conn, screen(collection)[0]))
 
     def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
         return self._in_transaction(lambda conn: _claim(conn, collection_id, now) is not None)

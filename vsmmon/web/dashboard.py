@@ -1,32 +1,33 @@
 """The live dashboard: the page, its static files, its SSE stream and the compact reads it draws from.
 
-The page is plain HTML and JavaScript (`static/`, uPlot vendored for the charts): no build step. It
-loads the latest state through the API, then follows `GET /api/v1/events` (server-sent events fed by
-Redis pub/sub through one `EventHub` per process).
+The page is plain HTML and JavaScript (`static/`, uPlot vendored for the charts): no build step, no inline
+script or style (the Content-Security-Policy allows neither). It loads the latest state through the API,
+then follows `GET /api/v1/events` (`stream`: server-sent events fed by Redis pub/sub through one
+`EventHub` per process).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from vsmmon.collect.registry import AgentRecord, visible
 from vsmmon.models import AgentKind, AgentStatus
 from vsmmon.web import series as s
+from vsmmon.web import stream
 from vsmmon.web.auth import require_token_for_reads
 from vsmmon.web.events import EventHub
 from vsmmon.web.resources import Resources, resources
+from vsmmon.web.schemas import PLAIN
 
 STATIC_DIR = Path(__file__).parent / "static"
-LISTEN_TIMEOUT_S = 5.0
 GRID_METRICS = ("cpu_percent", "rss_bytes", "active", "concurrency", "messages", "consumers")
 QUEUE_LINES = 8
 
@@ -39,6 +40,7 @@ def install(app: FastAPI) -> None:
     """The page, its files and its API on `app`."""
     app.include_router(page_router)
     app.include_router(router)
+    app.include_router(stream.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
@@ -49,42 +51,10 @@ async def close(app: FastAPI) -> None:
         await hub.close()
 
 
-def hub_of(request: Request, res: Resources) -> EventHub:
-    hub: EventHub | None = getattr(request.app.state, "events", None)
-    if hub is None:
-        hub = request.app.state.events = EventHub(res.settings.require("redis_url"))
-    return hub
-
-
 @page_router.get("/")
 @page_router.get("/dashboard")
 async def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-@router.get("/events", response_class=StreamingResponse)
-async def events(
-    request: Request, res: Res, token: Annotated[str | None, Query(description="when reads need a token")] = None
-) -> StreamingResponse:
-    """Server-sent events: `health` (each assessment), `alert`, `control_action`, `policy_decision`.
-
-    EventSource cannot send headers: with VSMMON_READS_NEED_TOKEN the token comes as `?token=`.
-    """
-    expected = res.settings.api_token
-    if res.settings.reads_need_token and (
-        expected is None or not hmac.compare_digest((token or "").encode(), expected.get_secret_value().encode())
-    ):
-        raise HTTPException(401, "missing or wrong token", headers={"WWW-Authenticate": "Bearer"})
-    hub = hub_of(request, res)
-    sub = hub.subscribe(request.headers.get("last-event-id"))
-    if not await hub.listening(LISTEN_TIMEOUT_S):
-        hub.unsubscribe(sub)
-        raise HTTPException(503, "the event stream cannot subscribe to Redis")
-    return StreamingResponse(
-        hub.stream(sub),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
 
 
 @router.get("/dashboard/agents", dependencies=[Depends(require_token_for_reads)], response_class=Response)
@@ -126,7 +96,7 @@ async def dashboard_series(
     res: Res,
     chart: s.Chart,
     window_s: Annotated[int, Query(description="300, 3600 or 86400")] = 300,
-    agent: Annotated[str | None, Query(description="the agent (every queue for `queue`)")] = None,
+    agent: Annotated[str | None, Query(description="the agent (every queue for `queue`)"), PLAIN] = None,
 ) -> Response:
     """One chart's lines over 5 min / 1 h (real-time window) or 24 h (5 min rollups), with its forecast."""
     if window_s not in s.WINDOWS_S:

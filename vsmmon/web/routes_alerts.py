@@ -2,16 +2,19 @@
 
 Open alerts are read from the alert manager's ledger (Redis: what is true now); history from PostgreSQL.
 Ack, resolve and silence change the ledger under its lock, here in the HTTP process, so they work while
-the alerts worker is busy or down; a manual resolve's recovery notice is handed to the pipeline
-(`vsmmon.alerts.deliver`) through the task gateway.
+the alerts worker is busy or down; an ack or resolve records its history in the same unit (both change or
+neither: a failure is a JSON 503, or a 500 when PostgreSQL refused the rows); a manual resolve's recovery
+notice is handed to the pipeline (`vsmmon.alerts.deliver`) through the task gateway.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import redis
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
@@ -20,18 +23,21 @@ from vsmmon import names
 from vsmmon.alerts import desk as alert_desk
 from vsmmon.alerts.book import AlertBook
 from vsmmon.alerts.codec import alert_message, notification_to_dict, plain_row, public_alert, silence_to_dict
-from vsmmon.errors import InvalidInput, NotFound, TransientError
+from vsmmon.errors import InvalidInput, NotFound, StoreRefused, TransientError
 from vsmmon.store.alert_records import OPEN_STATUSES, AlertRecords
 from vsmmon.web.auth import require_token, require_token_for_reads
 from vsmmon.web.resources import Resources, resources
 from vsmmon.web.routes_health_checks import TaskGateway
+from vsmmon.web.schemas import PLAIN, PROSE
 
+log = logging.getLogger(__name__)
 ALERTS_DELIVER_TASK = names.ALERTS_DELIVER
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 Res = Annotated[Resources, Depends(resources)]
 Ref = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9\-]+$", description="id or fingerprint")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-MatcherText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), PLAIN]
+MatcherText = Annotated[str, StringConstraints(min_length=1, max_length=200), PLAIN]
+Comment = Annotated[str, StringConstraints(max_length=1000), PROSE]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -39,7 +45,7 @@ class Who(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: Name
-    comment: Annotated[str, StringConstraints(max_length=1000)] = ""
+    comment: Comment = ""
 
 
 class NewSilence(BaseModel):
@@ -48,7 +54,7 @@ class NewSilence(BaseModel):
     matchers: dict[MatcherText, MatcherText] = Field(min_length=1, max_length=20)
     duration_s: float = Field(gt=0, le=alert_desk.MAX_SILENCE_S, allow_inf_nan=False, strict=True)  # not `true`
     created_by: Name
-    comment: Annotated[str, StringConstraints(max_length=1000)] = ""
+    comment: Comment = ""
 
 
 def _book(res: Resources) -> AlertBook:
@@ -71,6 +77,8 @@ def _call(work: Any, *args: Any, **kwargs: Any) -> Any:
         raise HTTPException(422, str(e)) from None
     except TransientError as e:
         raise HTTPException(503, str(e)) from None
+    except StoreRefused as e:  # an ack or resolve: its ledger change was undone with its rows
+        raise HTTPException(500, f"{e}; nothing was changed") from None
 
 
 @router.get("/alerts", dependencies=[Depends(require_token_for_reads)])
@@ -96,8 +104,12 @@ async def get_alert(ref: Ref, res: Res) -> dict[str, Any]:
 
 
 def _publish(res: Resources, outcome: alert_desk.Outcome) -> None:
-    for alert in outcome.changed:
-        res.redis.publish(names.ALERTS_CHANNEL, alert_message(alert))
+    """Tell the dashboards; the change is made already, so a Redis hiccup here costs only the live update."""
+    try:
+        for alert in outcome.changed:
+            res.redis.publish(names.ALERTS_CHANNEL, alert_message(alert))
+    except redis.RedisError as e:
+        log.warning("alert change made but not published to the dashboards: %s", e)
 
 
 @router.post("/alerts/{ref}/ack", dependencies=[Depends(require_token)])
@@ -105,10 +117,10 @@ async def acknowledge(ref: Ref, body: Who, res: Res) -> dict[str, Any]:
     """Acknowledge an open alert: it stops escalating and reminding."""
 
     def work() -> dict[str, Any]:
-        outcome = _call(alert_desk.acknowledge, _book(res), ref, body.by, datetime.now(UTC))
-        _records(res).save(outcome.changed, outcome.events)
+        history = _records(res)  # before the ledger: a service without the history changes nothing
+        outcome = _call(alert_desk.acknowledge, _book(res), ref, body.by, datetime.now(UTC), history=history)
         _publish(res, outcome)
-        found = [a for a in alert_desk.open_alerts(_book(res)) if ref in (str(a.id), a.fingerprint)]
+        found = [a for a in _call(alert_desk.open_alerts, _book(res)) if ref in (str(a.id), a.fingerprint)]
         return public_alert(found[0]) if found else {"id": ref, "status": "acknowledged"}
 
     return await run_in_threadpool(work)
@@ -120,9 +132,8 @@ async def resolve(ref: Ref, body: Who, request: Request, res: Res) -> dict[str, 
     gateway: TaskGateway | None = getattr(request.app.state, "gateway", None)
 
     def work() -> dict[str, Any]:
-        policy = alert_desk.policy_for(res.settings)
-        outcome = _call(alert_desk.resolve, _book(res), ref, body.by, datetime.now(UTC), policy)
-        _records(res).save(outcome.changed, outcome.events)
+        policy, history = alert_desk.policy_for(res.settings), _records(res)
+        outcome = _call(alert_desk.resolve, _book(res), ref, body.by, datetime.now(UTC), policy, history=history)
         _publish(res, outcome)
         delivered = False
         if outcome.notifications and gateway is not None:

@@ -1,13 +1,36 @@
-"""Request bodies of the API, validated field by field: a bad one is a 422 naming the field."""
+"""Request bodies of the API, validated field by field: a bad one is a 422 naming the field.
+
+Every free-text field carries `PLAIN` (or `PROSE`, for comments): a control character in it is refused by
+the rule of `vsmmon.codec.control_character`, before anything is staged or changed.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from vsmmon.codec import control_character
 from vsmmon.models import AgentKind, AgentReport
+
+
+def _plain(value: str) -> str:
+    if (found := control_character(value)) is not None:
+        raise ValueError(f"control character {found} is not allowed")
+    return value
+
+
+def _prose(value: str) -> str:
+    if (found := control_character(value, prose=True)) is not None:
+        raise ValueError(f"control character {found} is not allowed (tab and line breaks are)")
+    return value
+
+
+PLAIN = AfterValidator(_plain)
+"""Text of one line: no control character at all."""
+PROSE = AfterValidator(_prose)
+"""Text that may span lines: tab, LF and CR allowed, no other control character."""
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,119}$"
 METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,119}$"
@@ -17,7 +40,7 @@ MAX_REPORT_AGE = timedelta(minutes=15)
 
 MetricName = Annotated[str, StringConstraints(pattern=METRIC_NAME_PATTERN)]
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False, strict=True)]
-ShortText = Annotated[str, StringConstraints(max_length=120)]
+ShortText = Annotated[str, StringConstraints(max_length=120), PLAIN]
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 
 
