@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     purge_after_s: float = Field(default=3600, ge=0, description="offline agents leave live views after this")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest HTTP request body accepted")
     reads_need_token: bool = Field(default=False, description="require the token for GET requests too")
+    push_new_agents_per_min: int = Field(
+        default=1000, ge=1, description="new pushed agent ids admitted per minute (more: 429); known ones unlimited"
+    )
     alert_pending_s: float = Field(default=30, ge=0, description="a warning or info alert fires once held this long")
     alert_cooldown_s: float = Field(default=300, ge=0, description="no re-notification of an alert within this")
     alert_max_per_hour: int = Field(default=20, ge=1, description="notifications per hour (criticals always go)")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import redis
 from fastapi import Request
 
+from vsmmon.collect.admission import Admitter
 from vsmmon.collect.staging import RedisStaging, Staging
 from vsmmon.config import Settings
 from vsmmon.store.alert_records import AlertRecords
@@ -23,6 +24,7 @@ class Resources:
     redis: redis.Redis
     realtime: RealtimeWindow
     records: AlertRecords | None = None  # the alerting history (PostgreSQL); None: the history API answers 503
+    admitter: Admitter | None = None  # new pushed agent ids per minute; None: not limited (in-memory test apps)
     release: Callable[[], None] | None = None  # frees what the store holds (its engine's connections)
 
     def close(self) -> None:
@@ -43,6 +45,7 @@ def default_resources(settings: Settings) -> Resources:
         redis=client,
         realtime=RealtimeWindow(client, settings.collect_interval_s),
         records=AlertRecords(engine),
+        admitter=Admitter(client, settings.push_new_agents_per_min),
         release=engine.dispose,
     )
 

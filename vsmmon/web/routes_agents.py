@@ -82,6 +82,7 @@ async def push_metrics(
     body: MetricsPush, res: Res, agent_id: Annotated[str, Path(pattern=AGENT_ID_PATTERN)]
 ) -> dict[str, int]:
     """Report a pushed agent's metrics; they join the next collection cycle."""
+    await run_in_threadpool(admit, res, [agent_id])
     await run_in_threadpool(res.staging.push, [body.report(agent_id)])
     return {"accepted": 1}
 
@@ -89,5 +90,18 @@ async def push_metrics(
 @router.post("/metrics", status_code=202, dependencies=[Depends(require_token)])
 async def push_batch(body: BatchPush, res: Res) -> dict[str, int]:
     """Report many pushed agents at once."""
+    await run_in_threadpool(admit, res, [entry.agent_id for entry in body.reports])
     await run_in_threadpool(res.staging.push, [entry.report(entry.agent_id) for entry in body.reports])
     return {"accepted": len(body.reports)}
+
+
+def admit(res: Resources, agent_ids: list[str]) -> None:
+    """Refuse (429) a push bringing more new agent ids than this minute has left (`vsmmon.collect.admission`)."""
+    if res.admitter is None:
+        return
+    got = res.admitter.admit(agent_ids, datetime.now(UTC))
+    if not got.admitted:
+        detail = (f"{got.new_ids} new agent ids in this request; at most {got.limit} new ids a minute are admitted "
+                  f"(VSMMON_PUSH_NEW_AGENTS_PER_MIN), {got.used} already this minute: send fewer at a time; "
+                  "agents already known are not limited")  # fmt: skip
+        raise HTTPException(429, detail, headers={"Retry-After": str(got.retry_after_s)})
