@@ -83,3 +83,13 @@ def test_malformed_signals_are_refused_by_field(raw: object, field: str) -> None
     with pytest.raises(InvalidInput) as caught:
         signals_from_list([raw])
     assert caught.value.field == field
+
+
+def test_each_alert_types_budget_survives_the_ledger_and_an_older_ledger_reads_without_one() -> None:
+    t = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    state = model.AlertState(sent=(t,), sent_by_type={"bottleneck": (t,)})
+    again = state_from_dict(json.loads(json.dumps(state_to_dict(state))))
+    assert again.sent_by_type == {"bottleneck": (t,)}
+    older = state_to_dict(state)
+    del older["sent_by_type"]
+    assert state_from_dict(older).sent_by_type == {}

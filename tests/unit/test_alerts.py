@@ -231,7 +231,8 @@ def test_a_worse_condition_back_within_the_clear_period_keeps_the_worse_alert() 
 
 
 def test_the_21st_warning_in_an_hour_is_held_recorded_and_sent_when_the_window_frees() -> None:
-    run = Run(AlertPolicy(escalate_after_s=10**6))  # escalations would be capped too: keep them out of the count
+    # escalations would be capped too: keep them out of the count; one alert type may use the whole cap here
+    run = Run(AlertPolicy(escalate_after_s=10**6, type_share=1.0))
     warnings = [sig(f"w{i:02d}", WARN) for i in range(21)]
     run(0, *warnings)
     assert len(run(30, *warnings)) == 20
@@ -246,7 +247,7 @@ def test_the_21st_warning_in_an_hour_is_held_recorded_and_sent_when_the_window_f
 
 
 def test_a_critical_past_the_cap_is_delivered_flagged_over_cap_and_uses_the_shared_budget() -> None:
-    run = Run()
+    run = Run(AlertPolicy(type_share=1.0))
     warnings = [sig(f"w{i:02d}", WARN) for i in range(20)]
     run(0, *warnings)
     assert len(run(30, *warnings)) == 20
@@ -254,11 +255,26 @@ def test_a_critical_past_the_cap_is_delivered_flagged_over_cap_and_uses_the_shar
     assert critical.over_cap
     assert critical.routes == ("dashboard", "s5")
     assert run.events[-1].detail["over_cap"] is True
-    criticals_first = Run(AlertPolicy(max_per_hour=3))
+    criticals_first = Run(AlertPolicy(max_per_hour=3, type_share=1.0))
     criticals_first(0, *[sig(f"c{i}", CRIT) for i in range(3)], sig("w", WARN))
     criticals_first(30, *[sig(f"c{i}", CRIT) for i in range(3)], sig("w", WARN))
     assert sorted(n.alert.target for n in criticals_first.notifications) == ["c0", "c1", "c2"]
     assert [(s.reason, s.fingerprint) for s in criticals_first.suppressed] == [("hourly_cap", sig("w").fingerprint)]
+
+
+def test_one_flooding_alert_type_cannot_use_up_the_budget_of_the_others() -> None:
+    """5,000 forged agents' bottlenecks once used up the hourly cap and real warnings were held."""
+    run = Run(AlertPolicy(escalate_after_s=10**6))  # cap 20, at most 10 of one type
+    flood = [Signal("bottleneck", f"forged-{i:03d}", WARN, {"factor": "memory"}, resource=True) for i in range(40)]
+    run(0, *flood)
+    assert len(run(30, *flood)) == 10  # the bottlenecks' own budget
+    real = sig("S3", WARN)
+    assert run(60, *flood, real) == []  # pending, as every warning, for 30 s
+    [delivered] = run(90, *flood, real)  # a real system warning still goes out
+    assert delivered.alert.fingerprint == real.fingerprint
+    assert {s.reason for s in run.suppressed} == {"hourly_cap"}
+    assert len(run.state.sent) == 11
+    assert len(run.state.sent_by_type["bottleneck"]) == 10
 
 
 def test_silences_mute_matching_alerts_record_it_and_stop_when_they_expire() -> None:

@@ -220,6 +220,7 @@ def state_to_dict(state: AlertState) -> dict[str, Any]:
         "alerts": [alert_to_dict(a) for a in state.alerts.values()],
         "silences": [silence_to_dict(s) for s in state.silences],
         "sent": [_micros(t) for t in state.sent],
+        "sent_by_type": {kind: [_micros(t) for t in times] for kind, times in state.sent_by_type.items()},
         "last_sent": {fp: [_micros(at), str(sev)] for fp, (at, sev) in state.last_sent.items()},
     }
 
@@ -232,6 +233,8 @@ def state_from_dict(raw: Any) -> AlertState:
         last_sent = {fp: (_from_micros(at), severities[sev])
                      for fp, (at, sev) in _mapping(data.get("last_sent", {}), "state.last_sent").items()}  # fmt: skip
         sent = tuple(_from_micros(t) for t in data.get("sent", []))
+        by_type = _mapping(data.get("sent_by_type", {}), "state.sent_by_type")
+        sent_by_type = {str(kind): tuple(_from_micros(t) for t in times) for kind, times in by_type.items()}
     except (TypeError, ValueError, KeyError, OverflowError) as e:
         raise InvalidInput(
             "state.last_sent", f"expected {{fingerprint: [epoch microseconds, severity]}}: {e}"
@@ -240,6 +243,7 @@ def state_from_dict(raw: Any) -> AlertState:
         alerts={a.fingerprint: a for a in alerts},
         silences=tuple(silence_from_dict(s, f"state.silences[{i}]") for i, s in enumerate(data.get("silences", []))),
         sent=sent,
+        sent_by_type=sent_by_type,
         last_sent=last_sent,
     )
 

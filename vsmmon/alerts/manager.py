@@ -25,9 +25,10 @@ Rules (the numbers are `AlertPolicy` defaults):
   delivered for that fingerprint, unless its severity is higher than the one then delivered: a worse
   condition is not a repeat.
 - Hourly cap (sliding 3600 s): an info or warning notification is delivered only while fewer than 20
-  notifications were delivered in the window. The critical rule: a critical is never dropped or held by
-  the cap. It is delivered even past it, flagged `over_cap`, and counts in the window, so criticals use
-  the budget warnings share, never the other way round.
+  notifications were delivered in the window, and fewer than 10 (half the cap: `type_share`) of its own
+  alert type, so one flooding source cannot use up the budget the others need. The critical rule: a
+  critical is never dropped or held by the cap. It is delivered even past it, flagged `over_cap`, and
+  counts in the window, so criticals use the budget warnings share, never the other way round.
 - Nothing is lost: a held notification stays owed and is delivered as soon as its obstacle lifts (silence
   gone, cooldown over, window freed), unless the alert is acknowledged or resolved first. It is recorded
   as `Suppressed` (and a "suppressed" event) each time the reason holding it changes, so a notification
@@ -123,6 +124,7 @@ def step(
         alerts={a.fingerprint: a for a in final if a.status is not AlertStatus.RESOLVED},
         silences=delivery.silences,
         sent=tuple(delivery.sent[-policy.max_per_hour :]),  # the cap only ever asks: are `max` of them recent?
+        sent_by_type={t: tuple(s[-policy.per_type :]) for t, s in delivery.sent_by_type.items() if s},
         last_sent=delivery.last_sent,
         closed=tuple(a for a in final if a.status is AlertStatus.RESOLVED),
     )
@@ -252,6 +254,8 @@ class _Delivery:
         self.now, self.policy = now, policy
         self.silences = tuple(s for s in state.silences if s.active(now))
         self.sent = [t for t in state.sent if (now - t).total_seconds() < CAP_WINDOW_S]
+        self.sent_by_type = {kind: [t for t in times if (now - t).total_seconds() < CAP_WINDOW_S]
+                             for kind, times in state.sent_by_type.items()}  # fmt: skip
         cooling = policy.cooldown_s
         self.last_sent = {fp: v for fp, v in state.last_sent.items() if (now - v[0]).total_seconds() < cooling}
         self.alerts: list[Alert] = []
@@ -282,7 +286,7 @@ class _Delivery:
             reason = "silenced"
         elif previous is not None and alert.severity.rank <= previous[1].rank:
             reason = "cooldown"  # `last_sent` keeps only deliveries inside the cooldown
-        elif alert.severity is not Severity.CRITICAL and len(self.sent) >= self.policy.max_per_hour:
+        elif alert.severity is not Severity.CRITICAL and self._capped(alert.type):
             reason = "hourly_cap"
         if reason is not None:
             if alert.held_by != reason:
@@ -290,10 +294,17 @@ class _Delivery:
             return replace(alert, held_by=reason)
         over_cap = len(self.sent) >= self.policy.max_per_hour
         self.sent.append(self.now)
+        self.sent_by_type.setdefault(alert.type, []).append(self.now)
         self.last_sent[alert.fingerprint] = (self.now, alert.severity)
         alert = replace(alert, owed=None, held_by=None, last_notified_at=self.now)
         self._deliver(alert, kind, over_cap)
         return alert
+
+    def _capped(self, alert_type: str) -> bool:
+        """The hourly cap is used up, or this alert type's share of it: one flooding source (a storm of
+        bottlenecks) cannot hold back the warnings of another."""
+        own = len(self.sent_by_type.get(alert_type, ()))
+        return len(self.sent) >= self.policy.max_per_hour or own >= self.policy.per_type
 
     def _deliver(self, alert: Alert, kind: Kind, over_cap: bool) -> None:
         routes = routes_for(alert, self.policy.webhook)

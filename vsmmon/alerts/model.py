@@ -181,6 +181,7 @@ class AlertPolicy:
     resolve_after_s: float = 60.0
     cooldown_s: float = 300.0
     max_per_hour: int = 20
+    type_share: float = 0.5  # of the hourly cap, at most this share for one alert type (its own budget)
     escalate_after_s: float = 900.0
     max_escalation_level: int = 3
     reminder_after_s: float | None = 4 * 3600.0
@@ -189,8 +190,15 @@ class AlertPolicy:
     def __post_init__(self) -> None:
         if self.escalate_after_s <= 0 or self.max_per_hour < 1 or min(self.resolve_after_s, self.cooldown_s) < 0:
             raise ValueError(f"invalid alert policy {self!r}")
+        if not 0 < self.type_share <= 1:
+            raise ValueError(f"type_share must be in (0, 1], got {self.type_share}")
         if self.reminder_after_s is not None and self.reminder_after_s <= 0:
             raise ValueError(f"reminder_after_s must be positive or None, got {self.reminder_after_s}")
+
+    @property
+    def per_type(self) -> int:
+        """Notifications one alert type may have in the hourly window (its budget within the cap)."""
+        return max(1, int(self.max_per_hour * self.type_share))
 
 
 DEFAULT_POLICY = AlertPolicy()
@@ -204,5 +212,6 @@ class AlertState:
     alerts: Mapping[str, Alert] = field(default_factory=dict)  # open alerts by fingerprint
     silences: tuple[Silence, ...] = ()
     sent: tuple[datetime, ...] = ()  # the newest deliveries counted by the hourly cap (at most its size)
+    sent_by_type: Mapping[str, tuple[datetime, ...]] = field(default_factory=dict)  # the same, per alert type
     last_sent: Mapping[str, tuple[datetime, Severity]] = field(default_factory=dict)  # per fingerprint, cooldown
     closed: tuple[Alert, ...] = ()
