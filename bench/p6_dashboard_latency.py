@@ -211,7 +211,8 @@ def run(quick: bool) -> Result:
         stack.callback(browser.close)
         pages = {side: open_page(stack, browser, base, "#viability" if side else "#v") for side, base in urls.items()}
         pages[True].wait_for_function(
-            f"document.querySelectorAll('#tiles i').length === {AGENTS + 4}", timeout=WAIT_MS * 3
+            f"() => document.querySelectorAll('#tiles i').length === {AGENTS + 4}",  # a function: the CSP refuses eval
+            timeout=WAIT_MS * 3,
         )
         [(_, subscribers)] = client.pubsub_numsub(HEALTH_CHANNEL)
         if subscribers != 2:

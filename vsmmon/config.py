@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     push_new_agents_per_min: int = Field(
         default=1000, ge=1, description="new pushed agent ids admitted per minute (more: 429); known ones unlimited"
     )
+    http_allowed_hosts: str = Field(
+        default="", description="comma-separated Host names served besides loopback, HTTP_HOST, EXTERNAL_URL's (*: any)"
+    )
+    http_docs: bool = Field(default=False, description="serve the API's documentation page at /docs")
+    http_max_connections: int = Field(default=512, ge=16, description="open HTTP connections at most (then 503)")
+    http_max_streams: int = Field(default=200, ge=1, description="dashboard event streams at most, in total")
+    http_streams_per_client: int = Field(default=8, ge=1, description="dashboard event streams per client address")
+    http_header_timeout_s: float = Field(default=10, gt=0, le=300, description="a request's headers arrive within this")
     alert_pending_s: float = Field(default=30, ge=0, description="a warning or info alert fires once held this long")
     alert_cooldown_s: float = Field(default=300, ge=0, description="no re-notification of an alert within this")
     alert_max_per_hour: int = Field(default=20, ge=1, description="notifications per hour (criticals always go)")
@@ -135,6 +143,12 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _streams_leave_room_for_requests(self) -> Settings:
+        if self.http_max_streams >= self.http_max_connections:
+            raise ValueError("HTTP_MAX_STREAMS: must be below HTTP_MAX_CONNECTIONS, or streams take every connection")
+        return self
+
     @property
     def effective_redis_url(self) -> str | None:
         """Redis used for staging and pub/sub: REDIS_URL, else the broker when it is Redis."""
@@ -159,6 +173,11 @@ class Settings(BaseSettings):
     def protective_queues(self) -> tuple[str, ...]:
         """S5_PROTECTIVE_QUEUES as a tuple."""
         return tuple(q.strip() for q in self.s5_protective_queues.split(",") if q.strip())
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        """HTTP_ALLOWED_HOSTS as a tuple of lower-case names."""
+        return tuple(h.strip().lower() for h in self.http_allowed_hosts.split(",") if h.strip())
 
     @property
     def embedded(self) -> bool:

@@ -14,7 +14,7 @@ from tests.integration.conftest import API_TOKEN, poll
 from vsmmon.config import Settings
 from vsmmon.store.postgres import PostgresStore
 
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 15_000  # predicates of wait_for_function are functions: Playwright evals an expression, the CSP refuses
 NO_VALUE = "\u2013"  # what the page shows for a missing figure
 
 
@@ -46,7 +46,7 @@ def test_the_page_shows_viability_the_systems_and_the_agents(
         assert card.locator(".muted").nth(1).text_content() == system["state"]
         for factor in system["factors"]:
             assert factor["name"] in card.text_content()
-    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 44", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#agents tbody tr').length === 44", timeout=TIMEOUT_MS)
     assert page.text_content("#agent-counts") == "44 shown, 3 offline"
     offline = page.locator("#agents tbody td[data-s='offline']")
     assert offline.count() == 3
@@ -94,7 +94,7 @@ def test_the_agent_grid_sorts_and_filters(
     store_and_publish(store, redis_client, assessment(fleet, degraded=True))
     open_dashboard(page, live_api)
     rows = page.locator("#agents tbody tr")
-    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 34", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#agents tbody tr').length === 34", timeout=TIMEOUT_MS)
     page.select_option("#agent-status", "offline")
     assert sorted(rows.nth(i).get_attribute("data-id") for i in range(rows.count())) == sorted(fleet.offline)
     page.select_option("#agent-status", "")
@@ -102,16 +102,16 @@ def test_the_agent_grid_sorts_and_filters(
     assert rows.count() == 4
     page.select_option("#agent-kind", "")
     page.fill("#agent-filter", "worker-001")
-    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 10", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#agents tbody tr').length === 10", timeout=TIMEOUT_MS)
     page.fill("#agent-filter", "")
-    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 34", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#agents tbody tr').length === 34", timeout=TIMEOUT_MS)
 
     def health_column() -> list[float]:
         cells = page.locator("#agents tbody tr td:nth-child(4)").all_text_contents()
         return [float(c) for c in cells if c != NO_VALUE]
 
     page.wait_for_function(
-        "[...document.querySelectorAll('#agents tbody td:nth-child(4)')].some(td => td.textContent !== '\u2013')",
+        "() => [...document.querySelectorAll('#agents tbody td:nth-child(4)')].some(td => td.textContent !== '\u2013')",
         timeout=TIMEOUT_MS,
     )
     page.click("#agents th[data-sort='score']")  # the default order is by health: this click reverses it
@@ -128,7 +128,9 @@ def test_charts_draw_the_series_with_the_forecast(
     seed(store, redis_client, agents=4, offline=0, cycles=60)
     open_dashboard(page, live_api)
     # the first worker is charted once the agents are loaded
-    page.wait_for_function("document.querySelector('#chart-agent').value === 'celery@worker-0000'", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('#chart-agent').value === 'celery@worker-0000'", timeout=TIMEOUT_MS
+    )
     note = page.locator("#chart-memory .note")
     poll(lambda: "forecast of memory_bytes" in (note.text_content() or ""), deadline_s=15, what="the memory forecast")
     for chart in ("cpu", "memory", "throughput", "latency", "queue"):
@@ -147,12 +149,12 @@ def test_the_grid_stays_whole_with_a_thousand_agents(
     fleet = seed(store, redis_client, agents=1000, offline=25, cycles=2)
     store_and_publish(store, redis_client, assessment(fleet))
     open_dashboard(page, live_api)
-    page.wait_for_function("document.querySelectorAll('#tiles i').length === 1004", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#tiles i').length === 1004", timeout=TIMEOUT_MS)
     assert page.locator("#agents tbody tr").count() == 300
     assert page.text_content("#agents-more") == "704 more match: narrow the filter to see them"
     assert page.locator("#tiles i.offline").count() == 25
     page.fill("#agent-filter", "worker-09")
-    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 100", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#agents tbody tr').length === 100", timeout=TIMEOUT_MS)
 
 
 def test_an_alert_is_acknowledged_and_silenced_from_the_page(

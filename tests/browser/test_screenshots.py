@@ -42,7 +42,7 @@ def test_screenshots(
         page.wait_for_selector(f"#chart-{chart} canvas", timeout=TIMEOUT_MS)
     note = page.locator("#chart-memory .note")
     poll(lambda: "forecast" in (note.text_content() or ""), deadline_s=15, what="the memory forecast")
-    page.wait_for_function("document.querySelectorAll('#agents tbody tr').length === 124", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#agents tbody tr').length === 124", timeout=TIMEOUT_MS)
 
     def top_of(selector: str, height: int) -> Any:
         box = page.locator(selector).bounding_box()

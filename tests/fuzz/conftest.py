@@ -115,7 +115,7 @@ def unchanged_database(seeded: PostgresStore) -> Iterator[PostgresStore]:
 
 @pytest.fixture
 def fuzz_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+    return settings.model_copy(update={"api_token": SecretStr(TOKEN), "http_allowed_hosts": "fuzz.test"})  # AppClient's
 
 
 class AppClient:

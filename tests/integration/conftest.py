@@ -76,6 +76,7 @@ def settings(service_urls: dict[str, str], migrated_database: str, tmp_path: Pat
         database_url=migrated_database,
         data_dir=tmp_path / "data",
         collect_timeout_s=1.0,
+        http_allowed_hosts="testserver",  # the Host starlette's TestClient sends
     )
 
 

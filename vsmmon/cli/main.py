@@ -183,17 +183,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from vsmmon.web import create_app
+    from vsmmon.web.serving import server_config
     from workers.app import create_app as create_pipeline
     from workers.gateway import CeleryGateway
 
     resolved = runfile.resolve(settings)
-    uvicorn.run(
-        create_app(resolved, gateway=CeleryGateway(create_pipeline(resolved))),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=3,  # open dashboard event streams would otherwise hold shutdown forever
-    )
+    app = create_app(resolved, gateway=CeleryGateway(create_pipeline(resolved)))
+    uvicorn.Server(server_config(app, resolved)).run()  # bounded connections and waits, a redacted access log
     return 0
 
 

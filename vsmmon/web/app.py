@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from vsmmon import __version__
 from vsmmon.collect.selfreport import RequestStats, SelfReporter
@@ -23,6 +23,7 @@ from vsmmon.web import (
     routes_health_checks,
     routes_metrics,
 )
+from vsmmon.web.hardening import SecurityHeaders, TokenFirst, TrustedHosts, allowed_hosts
 from vsmmon.web.limits import BodySizeLimit, RequestTiming
 from vsmmon.web.resources import Resources, default_resources
 from vsmmon.web.routes_health_checks import TaskGateway
@@ -48,6 +49,11 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _docs_page() -> FileResponse:
+    """The API's operations, listed from /openapi.json by the page's own script (no CDN, no inline code)."""
+    return FileResponse(dashboard.STATIC_DIR / "docs.html", headers={"Cache-Control": "no-cache"})
 
 
 def create_app(
@@ -80,7 +86,13 @@ def create_app(
             app.state.resources.close()
 
     # no redirect of a trailing slash: an API path with one is not found (404), not a 307 to another URL
-    app = FastAPI(title="vsmmon", version=__version__, lifespan=lifespan, redirect_slashes=False)
+    # FastAPI's /docs and /redoc load their scripts from a CDN into the origin that holds the token: off;
+    # VSMMON_HTTP_DOCS serves a page of our own at /docs instead (/openapi.json is served either way)
+    app = FastAPI(
+        title="vsmmon", version=__version__, lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None
+    )
+    if settings.http_docs:
+        app.add_api_route("/docs", _docs_page, include_in_schema=False)
     app.state.gateway = gateway
     for router in ROUTERS:
         app.include_router(router)
@@ -89,5 +101,8 @@ def create_app(
     app.add_exception_handler(StoreUnavailable, _unavailable)
     app.add_exception_handler(BufferUnavailable, _unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TokenFirst, settings=settings)  # outside the body limit: a wrong token is a 401 first
+    app.add_middleware(TrustedHosts, allowed=allowed_hosts(settings))
     app.add_middleware(RequestTiming, stats=stats)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the other middleware's included
     return app

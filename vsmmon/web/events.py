@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 ALERT_EVENT_TYPES = frozenset({"alert", "control_action", "policy_decision"})
 HEARTBEAT_S = 15.0
 RETRY_MS = 2000
+MAX_ID_DIGITS = 20  # a `Last-Event-ID` with a longer sequence number is none of ours: nothing is replayed
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,8 @@ class EventHub:
         if not last_event_id:
             return []
         epoch, _, number = last_event_id.partition("-")
-        if epoch != self._epoch or not number.isdigit():
+        # a header of a client: ASCII digits only (`int` refuses '²'), and few (`int` refuses 5,000 of them)
+        if epoch != self._epoch or not (number.isascii() and number.isdigit()) or len(number) > MAX_ID_DIGITS:
             return []
         return [e for e in self._recent if int(e.id.partition("-")[2]) > int(number)]
 

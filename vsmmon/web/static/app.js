@@ -10,9 +10,10 @@ const CHARTS = [
 const ARC = Math.PI * 80;
 const SIGNALS_SHOWN = 6;
 const ROWS_SHOWN = 300; // the table draws this many rows of the sorted, filtered agents; the tiles show all
+const RECONNECT_MS = 2000; // the server's SSE retry hint
 const state = {
   agents: [], sort: { key: "score", dir: 1 }, window: 300, agent: null, plots: {},
-  alertsMissing: false, refreshTimer: null, opened: false, readsNeedToken: false,
+  alertsMissing: false, refreshTimer: null, reconnectTimer: null, opened: false, readsNeedToken: false,
 };
 
 // ---------- helpers ----------
@@ -76,6 +77,8 @@ function renderHealth(h) {
   $("#signals").innerHTML = listed.slice(0, SIGNALS_SHOWN).join("") +
     (listed.length > SIGNALS_SHOWN ? `<li class="muted">and ${listed.length - SIGNALS_SHOWN} more</li>` : "");
   $("#systems").innerHTML = Object.keys(SYSTEMS).map((name) => systemCard(name, (h.systems || {})[name])).join("");
+  // widths through the CSSOM: the Content-Security-Policy refuses style attributes in markup
+  document.querySelectorAll("#systems .bar > i").forEach((i) => { i.style.width = `${i.dataset.pct}%`; });
   $("#assessed").textContent = `assessed ${new Date(h.at).toLocaleTimeString()}`;
   $("#assessed").title = h.at;
   $("#viability").dataset.at = h.at; // set last: the page shows this assessment
@@ -92,7 +95,7 @@ function systemCard(name, s) {
   }).join("");
   return `<div class="card system" data-system="${name}">
     <h3>${name} <span class="muted">${SYSTEMS[name]}</span><span class="score" data-s="${esc(s.state)}">${num(s.score)}</span></h3>
-    <div class="bar"><i style="width:${pct}%;background:var(--${{ healthy: "ok", degraded: "warn", unhealthy: "bad" }[s.state] || "unknown"})"></i></div>
+    <div class="bar"><i data-pct="${pct}" data-s="${esc(s.state)}"></i></div>
     <div class="muted">${esc(s.state)}</div>${factors}</div>`;
 }
 
@@ -346,11 +349,31 @@ async function loadRecommendations() {
 }
 
 // ---------- live updates ----------
-function connect() {
+// EventSource cannot send headers, and the token must never go into a URL (access logs, history). When
+// reads need the token, each connection first takes a ticket (POST /api/v1/stream-ticket, the token in
+// the Authorization header): it opens one event stream within 60 s, and nothing else.
+async function streamUrl() {
+  if (!state.readsNeedToken) return "/api/v1/events";
+  if (!token()) return null;
+  const r = await api("/api/v1/stream-ticket", { method: "POST" });
+  return r.ok && r.body?.ticket ? `/api/v1/events?ticket=${encodeURIComponent(r.body.ticket)}` : null;
+}
+
+function reconnectSoon() {
+  clearTimeout(state.reconnectTimer);
+  state.reconnectTimer = setTimeout(connect, RECONNECT_MS);
+}
+
+async function connect() {
   const live = $("#live");
-  // EventSource cannot send headers: the token goes in the URL only when reads need it
-  const q = state.readsNeedToken && token() ? `?token=${encodeURIComponent(token())}` : "";
-  const source = new EventSource(`/api/v1/events${q}`);
+  const url = await streamUrl();
+  if (!url) {
+    live.dataset.state = "reconnecting";
+    live.textContent = token() ? "reconnecting…" : "needs the API token";
+    reconnectSoon();
+    return;
+  }
+  const source = new EventSource(url);
   source.onopen = () => {
     live.dataset.state = "live";
     live.textContent = "live";
@@ -362,6 +385,12 @@ function connect() {
     live.dataset.state = "reconnecting";
     live.textContent = "reconnecting…";
     document.body.dataset.live = "";
+    // EventSource retries a lost connection by itself, but with the same URL (a used ticket) and never
+    // after an HTTP error (a 401, a 429, a 503): then a new EventSource, with a new ticket
+    if (state.readsNeedToken || source.readyState === EventSource.CLOSED) {
+      source.close();
+      reconnectSoon();
+    }
   };
   source.addEventListener("health", (e) => {
     renderHealth(JSON.parse(e.data));
