@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from vsmmon.collect.registry import evaluate
+from vsmmon.config import load_settings
 from vsmmon.errors import NotFound
 from vsmmon.models import AgentKind, AgentReport, AgentStatus, Collection, HealthRow, Sample
 from vsmmon.store.aggregator import aggregate, fold, window_start
 from vsmmon.store.base import Store
+from vsmmon.store.retention import policies
 
 T0 = datetime(2026, 11, 26, 12, 0, 3, tzinfo=UTC)
 
@@ -102,6 +104,32 @@ class StoreContract:
         [agent] = store.agents()
         assert (agent.status, agent.status_since) == ("offline", later)
         assert [t.to_status for t in store.transitions("celery@w0")] == [AgentStatus.OFFLINE]
+
+    def test_maintenance_forgets_agents_gone_past_their_retention_and_keeps_the_others(self, store: Store) -> None:
+        def seen(at: datetime, *workers: int) -> None:
+            reports = make_collection(at, agents=4).reports
+            store.update_registry(Collection(uuid.uuid4(), at, 12.0, tuple(reports[i] for i in workers)))
+
+        def judge(at: datetime, stopped: tuple[str, ...] = ()) -> None:
+            store.apply_transitions(evaluate(store.agent_records(), at, stopped))
+
+        minute, day = timedelta(minutes=1), timedelta(days=1)
+        seen(T0, 0, 1, 2, 3)
+        judge(T0 + minute, stopped=("celery@w3",))  # w0, w1, w2 offline, w3 stopped: 8 days before `now`
+        seen(T0 + 6 * day, 1)
+        judge(T0 + 6 * day)  # w1 back online...
+        judge(T0 + 6 * day + minute)  # ...and offline again, 2 days before `now`
+        seen(T0 + 8 * day - 10 * timedelta(seconds=1), 2)  # w2 is back, not yet judged: still "offline"
+        now = T0 + 8 * day
+        rules = [p for p in policies(load_settings({})) if p.table in ("agents", "agent_transitions")]
+        assert {p.table: p.keep for p in rules} == {"agents": 7 * day, "agent_transitions": 7 * day}
+
+        report = store.maintain(rules, now, timedelta(0))
+        assert [a.agent_id for a in store.agents()] == ["celery@w1", "celery@w2"]
+        assert report.deleted_rows == 2 + 4  # w0 and w3; the four transitions of T0 + 1 min (7 d of history)
+        assert [t.to_status for t in store.transitions("celery@w1")] == [AgentStatus.ONLINE, AgentStatus.OFFLINE]
+        assert store.transitions("celery@w0") == []
+        assert store.maintain(rules, now, timedelta(0)).deleted_rows == 0  # idempotent
 
     def test_coarse_windows_read_right_across_window_closes_and_a_late_collection(self, store: Store) -> None:
         # 5 min windows close as collections move on, hours close at 13:00; a retried collection of 12:00:08

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     retention_rollups_s: float = Field(default=86400, gt=0, description="rollups, trends, forecasts (24 h)")
     retention_health_s: float = Field(default=7 * 86400, gt=0, description="health history (seed: 7 d)")
     retention_alerts_s: float = Field(default=30 * 86400, gt=0, description="alerts, actions, decisions (30 d)")
+    retention_agents_s: float = Field(
+        default=7 * 86400, gt=0, description="offline or stopped agents leave the registry after this (7 d)"
+    )
     buffer_horizon_s: int = Field(default=900, ge=60, description="collected data waits this long for the database")
     visibility_timeout_s: int = Field(
         default=300, ge=1, description="Redis broker: a task unacknowledged this long (its worker died) is redelivered"
@@ -140,6 +143,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "VISIBILITY_TIMEOUT_S: must be below BUFFER_HORIZON_S, or a task of a killed worker is redelivered "
                 "after its staged data expired"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _agents_purged_before_they_are_trimmed(self) -> Settings:
+        if self.retention_agents_s < self.purge_after_s:
+            raise ValueError(
+                "RETENTION_AGENTS_S: must be at least PURGE_AFTER_S, or agents leave the registry while live views "
+                "still show them"
             )
         return self
 

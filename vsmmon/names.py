@@ -77,6 +77,10 @@ ROUTES = {
 """Task-name patterns to queues: each stage has its own queue, so each can be scaled apart."""
 
 # --- Redis keys -------------------------------------------------------------------------------------
+# Every key gets an expiry at its first write (kombu's own queue keys aside). Most live a few of their writer's
+# periods; state that must last while the pipeline runs (the alert ledger and cooldowns, S5's standing, the
+# counters) has `STATE_TTL_S`, renewed on every write, so Redis forgets it a week after vsmmon stops.
+STATE_TTL_S = 7 * 86400
 PREFIX = "vsm:"
 STAGED_KEY = PREFIX + "staged:{id}"  # a collection waiting for the database (the outage buffer)
 WORKERS_KEY = PREFIX + "workers"  # hash: hostname -> last seen, the workers each cycle waits for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,11 +56,13 @@ ContextFactory = Callable[[Settings], WorkerContext]
 
 def build_context(settings: Settings) -> WorkerContext:
     engine = create_engine(settings.sqlalchemy_url(), pool_size=2)
+    redis_url, horizon_s = settings.require("redis_url"), settings.buffer_horizon_s
+    seen_horizon_s = max(horizon_s, math.ceil(3 * settings.collect_interval_s))  # collect looks back 2 intervals
     return WorkerContext(
         settings=settings,
         store=PostgresStore(engine),
         records=AlertRecords(engine),
-        staging=RedisStaging.from_url(settings.require("redis_url"), horizon_s=settings.buffer_horizon_s),
+        staging=RedisStaging.from_url(redis_url, horizon_s=horizon_s, seen_horizon_s=seen_horizon_s),
         realtime=RealtimeWindow(redis.Redis.from_url(settings.require("redis_url")), settings.collect_interval_s),
         queue_probes=queue_probes(settings),
     )

@@ -1,4 +1,5 @@
-"""`vsmmon.maintenance.run`: partitions ahead of time, retention by dropping whole partitions."""
+"""`vsmmon.maintenance.run`: partitions ahead of time, retention by dropping whole partitions, small tables
+trimmed (agents offline or stopped past `VSMMON_RETENTION_AGENTS_S` among them)."""
 
 from __future__ import annotations
 

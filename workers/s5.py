@@ -83,7 +83,10 @@ def respond(ctx: WorkerContext, fleet: Celery, n: Notification) -> dict[str, Any
         for key in ("hold_for", "hold_reason", "hold_until"):
             data.pop(key, None)
     detail["lifts"] = list(verdict.lifts)
-    ctx.realtime.client.set(names.S5_STANDING_KEY, json.dumps(data))
+    if data:  # in force until lifted: kept while S5 decides (renewed at each decision), a week at most
+        ctx.realtime.client.set(names.S5_STANDING_KEY, json.dumps(data), ex=names.STATE_TTL_S)
+    else:
+        ctx.realtime.client.delete(names.S5_STANDING_KEY)
     decision = PolicyDecision(uuid.uuid4(), now, n.alert.id, verdict.decision, detail)
     ctx.alert_records.save_decision(decision)
     shown = plain_row(decision.row())

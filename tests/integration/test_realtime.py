@@ -60,6 +60,20 @@ def test_the_footprint_for_1000_agents_by_20_metrics_stays_well_under_the_seed_b
     assert 20e6 < projected < 100e6, projected  # seed budget: 100-300 MB for metrics
 
 
+def test_every_ring_has_its_expiry_from_its_first_write(client: redis.Redis) -> None:
+    window = RealtimeWindow(client, interval_s=5, window_s=3600)  # expiries renewed at every 60th of 720 slots
+    at = T0 + 7 * 5 * S
+    assert window.cycle_of(at) % window.slots % 60 != 0  # a slot that renews nothing
+    window.write(collection(at, agents=2, metrics=2))  # an agent that reports once, then stops
+    keys = list(client.scan_iter(match="vsm:rt:*"))
+    assert len(keys) == 2 * (2 + 1)  # each agent's metrics and its cycle ring
+    ttls = {key: client.ttl(key) for key in keys}
+    assert all(0 < ttl <= window.ttl_s for ttl in ttls.values()), ttls
+    later = T0 + 8 * 5 * S  # a metric first reported later, by a known agent, also off a renewal slot
+    window.write(Collection(uuid.uuid4(), later, 1.0, (AgentReport("a0", AgentKind.WORKER, "h", {"new": 1.0}),)))
+    assert 0 < client.ttl("vsm:rt:a0\x00new") <= window.ttl_s
+
+
 class CountingRedis(redis.Redis):
     """Counts round trips: direct commands and pipeline executions."""
 

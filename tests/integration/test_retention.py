@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
+from tests.integration.conftest import poll
 from tests.store_contract import make_collection
+from vsmmon import names
+from vsmmon.collect.registry import evaluate
 from vsmmon.config import Settings
+from vsmmon.models import Collection
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.store.retention import floor_to, policies
+from workers.context import PipelineApp
 
 # a fixed past time, so these partitions never meet the ones the live pipeline uses
 NOW = datetime(2024, 3, 10, 12, 30, tzinfo=UTC)
@@ -107,3 +113,25 @@ def test_health_past_7_days_and_alerts_past_30_days_go_younger_ones_stay(
         left = {row[0] for row in conn.execute(sa.text("SELECT fingerprint FROM alerts"))}
     assert ages == [1, 6]
     assert left == {"fp-29", "fp-40"}  # resolved 31 d ago: gone; resolved 29 d ago and still firing: kept
+
+
+def test_the_maintenance_run_forgets_an_agent_offline_past_its_retention_and_keeps_a_recent_one(
+    pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore, settings: Settings
+) -> None:
+    now, minute = datetime.now(UTC), timedelta(minutes=1)
+    long_ago = now - timedelta(seconds=settings.retention_agents_s) - timedelta(hours=1)
+    lately = now - timedelta(hours=2)  # offline since, far past PURGE_AFTER_S, well within the retention
+    both = make_collection(long_ago, agents=2)
+    store.update_registry(both)
+    store.apply_transitions(evaluate(store.agent_records(), long_ago + minute))  # both offline
+    store.update_registry(Collection(uuid.uuid4(), lately, 12.0, both.reports[1:]))  # celery@w1 came back...
+    store.apply_transitions(evaluate(store.agent_records(), lately))
+    store.apply_transitions(evaluate(store.agent_records(), lately + minute))  # ...and went again
+    assert {(a.agent_id, a.status) for a in store.agents()} == {("celery@w0", "offline"), ("celery@w1", "offline")}
+
+    def trimmed() -> list[str] | None:
+        ids = [a.agent_id for a in store.agents()]
+        return ids if ids != ["celery@w0", "celery@w1"] else None
+
+    pipeline_app.send_task(names.MAINTENANCE_RUN)
+    assert poll(trimmed, deadline_s=30, what="the maintenance run to trim the registry") == ["celery@w1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -55,3 +56,47 @@ def test_reports_pushed_past_the_buffer_cap_are_counted(
     staging.push(reports)
     assert [r.agent_id for r in staging.drain_pushed()] == ["s2", "s3", "s4"]  # the newest are kept
     assert int(staging.client.get(names.PUSHED_DROPPED_KEY) or 0) == 2
+
+
+@pytest.mark.parametrize("kind", ["redis", "memory"])
+def test_the_workers_seen_forget_a_worker_unseen_past_the_horizon(
+    kind: str, settings: Settings, clean_services: None
+) -> None:
+    from vsmmon import names
+
+    redis_staging = RedisStaging.from_url(settings.require("redis_url"), horizon_s=900)
+    staging: Staging = redis_staging if kind == "redis" else MemoryStaging(seen_horizon_s=900)
+    staging.mark_seen(["celery@gone", "celery@stays"], SLOT_START)
+    staging.mark_seen(["celery@stays"], SLOT_START + timedelta(seconds=600))
+    staging.mark_seen(["celery@new"], SLOT_START + timedelta(seconds=901))  # celery@gone: last seen 901 s ago
+    assert staging.workers_seen_since(SLOT_START - timedelta(days=1)) == {"celery@stays", "celery@new"}
+    if kind == "redis":
+        assert sorted(redis_staging.client.hkeys(names.WORKERS_KEY)) == [b"celery@new", b"celery@stays"]
+        assert 0 < redis_staging.client.ttl(names.WORKERS_KEY) <= 900  # gone with the collector
+
+
+def test_every_key_the_staging_buffer_writes_expires(
+    settings: Settings, clean_services: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vsmmon import names
+    from vsmmon.collect import staging as module
+    from vsmmon.models import AgentKind, AgentReport, Collection
+
+    monkeypatch.setattr(module, "MAX_PUSHED", 1)
+    staging = RedisStaging.from_url(settings.require("redis_url"), horizon_s=900)
+    report = AgentReport("sensor-1", AgentKind.SENSOR, "h", {"temp_c": 21.5})
+    staging.put(Collection(uuid.uuid4(), SLOT_START, 1.0, ()))
+    staging.mark_seen(["celery@w"], SLOT_START)
+    staging.claim_discovery(30.0, SLOT_START)
+    staging.push([report, report])  # one over the cap: dropped and counted
+    staging.client.rpush(names.PUSHED_KEY, b"\xff")  # a foreign writer's entry: rejected and counted
+    staging.drain_pushed()
+    staging.push([report])  # one left waiting for a cycle
+    staging.count_lost()
+    staging.count_refused(2)
+    ttls = {key.decode(): staging.client.ttl(key) for key in staging.client.scan_iter(match="vsm:*")}
+    assert len(ttls) == 8, ttls  # staged, workers, discovery, pushed and the four counters
+    assert all(ttl > 0 for ttl in ttls.values()), ttls
+    assert ttls[names.PUSHED_KEY] <= 900
+    counters = (names.LOST_COLLECTIONS_KEY, names.REFUSED_REPORTS_KEY, names.PUSHED_DROPPED_KEY)
+    assert all(ttls[k] > 6 * 86400 for k in (*counters, names.PUSHED_REJECTED_KEY))  # while the pipeline runs

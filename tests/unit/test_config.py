@@ -71,6 +71,14 @@ def test_amqp_broker_needs_a_redis_url() -> None:
     assert ok.effective_redis_url == "redis://127.0.0.1/1"
 
 
+def test_gone_agents_stay_in_the_registry_at_least_until_live_views_purge_them() -> None:
+    assert load_settings({}).retention_agents_s == 7 * 86400
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"VSMMON_RETENTION_AGENTS_S": "600", "VSMMON_PURGE_AFTER_S": "3600"})
+    assert raised.value.variable == "VSMMON_RETENTION_AGENTS_S"
+    assert "PURGE_AFTER_S" in str(raised.value)
+
+
 def test_a_missing_url_is_named_when_a_command_needs_it() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({}).sqlalchemy_url()

@@ -57,6 +57,7 @@ def test_seed_retention_defaults() -> None:
     assert keep["health_assessments"] == timedelta(days=7)
     assert keep["alerts"] == keep["alert_events"] == keep["control_actions"] == timedelta(days=30)
     assert keep["policy_decisions"] == timedelta(days=30)
+    assert keep["agents"] == keep["agent_transitions"] == timedelta(days=7)
 
 
 def test_daily_names_and_floors() -> None:

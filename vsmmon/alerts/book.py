@@ -129,6 +129,7 @@ class AlertBook:
             )
         if gone:
             pipe.hdel(names.ALERTS_COOLDOWN_KEY, *gone)
+        pipe.expire(names.ALERTS_COOLDOWN_KEY, names.STATE_TTL_S)
         pipe.hlen(names.ALERTS_COOLDOWN_KEY)
         size = pipe.execute()[-1]
         if size > PRUNE_ABOVE:
@@ -156,14 +157,17 @@ class AlertBook:
         except redis.RedisError as e:
             raise TransientError(f"Redis unavailable: {e}") from e
         try:
-            raw = self.client.get(names.ALERTS_STATE_KEY)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(names.ALERTS_STATE_KEY)
+            pipe.expire(names.ALERTS_STATE_KEY, names.STATE_TTL_S)  # renewed at every step, changed or not
+            raw, _ = pipe.execute()
             ledger = ledger_from_json(raw) if raw else Ledger()
             yield ledger
             written = ledger_to_json(ledger)
             changed = raw is None or written != _text(raw)  # a change that changed nothing writes nothing
             try:
                 if changed:
-                    self.client.set(names.ALERTS_STATE_KEY, written)
+                    self.client.set(names.ALERTS_STATE_KEY, written, ex=names.STATE_TTL_S)
                 if then is not None:
                     then()
             except BaseException:
@@ -186,7 +190,7 @@ class AlertBook:
             if raw is None:
                 self.client.delete(names.ALERTS_STATE_KEY)
             else:
-                self.client.set(names.ALERTS_STATE_KEY, raw)
+                self.client.set(names.ALERTS_STATE_KEY, raw, ex=names.STATE_TTL_S)
         except redis.RedisError as e:
             log.error("the alert ledger could not be put back after a failed change (%s): it may now disagree "
                       "with the recorded history until the alert next changes", e)  # fmt: skip

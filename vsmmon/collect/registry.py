@@ -8,7 +8,8 @@ each collection's time `now`:
   stale at the next cycle and offline at the third, so within 3 collection intervals;
 - stopped: it said goodbye (a clean stop, `vsmmon.agent.goodbye`): gone on purpose, not lost. It stays
   stopped until it is seen again after its goodbye, so a planned scale-in or a restart is not an outage.
-Offline and stopped agents stay in the registry and history; live views hide them after `purge_after_s`.
+Offline and stopped agents stay in the registry and history; live views hide them after `purge_after_s`, and
+maintenance forgets them after `retention_agents_s` (`vsmmon.store.retention`).
 """
 
 from __future__ import annotations

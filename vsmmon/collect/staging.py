@@ -25,6 +25,18 @@ log = logging.getLogger(__name__)
 MAX_PUSHED = 50_000
 """Pushed reports waiting for the next cycle, at most; the oldest are dropped past it (and counted)."""
 T = TypeVar("T")
+# the workers-seen hash forgets workers not seen within its horizon, in the same round trip as each write
+_TRIM_SEEN = """
+local cutoff, gone = tonumber(ARGV[1]), 0
+local seen = redis.call('HGETALL', KEYS[1])
+for i = 1, #seen, 2 do
+  if (tonumber(seen[i + 1]) or 0) < cutoff then
+    redis.call('HDEL', KEYS[1], seen[i])
+    gone = gone + 1
+  end
+end
+return gone
+"""
 
 
 class Staging(Protocol):
@@ -47,7 +59,7 @@ class Staging(Protocol):
         ...
 
     def mark_seen(self, workers: Iterable[str], now: datetime) -> None:
-        """Record that these workers answered at `now`."""
+        """Record that these workers answered at `now`; forget those not seen within the horizon."""
         ...
 
     def workers_seen_since(self, since: datetime) -> set[str]:
@@ -80,15 +92,23 @@ class Staging(Protocol):
 
 
 class RedisStaging:
-    """`Staging` on Redis; every call is one round trip."""
+    """`Staging` on Redis; every call is one round trip, and every key it writes expires.
 
-    def __init__(self, client: redis.Redis, *, horizon_s: int = 900) -> None:
+    Staged collections and pushed reports live `horizon_s`; the workers-seen hash keeps a worker `seen_horizon_s`
+    (default `horizon_s`; it must cover the collector's look-back of two intervals); the counters have
+    `names.STATE_TTL_S`, renewed at each increment (a Prometheus counter may restart from 0).
+    """
+
+    def __init__(self, client: redis.Redis, *, horizon_s: int = 900, seen_horizon_s: int | None = None) -> None:
         self.client = client
         self.horizon_s = horizon_s
+        self.seen_horizon_s = horizon_s if seen_horizon_s is None else seen_horizon_s
+        self._trim_seen = client.register_script(_TRIM_SEEN)
 
     @classmethod
-    def from_url(cls, url: str, *, horizon_s: int = 900) -> RedisStaging:
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), horizon_s=horizon_s)
+    def from_url(cls, url: str, *, horizon_s: int = 900, seen_horizon_s: int | None = None) -> RedisStaging:
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, horizon_s=horizon_s, seen_horizon_s=seen_horizon_s)
 
     def put(self, collection: Collection) -> None:
         key = names.STAGED_KEY.format(id=collection.id)
@@ -105,8 +125,13 @@ class RedisStaging:
 
     def mark_seen(self, workers: Iterable[str], now: datetime) -> None:
         mapping: dict[str | bytes, float] = {name: now.timestamp() for name in workers}
-        if mapping:
-            self._call(lambda: self.client.hset(names.WORKERS_KEY, mapping=mapping))  # type: ignore[arg-type]
+        if not mapping:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(names.WORKERS_KEY, mapping=mapping)  # type: ignore[arg-type]
+        self._trim_seen(keys=[names.WORKERS_KEY], args=[now.timestamp() - self.seen_horizon_s], client=pipe)
+        pipe.expire(names.WORKERS_KEY, self.seen_horizon_s)
+        self._call(pipe.execute)
 
     def workers_seen_since(self, since: datetime) -> set[str]:
         seen = self._call(lambda: self.client.hgetall(names.WORKERS_KEY))
@@ -125,16 +150,24 @@ class RedisStaging:
         pipe = self.client.pipeline(transaction=True)
         pipe.rpush(names.PUSHED_KEY, *payload)
         pipe.ltrim(names.PUSHED_KEY, -MAX_PUSHED, -1)
-        length, _ = self._call(pipe.execute)
+        pipe.expire(names.PUSHED_KEY, self.horizon_s)  # with no cycle draining it, reports go stale anyway
+        length, _, _ = self._call(pipe.execute)
         if (dropped := int(length) - MAX_PUSHED) > 0:
-            self._call(lambda: self.client.incrby(names.PUSHED_DROPPED_KEY, dropped))
+            self._count(names.PUSHED_DROPPED_KEY, dropped)
             log.warning("pushed-report buffer full (%d): the %d oldest reports were dropped", MAX_PUSHED, dropped)
 
     def count_lost(self) -> int:
-        return int(self._call(lambda: self.client.incr(names.LOST_COLLECTIONS_KEY)))
+        return self._count(names.LOST_COLLECTIONS_KEY, 1)
 
     def count_refused(self, parts: int) -> int:
-        return int(self._call(lambda: self.client.incrby(names.REFUSED_REPORTS_KEY, parts)))
+        return self._count(names.REFUSED_REPORTS_KEY, parts)
+
+    def _count(self, key: str, n: int) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incrby(key, n)
+        pipe.expire(key, names.STATE_TTL_S)
+        total, _ = self._call(pipe.execute)
+        return int(total)
 
     def drain_pushed(self) -> list[AgentReport]:
         pipe = self.client.pipeline(transaction=True)
@@ -148,7 +181,7 @@ class RedisStaging:
             except InvalidInput as e:  # written by a foreign client: one bad entry never stops the cycle
                 rejected.append(e)
         if rejected:
-            self._call(lambda: self.client.incrby(names.PUSHED_REJECTED_KEY, len(rejected)))
+            self._count(names.PUSHED_REJECTED_KEY, len(rejected))
             log.warning("%d staged pushed reports could not be read and were dropped (first: %s)",
                         len(rejected), rejected[0])  # fmt: skip
         return reports
@@ -179,6 +212,7 @@ class MemoryStaging:
     pushed: list[AgentReport] = field(default_factory=list)
     lost: int = 0
     refused: int = 0
+    seen_horizon_s: float = 900
 
     def count_lost(self) -> int:
         self.lost += 1
@@ -209,7 +243,12 @@ class MemoryStaging:
         self.staged.pop(collection_id, None)
 
     def mark_seen(self, workers: Iterable[str], now: datetime) -> None:
-        self.seen.update(dict.fromkeys(workers, now))
+        names_seen = list(workers)
+        if not names_seen:
+            return
+        self.seen.update(dict.fromkeys(names_seen, now))
+        cutoff = now.timestamp() - self.seen_horizon_s
+        self.seen = {name: at for name, at in self.seen.items() if at.timestamp() >= cutoff}
 
     def workers_seen_since(self, since: datetime) -> set[str]:
         return {name for name, at in self.seen.items() if at >= since}

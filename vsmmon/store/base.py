@@ -204,7 +204,7 @@ class Store(Protocol):
         ...
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
-        """Apply retention: partitions created ahead, expired ones dropped, small tables trimmed."""
+        """Apply retention: partitions created ahead, expired ones dropped, small tables (gone agents too) trimmed."""
         ...
 
     def ping(self) -> None:

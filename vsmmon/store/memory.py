@@ -208,13 +208,21 @@ class MemoryStore:
 
     def maintain(self, rules: list[Policy], now: datetime, ahead: timedelta) -> MaintenanceReport:
         keep = {r.table: now - r.keep for r in rules}
-        before = len(self.samples) + len(self._rollups)
+        before = self._rows()
         if "metric_samples" in keep:
             self.samples = [s for s in self.samples if s.ts >= keep["metric_samples"]]
         if "metric_rollups" in keep:
             cutoff = keep["metric_rollups"]
             self._rollups = {k: r for k, r in self._rollups.items() if r.window_start + _window(r) > cutoff}
-        return MaintenanceReport((), (), before - len(self.samples) - len(self._rollups))
+        if "agents" in keep:  # `retention.GONE_AGENTS`, past its cutoff
+            cutoff = keep["agents"]
+            self.registry = {k: a for k, a in self.registry.items() if not (_gone(a) and a.status_since < cutoff)}
+        if "agent_transitions" in keep:
+            self.history = [t for t in self.history if t.at >= keep["agent_transitions"]]
+        return MaintenanceReport((), (), before - self._rows())
+
+    def _rows(self) -> int:
+        return len(self.samples) + len(self._rollups) + len(self.registry) + len(self.history)
 
     def ping(self) -> None:
         return None
@@ -222,6 +230,10 @@ class MemoryStore:
 
 def _window(rollup: Rollup) -> timedelta:
     return timedelta(seconds=rollup.window_s)
+
+
+def _gone(agent: AgentInfo) -> bool:
+    return agent.status in (AgentStatus.OFFLINE, AgentStatus.STOPPED) and agent.last_seen <= agent.status_since
 
 
 def _finite(x: float | None) -> float | None:

@@ -44,11 +44,14 @@ class SeriesReader(Protocol):
 
 WRITE_CHUNK = 5000
 """Keys per ring-writing script call (a few ms of Redis time each)."""
+# Every key has its expiry from its first write: SETRANGE on a new key returns offset + 4, and only such a write
+# (the rest of a ring's first hour, then its last slot once an hour) pays for a TTL look-up; steady-state writes
+# stay one command per key. `renew` sets every key's expiry anew (every 60 slots). No `EXPIRE ... NX`: Redis 6.2.
 _WRITE_SLOTS = """
-local offset, values, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local offset, values, ttl, renew = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 for i, key in ipairs(KEYS) do
-  redis.call('SETRANGE', key, offset, string.sub(values, 4 * i - 3, 4 * i))
-  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  local n = redis.call('SETRANGE', key, offset, string.sub(values, 4 * i - 3, 4 * i))
+  if renew or (n == offset + 4 and redis.call('TTL', key) < 0) then redis.call('EXPIRE', key, ttl) end
 end
 return #KEYS
 """
@@ -74,7 +77,7 @@ class RealtimeWindow:
         """Write every sample of the collection at its cycle's slot; returns how many were written."""
         cycle = self.cycle_of(collection.started_at)
         slot = cycle % self.slots
-        ttl_s = self.ttl_s if slot % 60 == 0 else 0  # renew expiries now and then, not on every write
+        renew = 1 if slot % 60 == 0 else 0  # renew expiries now and then, not on every write
         keys: list[str] = []
         values: list[bytes] = []
         stamp = _U32.pack(cycle & 0xFFFFFFFF)
@@ -89,11 +92,11 @@ class RealtimeWindow:
             values.extend(_F32.pack(v) for v in report.metrics.values())
             written += len(report.metrics)
         # one script call per chunk instead of one SETRANGE command per sample: at 1,000 agents x 20 metrics the
-        # commands' packing and parsing alone cost ~1 s a cycle; a new agent's keys get their expiry within 60 cycles
+        # commands' packing and parsing alone cost ~1 s a cycle
         pipe = self.client.pipeline(transaction=False)
         for i in range(0, len(keys), WRITE_CHUNK):
             blob = b"".join(values[i : i + WRITE_CHUNK])
-            self._write_slots(keys=keys[i : i + WRITE_CHUNK], args=[slot * 4, blob, ttl_s], client=pipe)
+            self._write_slots(keys=keys[i : i + WRITE_CHUNK], args=[slot * 4, blob, self.ttl_s, renew], client=pipe)
         pipe.execute()
         return written
 

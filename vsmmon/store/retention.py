@@ -2,7 +2,9 @@
 
 Pure: `plan` takes the policies, the partitions that exist and the time, and says what to do;
 `storage/partitions.py` does it. Time-partitioned tables lose whole partitions (no row-by-row DELETE
-on large tables); small ones (alerts, actions, decisions, transitions) lose old rows.
+on large tables); small ones (alerts, actions, decisions, transitions) lose old rows. Agents offline or
+stopped for longer than their retention leave the registry; their history in other tables (transitions,
+health, samples) follows those tables' own retention.
 """
 
 from __future__ import annotations
@@ -44,13 +46,19 @@ class Plan:
     delete_before: tuple[tuple[Policy, datetime], ...]  # small tables, and each default partition
 
 
+GONE_AGENTS = "status IN ('offline', 'stopped') AND last_seen <= status_since"
+"""Agents the registry may forget: offline or stopped, and not seen since (one back but not yet judged stays)."""
+
+
 def policies(settings: Settings) -> list[Policy]:
-    """The seed's retention: raw metrics 1 h, aggregates 24 h, health 7 d, alerts 30 d (configurable)."""
+    """The seed's retention: samples 1 h, aggregates 24 h, health 7 d, alerts 30 d, gone agents 7 d (configurable)."""
     samples = timedelta(seconds=settings.retention_samples_s)
     rollups = timedelta(seconds=settings.retention_rollups_s)
     health = timedelta(seconds=settings.retention_health_s)
     alerts = timedelta(seconds=settings.retention_alerts_s)
+    agents = timedelta(seconds=settings.retention_agents_s)
     return [
+        Policy("agents", "status_since", agents, condition=GONE_AGENTS),
         Policy("metric_samples", "ts", samples, "hour"),
         Policy("collections", "started_at", health),
         Policy("metric_rollups", "window_start", rollups, "day"),
