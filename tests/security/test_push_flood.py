@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported from the integration tier are used as parameters of the same name
 """A client holding the token cannot flood the registry with new agent ids (issue #20, item 4).
 
 On the real HTTP service and Redis: new pushed ids are admitted up to `VSMMON_PUSH_NEW_AGENTS_PER_MIN`
