@@ -144,7 +144,7 @@ def _list(args: argparse.Namespace, book: AlertBook, records: AlertRecords) -> i
         print(json.dumps({"alerts": rows}))
         return 0
     if not rows:
-        print(f"no {args.status} alerts")
+        print("no alerts" if args.status == "all" else f"no {args.status} alerts")
     for r in rows:
         level = f" L{r['escalation_level']}" if r["escalation_level"] else ""
         print(f"{r['severity']:<8} {r['status']:<12}{level} {r['type']:<18} {r['target']:<28} {r['id']}")
