@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     webhook_urls: str = Field(default="", description="comma-separated Alertmanager-format webhook receivers")
     external_url: str = Field(default="http://127.0.0.1:8000", description="vsmmon's URL as receivers should see it")
     control_dry_run: bool = Field(default=False, description="S3 records the actions it would take, applies none")
+    s3_dry_run: bool | None = Field(default=None, description="the same as CONTROL_DRY_RUN (its other name)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _s3_dry_run_is_control_dry_run(cls, data: Any) -> Any:
+        """VSMMON_S3_DRY_RUN, the name S3's docs use, sets CONTROL_DRY_RUN unless that is given too."""
+        if isinstance(data, dict) and data.get("s3_dry_run") is not None and "control_dry_run" not in data:
+            return {**data, "control_dry_run": data["s3_dry_run"]}
+        return data
     control_limits: str = Field(
         default="*=1:16", description="S3 bounds per queue, `queue=min:max` comma-separated (`*`: any other)"
     )

@@ -83,3 +83,9 @@ def test_a_missing_url_is_named_when_a_command_needs_it() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({}).sqlalchemy_url()
     assert raised.value.variable == "VSMMON_DATABASE_URL"
+
+
+def test_s3_dry_run_is_the_other_name_of_control_dry_run() -> None:
+    assert load_settings({}).control_dry_run is False
+    assert load_settings({"VSMMON_S3_DRY_RUN": "true"}).control_dry_run is True
+    assert load_settings({"VSMMON_S3_DRY_RUN": "true", "VSMMON_CONTROL_DRY_RUN": "false"}).control_dry_run is False
