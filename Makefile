@@ -4,11 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 BENCH  ?=
+SCENARIOS ?=
 # P1 counts instructions under Valgrind's callgrind: installed here when missing (Debian; CI runs as root)
 VALGRIND := command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
 PYTEST_ARGS ?=
 
-.PHONY: up test lint fmt bench bench-quick clean browser screenshots soak
+.PHONY: up test lint fmt bench bench-quick clean browser screenshots soak scenarios
 
 # (re)install when pyproject.toml changes; creates .venv when missing
 $(STAMP): pyproject.toml
@@ -56,6 +57,11 @@ bench-quick: $(STAMP)
 ## 1,000 simulated agents for 10 minutes against `vsmmon up`; SOAK_SECONDS=60 for a short run (prints only)
 soak: $(STAMP)
 	$(PY) -m bench.soak
+
+## scenario suite with labelled truth on real services (~30 min; not part of `make test`), results in BENCHMARKS.md;
+## some of them: `make scenarios SCENARIOS="steady sigkill"`; exit code 1 on a missed alert or a false positive
+scenarios: $(STAMP)
+	$(PY) -m bench.scenarios $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) .vsmmon .pytest_cache .mypy_cache .ruff_cache

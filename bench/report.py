@@ -154,6 +154,8 @@ def rewrite(results: list[Result], machine: Machine, when: datetime, path: Path 
     header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
     body = "\n".join(ordered)
     last_run = f"Last run: {when.strftime('%Y-%m-%d %H:%M')} UTC on {machine.describe()}."
-    soak = path.read_text().partition("\n## Soak\n") if path.exists() else ("", "", "")
-    kept = f"\n## Soak\n{soak[2]}" if soak[1] else ""  # written by `make soak` (bench/soak.py)
+    text = path.read_text() if path.exists() else ""
+    # written by `make scenarios` (bench/scenarios) and `make soak` (bench/soak.py), in that order
+    starts = [i for i in (text.find("\n## Scenarios\n"), text.find("\n## Soak\n")) if i >= 0]
+    kept = text[min(starts) :] if starts else ""
     path.write_text(f"{INTRO}\n{last_run}\n\n{header}\n{body}\n{kept}")
