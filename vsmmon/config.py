@@ -93,6 +93,7 @@ class Settings(BaseSettings):
         if isinstance(data, dict) and data.get("s3_dry_run") is not None and "control_dry_run" not in data:
             return {**data, "control_dry_run": data["s3_dry_run"]}
         return data
+
     control_limits: str = Field(
         default="*=1:16", description="S3 bounds per queue, `queue=min:max` comma-separated (`*`: any other)"
     )
