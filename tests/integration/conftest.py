@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -161,7 +162,6 @@ CYCLE_TIMEOUT_S = 1.0
 @pytest.fixture
 def live_api(settings: Settings, clean_services: None) -> Iterator[str]:
     """The real HTTP service on a free port, in a thread of this process; yields its base URL."""
-    import threading
 
     import uvicorn
     from pydantic import SecretStr
@@ -172,6 +172,15 @@ def live_api(settings: Settings, clean_services: None) -> Iterator[str]:
     port = free_port()
     app = create_app(settings.model_copy(update={"api_token": SecretStr(API_TOKEN)}), report_self=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    with in_thread(server, port) as url:
+        yield url
+
+
+@contextmanager
+def in_thread(server: Any, port: int) -> Iterator[str]:
+    """Run a `uvicorn.Server` in a thread of this process until the block ends; yields its base URL."""
+    import threading
+
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     poll(lambda: server.started, deadline_s=15, what="the HTTP service to start")

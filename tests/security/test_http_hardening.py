@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,6 +32,7 @@ from pydantic import SecretStr
 from tests.browser.seed import assessment, seed, store_and_publish
 from tests.integration.conftest import (  # noqa: F401 - the real services these tests use
     clean_services,
+    in_thread,
     migrated_database,
     poll,
     service_urls,
@@ -77,14 +77,8 @@ def served(base: Settings, **changes: Any) -> Iterator[str]:
     changed = base.model_copy(update={"http_host": "127.0.0.1", "http_port": free_port(), "log_level": "WARNING",
                                       **changes})  # fmt: skip
     server = uvicorn.Server(server_config(create_app(changed, report_self=False), changed))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    poll(lambda: server.started, deadline_s=15, what="the HTTP service to start")
-    try:
-        yield f"http://127.0.0.1:{changed.http_port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with in_thread(server, changed.http_port) as url:
+        yield url
 
 
 def redis_of(settings: Settings) -> redis.Redis:
