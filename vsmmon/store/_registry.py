@@ -23,6 +23,7 @@ INSERT INTO agents AS a (id, kind, host, version, first_seen, last_seen, status,
                          interval_s, config_hash, queues, last_metrics, last_errors)
 SELECT id, kind, host, version, seen, seen, 'online', seen, interval_s, config_hash, queues, last_metrics, last_errors
 FROM agents_in
+ORDER BY id  -- every writer locks rows in the same order: two retries merging at once cannot deadlock
 ON CONFLICT (id) DO UPDATE SET
     kind = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.kind ELSE a.kind END,
     host = CASE WHEN excluded.last_seen >= a.last_seen THEN excluded.host ELSE a.host END,

@@ -309,6 +309,8 @@ class PostgresStore:
                     return work(conn)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
             raise StoreUnavailable(f"PostgreSQL unavailable: {e.orig or e}") from e
+        except psycopg.OperationalError as e:  # raised on the raw connection (COPY paths): a deadlock, a lost link
+            raise StoreUnavailable(f"PostgreSQL unavailable: {e}") from e
 
 
 def _claim(conn: Connection, collection_id: UUID, now: datetime) -> datetime | None:
