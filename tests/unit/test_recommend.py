@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from vsmmon.agent.simulator import MB, MEMORY_LIMIT_BYTES, SimAgent, metrics_at
-from vsmmon.analyse.forecast import capacity_plan, time_to_limit
+from vsmmon.analyse.forecast import capacity_plan
+from vsmmon.analyse.growth import Growth, growth
 from vsmmon.analyse.recommend import (
     Recommendation,
     dedupe,
@@ -13,7 +14,7 @@ from vsmmon.analyse.recommend import (
     recommend_for_memory,
     recommend_for_stall,
 )
-from vsmmon.analyse.trends import LinearFit, fit_line
+from vsmmon.analyse.trends import LinearFit
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -26,14 +27,16 @@ def leak_series(seed: int = 7) -> tuple[list[float], list[float]]:
 
 def test_a_leaking_worker_gets_a_restart_recommendation_naming_the_leak() -> None:
     ts, rss = leak_series()
-    ttl = time_to_limit(ts, rss, MEMORY_LIMIT_BYTES)
-    rec = recommend_for_memory("sim-leak-0", fit_line(ts, rss), ttl, MEMORY_LIMIT_BYTES, NOW)
+    regime = growth(ts, rss, MEMORY_LIMIT_BYTES)
+    assert regime is not None
+    rec = recommend_for_memory("sim-leak-0", regime, MEMORY_LIMIT_BYTES, NOW)
     assert rec is not None
     assert rec.kind == "resource_adjustment"
     assert rec.target == "sim-leak-0"
     assert rec.action == {"command": "restart_worker"}
     assert "likely a leak" in rec.rationale
     assert "grows 1.0 MB/s" in rec.rationale
+    assert "25 samples over 2 min" in rec.rationale
     assert "512 MB limit in 4 min" in rec.rationale  # ~292 s
     assert "worker_max_memory_per_child = 419430" in rec.rationale
     assert rec.confidence > 0.99
@@ -42,11 +45,15 @@ def test_a_leaking_worker_gets_a_restart_recommendation_naming_the_leak() -> Non
 
 def test_no_memory_recommendation_when_the_limit_is_far_or_not_approached() -> None:
     trend = LinearFit(1.0 * MB, 100.0 * MB, 0.01 * MB, 0.5 * MB, 60.0, 3e4, 25, 120.0)
-    assert recommend_for_memory("w", trend, None, MEMORY_LIMIT_BYTES, NOW) is None
-    assert recommend_for_memory("w", trend, 7200.0, MEMORY_LIMIT_BYTES, NOW) is None
-    assert recommend_for_memory("w", trend, 7200.0, MEMORY_LIMIT_BYTES, NOW, horizon_s=86400.0) is not None
+
+    def regime(tte_s: float | None) -> Growth:
+        return Growth(trend, 0, 120.0, True, tte_s)
+
+    assert recommend_for_memory("w", regime(None), MEMORY_LIMIT_BYTES, NOW) is None
+    assert recommend_for_memory("w", regime(7200.0), MEMORY_LIMIT_BYTES, NOW) is None
+    assert recommend_for_memory("w", regime(7200.0), MEMORY_LIMIT_BYTES, NOW, horizon_s=86400.0) is not None
     with pytest.raises(ValueError, match="naive"):
-        recommend_for_memory("w", trend, 60.0, MEMORY_LIMIT_BYTES, datetime(2026, 11, 26))
+        recommend_for_memory("w", regime(60.0), MEMORY_LIMIT_BYTES, datetime(2026, 11, 26))
 
 
 def test_a_queue_outrunning_its_drain_gets_a_pool_grow_to_20() -> None:

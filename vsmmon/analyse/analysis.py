@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vsmmon.analyse.forecast import HORIZONS_S, CapacityPlan, Forecast, capacity_plan, forecast, smape, time_to_limit
+from vsmmon.analyse.forecast import HORIZONS_S, CapacityPlan, Forecast, capacity_plan, forecast, smape
+from vsmmon.analyse.growth import growth
 from vsmmon.analyse.recommend import (
     Recommendation,
     dedupe,
@@ -20,7 +21,7 @@ from vsmmon.analyse.recommend import (
     recommend_for_memory,
     recommend_for_stall,
 )
-from vsmmon.analyse.trends import Trend, analyse, fit_line
+from vsmmon.analyse.trends import Trend, analyse
 
 Series = tuple[Sequence[float], Sequence[float]]  # (ts_s, values)
 
@@ -30,6 +31,7 @@ class MemorySeries:
     agent_id: str
     series: Series
     limit_bytes: float
+    breaks_s: tuple[float, ...] = ()  # times (as in `series`) a new regime began: the pool resized, a restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +73,15 @@ def analyse_fleet(
     recommendations: list[Recommendation] = []
     for m in memory:
         ts, vs = m.series
-        if len(vs) < 2 or len(set(ts)) < 2:
+        if len(vs) < 2 or len(set(ts)) < 2 or (g := growth(ts, vs, m.limit_bytes, breaks_s=m.breaks_s)) is None:
             continue
-        # one least-squares fit serves the time to the limit, the forecasts and the advice (the memory trend is
-        # not stored: Holt, anomaly and change point of an hour of points would cost more than all the rest)
-        fit = fit_line(ts, vs)
-        tte = time_to_limit(ts, vs, m.limit_bytes, fit=fit)
-        exhaustion[f"memory:{m.agent_id}"] = tte
+        # one least-squares fit of the current regime serves the time to the limit, the forecasts and the advice
+        # (the memory trend is not stored: Holt, anomaly and change point of an hour of points would cost more)
+        exhaustion[f"memory:{m.agent_id}"] = g.time_to_limit_s
+        regime = ts[g.start :], vs[g.start :]
         forecasts += [(m.agent_id, "memory_bytes", f) for h in HORIZONS_S
-                      if (f := forecast(ts, vs, h, fit=fit)) is not None]  # fmt: skip
-        if (rec := recommend_for_memory(m.agent_id, fit, tte, m.limit_bytes, now)) is not None:
+                      if (f := forecast(*regime, h, fit=g.fit)) is not None]  # fmt: skip
+        if (rec := recommend_for_memory(m.agent_id, g, m.limit_bytes, now)) is not None:
             recommendations.append(rec)
     plans: dict[str, CapacityPlan] = {}
     for q in queues:

@@ -3,6 +3,7 @@ over the whole window and its short trend series, and per queue its demand on it
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,7 @@ from vsmmon.models import AgentInfo, AgentKind
 from vsmmon.store.realtime import Point, SeriesReader
 
 MEMORY_METRICS = ("rss_bytes", "children_rss_bytes")
+REGIME_METRICS = ("concurrency", "uptime_s")  # a pool resized or a process restarted starts a new memory regime
 TREND_METRICS = ("cpu_percent", "active", "task_runtime_p95_s")
 TREND_WINDOW_S = 300
 
@@ -26,7 +28,7 @@ class Inputs:
 
 def wanted(operational: Sequence[AgentInfo]) -> list[tuple[str, str]]:
     """The series one analysis reads (to prefetch in one round trip)."""
-    return [(a.agent_id, m) for a in operational for m in (*MEMORY_METRICS, *TREND_METRICS)]
+    return [(a.agent_id, m) for a in operational for m in (*MEMORY_METRICS, *REGIME_METRICS, *TREND_METRICS)]
 
 
 def read(
@@ -34,8 +36,12 @@ def read(
 ) -> Inputs:
     """Memory series (with each agent's own limit, else `hard_bytes`) and the trend series of `operational`."""
     points = {a.agent_id: memory_points(window, a.agent_id, now) for a in operational}
-    memory = [MemorySeries(a.agent_id, relative(points[a.agent_id], interval_s),
-                           a.metrics.get("memory_limit_bytes") or hard_bytes) for a in operational]  # fmt: skip
+    memory = [
+        MemorySeries(a.agent_id, relative(points[a.agent_id], interval_s),
+                     a.metrics.get("memory_limit_bytes") or hard_bytes,
+                     breaks(window, a.agent_id, points[a.agent_id], interval_s, now))
+        for a in operational
+    ]  # fmt: skip
     series = {(a.agent_id, m, TREND_WINDOW_S): as_series(window.read(a.agent_id, m, now, TREND_WINDOW_S), now)
               for a in operational for m in TREND_METRICS}  # fmt: skip
     return Inputs(memory, series, points)
@@ -51,6 +57,18 @@ def memory_points(window: SeriesReader, agent_id: str, now: datetime) -> dict[in
     main = window.read_cycles(agent_id, "rss_bytes", now)
     children = window.read_cycles(agent_id, "children_rss_bytes", now)
     return {c: v + children.get(c, 0.0) for c, v in main.items()}
+
+
+def breaks(
+    window: SeriesReader, agent_id: str, points: dict[int, float], interval_s: float, now: datetime
+) -> tuple[float, ...]:
+    """Times (as `relative` gives them) the pool size changed or the process restarted (its uptime fell)."""
+    origin = next(iter(points), 0)
+    concurrency = window.read_cycles(agent_id, "concurrency", now)
+    uptime = window.read_cycles(agent_id, "uptime_s", now)
+    found = {c for (_, a), (c, b) in itertools.pairwise(concurrency.items()) if b != a}
+    found |= {c for (_, a), (c, b) in itertools.pairwise(uptime.items()) if b < a}
+    return tuple((c - origin) * interval_s for c in sorted(found))
 
 
 def relative(points: dict[int, float], interval_s: float) -> Series:

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Literal, cast
 
 from vsmmon.analyse.forecast import CapacityPlan
-from vsmmon.analyse.trends import LinearFit, slope_confidence
+from vsmmon.analyse.growth import Growth
+from vsmmon.analyse.trends import slope_confidence
 from vsmmon.models import utc
 
 Kind = Literal["optimization", "resource_adjustment", "architectural"]
@@ -62,28 +63,30 @@ def format_duration(seconds: float) -> str:
 
 def recommend_for_memory(
     agent_id: str,
-    fit: LinearFit,
-    time_to_limit_s: float | None,
+    growth: Growth,
     limit_bytes: float,
     now: datetime,
     *,
     horizon_s: float = LEAK_HORIZON_S,
     valid_for_s: float = VALID_FOR_S,
 ) -> Recommendation | None:
-    """Advice to restart a worker whose memory reaches its limit within `horizon_s`; None otherwise.
+    """Advice to restart a worker whose memory grows steadily to its limit within `horizon_s`; None otherwise.
 
-    `fit` is the least-squares line of its memory (`vsmmon.trends.fit_line`).
+    `growth` is the current regime of its memory (`vsmmon.analyse.growth.growth`): a time to the limit there
+    means the growth persisted and the limit is within what the regime's span supports.
     """
     # Steady linear growth of a worker's RSS toward its limit is read as a leak; confidence is that of the slope
-    # t-test (1 - p), since a warming cache also grows but levels off and then stops passing the test.
-    if time_to_limit_s is None or time_to_limit_s > horizon_s or fit.slope <= 0.0:
+    # t-test (1 - p). Warm-up and a warming cache also grow, but level off: then the regime's later half stops
+    # rising and `growth` gives no time to the limit.
+    fit, tte = growth.fit, growth.time_to_limit_s
+    if tte is None or tte > horizon_s or fit.slope <= 0.0:
         return None
     per_child_kib = int(MAX_MEMORY_PER_CHILD_SHARE * limit_bytes / 1024)
     rationale = (
         f"memory of {agent_id} grows {fit.slope / MB:.1f} MB/s (± {fit.slope_stderr / MB:.2f}, "
-        f"{fit.n} samples); reaches its {limit_bytes / MB:.0f} MB limit in {format_duration(time_to_limit_s)}: "
-        f"likely a leak — restart the worker and set worker_max_memory_per_child = {per_child_kib} "
-        f"(KiB, {MAX_MEMORY_PER_CHILD_SHARE:.0%} of the limit)"
+        f"{fit.n} samples over {format_duration(growth.span_s)}); reaches its {limit_bytes / MB:.0f} MB limit in "
+        f"{format_duration(tte)}: likely a leak — restart the worker and set worker_max_memory_per_child = "
+        f"{per_child_kib} (KiB, {MAX_MEMORY_PER_CHILD_SHARE:.0%} of the limit)"
     )
     return Recommendation(
         kind="resource_adjustment",
