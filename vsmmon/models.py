@@ -217,7 +217,7 @@ class AgentInfo:
 
     @property
     def live(self) -> bool:
-        """Online or stale: seen within 2 x its interval."""
+        """Online or stale: it missed at most one report (`vsmmon.collect.registry`)."""
         return self.status in LIVE_STATUSES
 
 

@@ -97,6 +97,7 @@ ALERTS_STATE_KEY = PREFIX + "alerts:state"
 ALERTS_LOCK_KEY = PREFIX + "alerts:lock"
 ALERTS_COOLDOWN_KEY = PREFIX + "alerts:cooldowns"  # hash: fingerprint -> "epoch seconds|severity" of its last delivery
 HEALTH_PREVIOUS_KEY = PREFIX + "health:previous"  # bands and viability of the last assessment (hysteresis)
+HEALTH_NOW_KEY = PREFIX + "health:now"  # an assessment asked for at once (a worker lost): one per collection interval
 EXHAUSTION_KEY = PREFIX + "analysis:exhaustion"  # time to exhaustion per resource, for S4
 ACCURACY_KEY = PREFIX + "analysis:accuracy"  # sMAPE of the forecasts due in the last hour, for S4
 AUDIT_KEY = PREFIX + "audit:last"

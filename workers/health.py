@@ -1,8 +1,10 @@
 """`vsmmon.health.assess` (beat, every HEALTH_INTERVAL_S) and `vsmmon.health.check` (ad hoc, returns JSON).
 
-Both ask the workers `vsm_health` first, so a worker that stopped answering counts as not live now,
-then score everything with `assessment.evaluate`. The scheduled one stores its rows, carries its
-state (hysteresis, edges) to the next, and publishes a summary for the dashboard; an ad-hoc check
+Both score the registry's view of the fleet with `assessment.evaluate`: the registry alone says who is
+live, since only it sees the goodbyes of workers stopped on purpose (a worker that stopped answering a
+moment ago may be one); it judges a worker that missed two collections offline, and that persist task
+asks for an assessment at once (`vsmmon.persist.collection`). The scheduled one stores its rows, carries
+its state (hysteresis, edges) to the next, and publishes a summary for the dashboard; an ad-hoc check
 reads that state but changes nothing.
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,31 +26,25 @@ from vsmmon.alerts.routing import signals_from_assessment
 from vsmmon.health.assessment import HealthAssessment, evaluate
 from vsmmon.health.codec import assessment_to_dict, previous_from_dict, previous_to_dict, rows
 from vsmmon.health.inputs import gather
-from vsmmon.models import AgentKind
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
-from workers.fleet import FleetPoller
 
 log = logging.getLogger(__name__)
 ACTIVE = (AlertStatus.FIRING, AlertStatus.ACKNOWLEDGED)  # what an ad-hoc check reports beside its scores
 
 
-def assess(ctx: WorkerContext, poller: FleetPoller) -> HealthAssessment:
-    """One fresh assessment: health-check requests to the workers, then scores."""
+def assess(ctx: WorkerContext) -> HealthAssessment:
+    """One fresh assessment of the registry, the real-time window and the alerting state."""
     settings, now = ctx.settings, ctx.clock()
     registry = ctx.store.agents()
-    expected = sorted(a.agent_id for a in registry if a.kind is AgentKind.CELERY_WORKER and a.live)
-    answered = poller.ask("vsm_health", expected, timeout_s=settings.collect_timeout_s, everyone=False)
     raw_exhaustion = ctx.realtime.client.get(names.EXHAUSTION_KEY)
     exhaustion = json.loads(raw_exhaustion) if raw_exhaustion else None
     gathered = gather(registry, ctx.realtime, settings, now, exhaustion)
     control = replace(gathered.control, **alerting_inputs(ctx, now))
-    silent = set(expected) - set(answered)
-    agents = [replace(a, live=False) if a.agent_id in silent else a for a in gathered.agents]
     raw = ctx.realtime.client.get(names.HEALTH_PREVIOUS_KEY)
     previous = previous_from_dict(json.loads(raw)) if raw else None
     return evaluate(
-        now, agents, gathered.queues, control, previous,
+        now, gathered.agents, gathered.queues, control, previous,
         expected_capacity=settings.expected_capacity, broker_errors=gathered.broker_errors,
     )  # fmt: skip
 
@@ -76,15 +71,10 @@ def alerting_inputs(ctx: WorkerContext, now: datetime) -> dict[str, Any]:
 
 
 def register(app: Celery) -> None:
-    pollers: dict[int, FleetPoller] = {}
-
-    def poller_for(settings: Any) -> FleetPoller:
-        return pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
-
     @app.task(name=names.HEALTH_ASSESS, base=VsmTask, bind=True, shared=False, ignore_result=False)
     def run(self: VsmTask) -> dict[str, Any]:
         ctx = self.ctx
-        result = assess(ctx, poller_for(ctx.settings))
+        result = assess(ctx)
         ctx.store.save_health(rows(result))
         ttl = int(timedelta(hours=1).total_seconds())
         ctx.realtime.client.set(names.HEALTH_PREVIOUS_KEY, json.dumps(previous_to_dict(result.carry())), ex=ttl)
@@ -104,6 +94,6 @@ def register(app: Celery) -> None:
     @app.task(name=names.HEALTH_CHECK, base=VsmTask, bind=True, shared=False, ignore_result=False)
     def check(self: VsmTask) -> dict[str, Any]:
         """An ad-hoc assessment, returned as JSON (for `vsmmon check`, the API and Flower)."""
-        result = assess(self.ctx, poller_for(self.ctx.settings))
+        result = assess(self.ctx)
         active = [public_alert(a) for a in self.ctx.alert_book.read().state.alerts.values() if a.status in ACTIVE]
         return {"check_id": str(uuid.uuid4()), **assessment_to_dict(result), "active_alerts": active}

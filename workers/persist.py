@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 from uuid import UUID
 
@@ -12,10 +13,20 @@ from vsmmon import names
 from vsmmon.codec import screen
 from vsmmon.collect.registry import evaluate
 from vsmmon.errors import NotFound, TransientError
-from workers.context import VsmTask
+from vsmmon.models import AgentStatus
+from workers.context import VsmTask, WorkerContext
 
 log = logging.getLogger(__name__)
 RETRY_MAX_S = 20  # while the database is down, each staged collection is retried at least this often
+
+
+def assess_now(app: Celery, ctx: WorkerContext) -> None:
+    """An agent was just lost: assess health now rather than at the next scheduled check, so an outage is
+    alerted within the collections that prove it; at most one such assessment per collection interval."""
+    settings = ctx.settings
+    ttl = max(1, math.ceil(settings.collect_interval_s))
+    if ctx.realtime.client.set(names.HEALTH_NOW_KEY, "1", nx=True, ex=ttl):
+        app.send_task(names.HEALTH_ASSESS, expires=settings.health_interval_s)
 
 
 def register(app: Celery) -> None:
@@ -48,7 +59,10 @@ def register(app: Celery) -> None:
         latest = ctx.store.latest_collection()
         judged_at = max(staged.started_at, latest.started_at) if latest else staged.started_at
         records = ctx.store.agent_records()
-        changed = ctx.store.apply_transitions(evaluate(records, judged_at, staged.stopped))
+        transitions = evaluate(records, judged_at, staged.stopped)
+        changed = ctx.store.apply_transitions(transitions)
+        if changed and any(t.to_status is AgentStatus.OFFLINE for t in transitions):
+            assess_now(self.app, ctx)
         return {
             "collection_id": collection_id,
             "stored": stored,

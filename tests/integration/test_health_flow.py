@@ -1,12 +1,16 @@
-"""Stop half the workers: S1 falls and viability leaves normal within 2 health intervals; bring them
-back: a recovery. Real workers, real collection, real health tasks (the test plays beat)."""
+"""Kill half the workers: S1 falls and viability leaves normal as soon as the registry judges them offline
+(two collections missed), without waiting for a scheduled health check; bring them back: a recovery.
+Stop workers on purpose: stopped, never lost. Real workers, real collection, real health tasks (the test
+plays beat)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
+from tests.integration.conftest import CYCLE_INTERVAL_S, poll
 from tests.integration.cycles import Beat
-from tests.integration.fleet import fleet_workers
+from tests.integration.fleet import control_app, fleet_workers
 from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.store.postgres import PostgresStore
@@ -37,12 +41,16 @@ def test_half_the_fleet_stopped_degrades_s1_and_viability_then_recovers(
             assert s1_before.status == "healthy"
             for w in doomed:
                 w.kill()
-            after = [assess(pipeline)]
-            beat.cycle()
-            after.append(assess(pipeline))  # within 2 health intervals
-        raised = [x for a in after for x in a["alerts"]]  # type: ignore[attr-defined]
-        assert "S1:critical" in raised or "S1:warning" in raised, after
-        assert min(float(a["viability"]) for a in after) < float(before["viability"])  # type: ignore[arg-type]
+            killed_at = beat.cycle().started_at  # the first collection they miss: stale
+            beat.cycle()  # the second: offline, and the persist task that judged so asks for an assessment
+            [set_off] = poll(
+                lambda: store.health_history("viability", "viability", killed_at),
+                deadline_s=20, what="an assessment set off by the loss, before any scheduled one",
+            )  # fmt: skip
+        raised = {f"{a['subject']}:{a['kind']}" for a in set_off.inputs["alerts"]}
+        assert raised & {"S1:critical", "S1:warning"}, set_off.inputs
+        assert set_off.score is not None
+        assert set_off.score < float(before["viability"])  # type: ignore[arg-type]
         from fastapi.testclient import TestClient
 
         from vsmmon.web import create_app as create_web
@@ -99,11 +107,49 @@ def test_a_planned_scale_in_is_not_an_outage_and_a_kill_of_as_many_is(
 
         for w in staying:
             w.kill()
-        killed = []
-        for _ in range(4):
-            beat.cycle()
-            killed.append(assess(pipeline))
+        killed_at = beat.cycle().started_at
+        beat.cycle()
         status = {a.agent_id: a.status.value for a in store.agents()}
-        assert {status[w.hostname] for w in staying} == {"offline"}, status
-        raised = [x for k in killed for x in k["alerts"]]  # type: ignore[attr-defined]
-        assert "S1:critical" in raised or "S1:warning" in raised, killed
+        assert {status[w.hostname] for w in staying} == {"offline"}, status  # after two collections missed
+
+        def raised() -> set[str]:  # by the assessment the loss set off, or a scheduled one
+            rows = store.health_history("viability", "viability", killed_at)
+            return {f"{a['subject']}:{a['kind']}" for r in rows for a in r.inputs["alerts"]}
+
+        found = poll(lambda: raised() & {"S1:critical", "S1:warning"}, deadline_s=20, what="an S1 alert")
+        assert found
+
+
+def test_a_worker_stopped_while_its_task_finishes_is_stopped_at_once_and_never_lost(
+    pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, tmp_path: Path
+) -> None:
+    """SIGTERM while a task runs: the warm shutdown waits for the task and answers nothing meanwhile, for more
+    than the two collections after which a silent worker is offline. The goodbye said as the stop began
+    makes it stopped at the next collection, and no assessment counts it lost."""
+    broker = fast_settings.require("broker_url")
+    beat = Beat(pipeline, store)
+    task_s = 6 * CYCLE_INTERVAL_S
+    with (
+        fleet_workers(broker, ["slow1"], tmp_path / "a", concurrency=1, queues="slow") as [leaving],
+        fleet_workers(broker, ["slow2"], tmp_path / "b", concurrency=1) as [staying],
+    ):
+        for _ in range(2):
+            beat.cycle()
+        control = control_app(broker)
+        control.send_task("fleet.sleep", args=(task_s,), queue="slow")
+        poll(lambda: (control.control.inspect([leaving.hostname], timeout=0.5).active() or {}).get(leaving.hostname),
+             deadline_s=20, what="the long task to start")  # fmt: skip
+        stopping_at = beat.cycle().started_at
+        leaving.process.send_signal(signal.SIGTERM)
+        for _ in range(4):  # 8 s of collections while the task still has seconds to go
+            summary = beat.cycle()
+            assert leaving.hostname not in summary.unreachable, summary  # it said goodbye: not waited for
+        assert leaving.process.poll() is None, "the warm shutdown should still wait for its task"
+        status = {a.agent_id: a.status.value for a in store.agents()}
+        assert status[leaving.hostname] == "stopped", status
+        assert status[staying.hostname] == "online", status
+        assert "offline" not in [t.to_status.value for t in store.transitions(leaving.hostname)]
+        leaving.process.wait(timeout=30)
+        assert leaving.process.returncode == 0, leaving.log.read_text()[-2000:]
+    assessments = store.health_history("viability", "viability", stopping_at)
+    assert all(a.inputs["alerts"] == [] for a in assessments), [a.inputs for a in assessments]

@@ -33,3 +33,25 @@ def test_only_a_worker_stopping_cleanly_says_goodbye_and_a_failed_goodbye_never_
     on_worker_shutdown(crashed)
     on_worker_shutdown(clean)  # the send fails: logged, the worker's shutdown goes on
     assert (crashed.asked, clean.asked) == (0, 1)
+
+
+def test_a_signal_says_goodbye_as_the_stop_begins_and_the_shutdown_does_not_say_it_again() -> None:
+    from celery import Celery
+
+    from vsmmon.agent.goodbye import drain, on_worker_shutting_down
+
+    app = Celery("goodbye-test", broker="memory://", set_as_current=False)
+
+    class Worker:
+        hostname = "w9@h"
+        exitcode = 1  # SIGINT's warm shutdown exits 1: still a stop on purpose
+
+        def __init__(self) -> None:
+            self.app = app
+
+    on_worker_shutting_down(app, sender="w9@h", sig="SIGINT", how="Warm", exitcode=1)
+    on_worker_shutting_down(app, sender="w9@h", sig="SIGINT", how="Cold", exitcode=1)  # Ctrl+C twice
+    on_worker_shutdown(Worker())  # waits for the goodbye said at the start; does not send another
+    with app.connection_for_read() as conn:
+        said = drain(conn)
+    assert [g.hostname for g in said] == ["w9@h"]

@@ -1,5 +1,10 @@
 """A worker's goodbye: on a clean stop the plugin says so, so a planned scale-in does not read as an outage.
 
+It is said as the stop begins: Celery's signal handler (SIGTERM, SIGINT, SIGQUIT: someone stops the worker
+on purpose) sends `worker_shutting_down` before the worker stops answering, and a warm shutdown may then
+wait minutes for its tasks; said only at `worker_shutdown`, the silence in between would read as lost. A
+stop that did not come from a signal (the `shutdown` remote-control command) says it at `worker_shutdown`.
+
 Celery's own `worker-offline` event goes out on the event exchange, which on Redis is pub/sub: only a
 receiver subscribed at that very moment hears it, and the collector polls. So the plugin also leaves a
 goodbye, one small JSON message on a plain queue of the fleet's broker (`names.GOODBYE_QUEUE`), which the
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,15 +44,57 @@ class Goodbye:
     exitcode: int
 
 
+SAY_WAIT_S = 5.0  # at `worker_shutdown`, how long a goodbye said at the stop's start may still take
+
+
+class _Said:
+    """The goodbye said from the signal handler, per worker hostname: sending, or sent."""
+
+    def __init__(self) -> None:
+        self.threads: dict[str, threading.Thread] = {}
+        self.sent: set[str] = set()
+
+
+_said = _Said()
+
+
+def on_worker_shutting_down(app: Celery, sender: Any = None, **_: Any) -> None:
+    """`worker_shutting_down` handler (bind `app` first): a signal stops the worker; say goodbye now, from a
+    thread, since this runs inside the signal handler and the broker may be slow."""
+    hostname = str(sender)
+    if not sender or hostname in _said.threads:
+        return  # a second signal (Ctrl+C twice) says nothing new
+
+    def say() -> None:
+        if _try_send(lambda: app, hostname):
+            _said.sent.add(hostname)
+
+    thread = threading.Thread(target=say, name="vsmmon-goodbye")  # not a daemon: the exit waits for it
+    _said.threads[hostname] = thread
+    thread.start()
+
+
 def on_worker_shutdown(sender: Any, **_: Any) -> None:
-    """`worker_shutdown` handler: a worker stopping with exit code 0 (SIGTERM, SIGINT, `shutdown`) says goodbye."""
+    """`worker_shutdown` handler: unless a goodbye was said as the stop began, a worker stopping with exit code 0
+    (the `shutdown` command) says it now; one that fails (non-zero exit code) stays silent, read as lost."""
+    hostname = str(getattr(sender, "hostname", ""))
+    if (thread := _said.threads.get(hostname)) is not None:
+        thread.join(timeout=SAY_WAIT_S)
+        if hostname in _said.sent:
+            return
     exitcode = getattr(sender, "exitcode", None) or 0
-    if exitcode != 0:
+    if exitcode != 0 and thread is None:
         return
+    _try_send(lambda: sender.app, hostname)
+
+
+def _try_send(app: Callable[[], Celery], hostname: str) -> bool:
     try:
-        send(sender.app, str(sender.hostname))
+        send(app(), hostname)
     except Exception as e:  # the worker is stopping either way; without a goodbye it reads as lost
-        log.warning("vsmmon: could not leave a goodbye for %s: %r", getattr(sender, "hostname", "?"), e)
+        log.warning("vsmmon: could not leave a goodbye for %s: %r", hostname or "?", e)
+        return False
+    return True
 
 
 def send(app: Celery, hostname: str, clock: Callable[[], float] = time.time) -> None:

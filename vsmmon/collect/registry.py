@@ -1,11 +1,12 @@
 """Agent registry: who is alive, judged from when each agent last answered or pushed.
 
-An agent is live when it was seen within 2 x its interval (Celery's rule for heartbeats). Judged at
-each collection's time `now`:
+An agent is live until it missed two reports in a row (Celery's rule: a worker is gone when two heartbeats
+are missed; collections are judged at their own times, so two missed ones are an age over 1.5 x interval).
+Judged at each collection's time `now`:
 - online: seen at most half an interval ago (it answered or pushed for this cycle);
-- stale: missed at least one report, but still live (age <= 2 x interval);
-- offline: not seen for more than 2 x interval. A worker killed with SIGKILL sends no goodbye; it turns
-  stale at the next cycle and offline at the third, so within 3 collection intervals;
+- stale: missed one report, still live (age <= 1.5 x interval);
+- offline: missed two in a row (age > 1.5 x interval). A worker killed with SIGKILL sends no goodbye; it
+  turns stale at the next cycle and offline at the second, so within 2 collection intervals of its last answer;
 - stopped: it said goodbye (a clean stop, `vsmmon.agent.goodbye`): gone on purpose, not lost. It stays
   stopped until it is seen again after its goodbye, so a planned scale-in or a restart is not an outage.
 Offline and stopped agents stay in the registry and history; live views hide them after `purge_after_s`, and
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vsmmon.models import AgentKind, AgentStatus
+
+OFFLINE_AFTER = 1.5
+"""Intervals without a report after which an agent is offline: two collections missed in a row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,7 @@ def status_at(last_seen: datetime, interval_s: float, now: datetime) -> AgentSta
     age_s = (now - last_seen).total_seconds()
     if age_s <= 0.5 * interval_s:
         return AgentStatus.ONLINE
-    if age_s <= 2 * interval_s:
+    if age_s <= OFFLINE_AFTER * interval_s:
         return AgentStatus.STALE
     return AgentStatus.OFFLINE
 
