@@ -72,3 +72,16 @@ def test_successes_from_many_threads_are_each_counted_once() -> None:
     totals, per_task = c.snapshot()
     assert totals_midway["tasks_succeeded_total"] <= 40_000
     assert totals["tasks_succeeded_total"] == per_task["t"]["succeeded_total"] == 40_000
+
+
+def test_the_observers_probes_are_counted_but_not_in_the_workers_runtime_percentiles() -> None:
+    c = TaskCounters(not_load=frozenset({"vsmmon.collect.run"}))
+    for _ in range(50):
+        c.succeeded("app.work", 0.01)
+        c.succeeded("vsmmon.collect.run", 2.0)  # waits on the fleet's broadcast replies
+    c.failed("vsmmon.collect.run", 2.5)
+    totals, per_task = c.snapshot()
+    assert totals["task_runtime_p95_s"] == 0.01
+    assert totals["tasks_succeeded_total"] == 100
+    assert totals["tasks_failed_total"] == 1
+    assert per_task["vsmmon.collect.run"]["runtime_p95_s"] == 2.0  # its own p95 (51 runtimes) stays

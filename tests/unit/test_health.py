@@ -195,7 +195,7 @@ def test_algedonic_pain_and_bottlenecks() -> None:
 
 
 def test_a_high_error_rate_and_a_fast_viability_drop_are_pain() -> None:
-    prev = PreviousState(NOW, {}, 0.9, ViabilityState.NORMAL, None)
+    prev = PreviousState(NOW, {"S1": HealthState.HEALTHY}, 0.9, ViabilityState.NORMAL, None)
     found = pain([], {"error_rate": 0.6}, [], 0.5, prev)
     assert found == (
         Pain(PainCondition.ERROR_RATE, "fleet", 0.6),

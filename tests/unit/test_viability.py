@@ -94,3 +94,24 @@ def test_system_state_alerts_follow_the_seed_state_machine() -> None:
     assert state_alert(H.HEALTHY, H.HEALTHY) is None
     assert state_alert(None, H.UNHEALTHY) is None  # no previous check: no edge
     assert state_alert(H.UNKNOWN, H.UNHEALTHY) is None
+
+
+def test_an_assessment_without_any_known_system_gives_no_verdict_and_no_drop() -> None:
+    """At start-up (or while every input is missing) every system is unknown: viability is the seed's 0.5 for
+    "no data", which is not a warning, and going to or from it is not a fast drop."""
+    from datetime import UTC, datetime
+
+    from vsmmon.health.assessment import PreviousState, evaluate
+    from vsmmon.health.systems import ControlInputs
+
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    blank = evaluate(now, [], [], ControlInputs())
+    assert set(blank.states.values()) == {H.UNKNOWN}
+    assert blank.viability == 0.5
+    assert blank.viability_state is V.NORMAL
+    assert blank.alerts == ()
+    assert blank.algedonic == ()
+    known = dict.fromkeys(blank.states, H.HEALTHY)
+    after_known = evaluate(now, [], [], ControlInputs(), PreviousState(now, known, 0.95, V.NORMAL, None))
+    assert after_known.algedonic == ()  # 0.95 -> "no data" is not a fall
+    assert after_known.viability_state is V.NORMAL

@@ -47,7 +47,8 @@ class TaskCounters:
     outcomes (failed, retried, rejected) take the lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, not_load: frozenset[str] = frozenset()) -> None:
+        self._not_load = not_load  # counted, with their own runtimes, but left out of the worker's percentiles
         self._lock = threading.Lock()
         self._tasks: dict[str, _TaskStats] = {}
         self._runtimes_s: deque[float] = deque(maxlen=RECENT)
@@ -76,7 +77,8 @@ class TaskCounters:
                 stats = stats_of(name)
                 stats.succeeded += 1
                 stats.runtimes_s.append(runtime_s)
-                self._runtimes_s.append(runtime_s)
+                if name not in self._not_load:
+                    self._runtimes_s.append(runtime_s)
 
     def failed(self, name: str, runtime_s: float | None) -> None:
         with self._lock:
@@ -84,7 +86,8 @@ class TaskCounters:
             stats.failed += 1
             if runtime_s is not None:
                 stats.runtimes_s.append(runtime_s)
-                self._runtimes_s.append(runtime_s)
+                if name not in self._not_load:
+                    self._runtimes_s.append(runtime_s)
 
     def retried(self, name: str) -> None:
         with self._lock:

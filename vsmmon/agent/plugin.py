@@ -15,6 +15,7 @@ own is subclassed, never replaced, so its hooks still run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ import celery
 from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined]
 from celery import Celery
 from celery.exceptions import Ignore, Reject, Retry, Terminated
-from celery.signals import before_task_publish, worker_init, worker_shutdown
+from celery.signals import before_task_publish, worker_init, worker_shutdown, worker_shutting_down
 from celery.utils.imports import symbol_by_name
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
@@ -50,7 +51,7 @@ class _PluginState:
     """What one worker process keeps between `vsm_metrics` calls."""
 
     def __init__(self) -> None:
-        self.counters = TaskCounters()
+        self.counters = TaskCounters(not_load=PROBE_TASKS)  # the observer's probes wait on broadcasts
         self.started = time.monotonic()
         self.version = f"vsmmon {__version__}; celery {celery.__version__}"
         self.app: Celery | None = None
@@ -214,6 +215,9 @@ def install(app: Celery, version: str | None = None) -> None:
     # registered lazily, like the app's own tasks; a second registration of the name keeps the first
     app.task(name=CANARY_TASK, bind=True, shared=False, ignore_result=True)(canary)
     before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="vsmmon.sent_at")
+    worker_shutting_down.connect(
+        functools.partial(goodbye.on_worker_shutting_down, app), weak=False, dispatch_uid="vsmmon.goodbye.early"
+    )
     worker_shutdown.connect(goodbye.on_worker_shutdown, weak=False, dispatch_uid="vsmmon.goodbye")
     if version:
         _state.version = f"{version}; vsmmon {__version__}"

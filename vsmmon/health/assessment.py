@@ -112,9 +112,11 @@ def evaluate(
     states = {name: band_with_hysteresis(sh.score, before.get(name), margin) for name, sh in systems.items()}
     scores = {name: sh.score for name, sh in systems.items()}
     value = viability(states, scores, weights)
-    v_state = viability_state(value, previous.viability_state if previous else None, margin)
+    before_state = previous.viability_state if previous else None
+    evidence = informed(states)  # with every system unknown the value is the seed's 0.5 for "no data": no verdict
+    v_state = viability_state(value, before_state, margin) if evidence else before_state or ViabilityState.NORMAL
     indicators = performance_indicators(agents, control)
-    v_alert = viability_alert(previous.viability_state if previous else None, v_state)
+    v_alert = viability_alert(before_state, v_state)
     alerts = [(name, kind) for name in states if (kind := state_alert(before.get(name), states[name]))]
     if v_alert:
         alerts.append(("viability", v_alert))
@@ -127,13 +129,18 @@ def evaluate(
         viability=value,
         viability_state=v_state,
         alert=v_alert,
-        algedonic=pain(queues, indicators, broker_errors, value, previous),
+        algedonic=pain(queues, indicators, broker_errors, value if evidence else None, previous),
         bottlenecks=bottlenecks(healths, queues),
         indicators=indicators,
         expected_capacity=expected,
         agent_states={agent_id: band_with_hysteresis(h.score, None) for agent_id, h in healths.items()},
         alerts=tuple(alerts),
     )
+
+
+def informed(states: Mapping[str, HealthState]) -> bool:
+    """Whether any system is known: a viability made of unknowns only says nothing about the system."""
+    return any(state is not HealthState.UNKNOWN for state in states.values())
 
 
 def performance_indicators(agents: Sequence[AgentInputs], control: ControlInputs) -> dict[str, float]:
@@ -157,16 +164,22 @@ def pain(
     queues: Sequence[QueueFlow],
     indicators: Mapping[str, float],
     broker_errors: Sequence[str],
-    value: float,
+    value: float | None,
     previous: PreviousState | None,
 ) -> tuple[Pain, ...]:
-    """Algedonic signals: hard conditions that bypass S3 and go straight to S5."""
+    """Algedonic signals: hard conditions that bypass S3 and go straight to S5. `value` is the viability, None
+    when no system is known (then, as after such an assessment, there is no drop to measure)."""
     signals = [Pain(PainCondition.NO_CONSUMER, f"queue {q.name}", q.backlog) for q in queues
                if q.backlog > 0 and not q.consumer_saturations]  # fmt: skip
     signals += [Pain(PainCondition.UNREACHABLE, "broker", detail=e) for e in broker_errors]
     if indicators.get("error_rate", 0.0) > PAIN_ERROR_RATE:
         signals.append(Pain(PainCondition.ERROR_RATE, "fleet", indicators["error_rate"]))
-    if previous is not None and value < previous.viability - FAST_DROP:
+    if (
+        value is not None
+        and previous is not None
+        and informed(previous.states)
+        and value < previous.viability - FAST_DROP
+    ):
         signals.append(Pain(PainCondition.FAST_DROP, "viability", value, f"from {previous.viability:.2f}"))
     return tuple(signals)
 
