@@ -22,7 +22,7 @@ from vsmmon.health.systems import (
     s3,
     s5,
 )
-from vsmmon.health.viability import HealthState, ViabilityState
+from vsmmon.health.viability import HealthState, ViabilityState, viability, viability_cap
 from vsmmon.models import Bottleneck, Pain, PainCondition
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -139,13 +139,39 @@ def test_losing_half_the_fleet_degrades_s1_and_viability_and_recovery_is_signall
     assert second.systems["S1"].score == pytest.approx(0.25, abs=0.01)
     assert second.states["S1"] is HealthState.UNHEALTHY
     assert second.viability < first.viability
-    assert second.viability_state is ViabilityState.WARNING
-    assert second.alert == "warning"
+    assert second.viability_cap == (0.49, "S1 unhealthy")  # the formula alone gives a warning
+    assert second.viability == 0.49
+    assert second.viability_state is ViabilityState.CRITICAL
+    assert second.alert == "critical"
     assert ("S1", "critical") in second.alerts
     back = evaluate(NOW + timedelta(seconds=60), fleet, [], control, second.carry())
     assert back.states["S1"] is HealthState.HEALTHY
     assert back.alert == "recovery"
     assert ("S1", "recovery") in back.alerts
+
+
+def test_a_dead_fleet_is_never_normal_whatever_the_other_systems_say() -> None:
+    """The design's caps: the seed's formula gives 0.73 (normal) for S1 at 0 and S2-S5 healthy."""
+    control = ControlInputs(identities=[("q", "v")] * 3, smape=0.1, audit_score=1.0)
+    dead = [worker(f"w{i}", live=False) for i in range(3)]
+    a = evaluate(NOW, dead, [], control)
+    assert a.states["S1"] is HealthState.UNHEALTHY
+    healthy_but_s1 = {n: HealthState.UNHEALTHY if n == "S1" else HealthState.HEALTHY for n in a.states}
+    formula = viability(healthy_but_s1, {n: 0.0 if n == "S1" else 1.0 for n in a.states})
+    assert formula == pytest.approx(0.73)  # the design's example: normal by the formula alone
+    assert a.viability == 0.49
+    assert a.viability_state is ViabilityState.CRITICAL
+    assert a.viability_cap == (0.49, "S1 unhealthy")
+
+
+def test_any_unhealthy_system_caps_viability_in_warning_and_unknown_caps_nothing() -> None:
+    states = {"S1": HealthState.HEALTHY, "S2": HealthState.HEALTHY, "S3": HealthState.UNHEALTHY,
+              "S4": HealthState.UNKNOWN, "S5": HealthState.HEALTHY}  # fmt: skip
+    assert viability_cap(states) == (0.69, "S3 unhealthy")
+    states["S3"] = HealthState.HEALTHY
+    assert viability_cap(states) is None  # S4 unknown caps nothing
+    assert viability_cap(states, s1_units=3, s1_live=0) == (0.49, "no live S1 unit")
+    assert viability_cap(states, s1_units=0, s1_live=0) is None  # nothing registered: S1 unknown
 
 
 def lost(agent_id: str, for_s: float) -> AgentInputs:

@@ -86,6 +86,8 @@ def render(result: dict[str, Any], agent: str | None) -> str:
     lines.append(f"{label} - viability {_fmt(result['viability'])} ({result['viability_state']})"
                  f" | viability={_fmt(result['viability'])};0.7;0.5;0;1")  # fmt: skip
     lines.append(f"  overall health {_fmt(result['overall_health'])}")
+    if cap := result.get("viability_cap"):
+        lines.append(f"  viability capped at {_fmt(cap['at_most'])}: {cap['because']}")
     for name, system in result["systems"].items():
         lines.append(f"  {name}  {system['state']:<10} {_fmt(system['score'])}")
         lines += [f"      {f['name']:<20} {_fmt(f['score'])}  {_inputs(f['inputs'])}" for f in system["factors"]]

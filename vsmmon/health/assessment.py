@@ -29,6 +29,7 @@ from vsmmon.health.viability import (
     state_alert,
     viability,
     viability_alert,
+    viability_cap,
     viability_state,
 )
 from vsmmon.models import Bottleneck, Pain, PainCondition
@@ -65,6 +66,7 @@ class HealthAssessment:
     expected_capacity: float
     agent_states: Mapping[str, HealthState] = field(default_factory=dict)
     alerts: tuple[tuple[str, str], ...] = ()  # (subject: S1..S5 or viability, critical|warning|recovery)
+    viability_cap: tuple[float, str] | None = None  # (at most, because): the cap the systems put on viability
 
     def carry(self) -> PreviousState:
         return PreviousState(self.at, self.states, self.viability, self.viability_state, self.expected_capacity)
@@ -111,7 +113,8 @@ def evaluate(
     before = previous.states if previous else {}
     states = {name: band_with_hysteresis(sh.score, before.get(name), margin) for name, sh in systems.items()}
     scores = {name: sh.score for name, sh in systems.items()}
-    value = viability(states, scores, weights)
+    cap = viability_cap(states, s1_units=len(agents), s1_live=sum(1 for a in agents if a.live))
+    value = viability(states, scores, weights) if cap is None else min(cap[0], viability(states, scores, weights))
     before_state = previous.viability_state if previous else None
     evidence = informed(states)  # with every system unknown the value is the seed's 0.5 for "no data": no verdict
     v_state = viability_state(value, before_state, margin) if evidence else before_state or ViabilityState.NORMAL
@@ -128,6 +131,7 @@ def evaluate(
         overall=overall_health(scores, weights),
         viability=value,
         viability_state=v_state,
+        viability_cap=cap,
         alert=v_alert,
         algedonic=pain(queues, indicators, broker_errors, value if evidence else None, previous),
         bottlenecks=bottlenecks(healths, queues),

@@ -43,6 +43,9 @@ def assessment_to_dict(a: HealthAssessment, *, agents: bool = True) -> dict[str,
         "at": a.at.isoformat(),
         "viability": _num(a.viability),
         "viability_state": a.viability_state.value,
+        "viability_cap": None
+        if a.viability_cap is None
+        else {"at_most": a.viability_cap[0], "because": a.viability_cap[1]},
         "overall_health": _num(a.overall),
         "alert": a.alert,
         "alerts": [{"subject": subject, "kind": kind} for subject, kind in a.alerts],

@@ -8,6 +8,10 @@
   over them (a system with no data does not pull the number towards 0 or 1; its status, unknown,
   still counts 0.5 in the status term).
 - viability = clamp((sum(w_i * status_score_i) + overall_health) / 2).
+- Caps (ours, `../shared/design/vsm-model.md`): after the formula, S1 `unhealthy` (or registered S1 units
+  and none of them live) holds viability at most 0.49 (critical), any other system `unhealthy` at most 0.69
+  (warning): the seed's formula alone lets a dead fleet with S2-S5 healthy read 0.73, normal. An unknown
+  system caps nothing.
 - Viability alerts, edge-triggered (seed): critical on entering critical (< 0.5), warning on leaving
   normal (< 0.7), recovery on returning to normal; the same hysteresis margin applies on the way up.
 """
@@ -22,6 +26,8 @@ UNHEALTHY_AT_OR_BELOW = 0.5
 WARNING_BELOW = 0.7
 CRITICAL_BELOW = 0.5
 DEFAULT_WEIGHTS: Mapping[str, float] = {"S1": 0.3, "S2": 0.1, "S3": 0.2, "S4": 0.2, "S5": 0.2}
+S1_UNHEALTHY_CAP = 0.49  # in the critical band: operations failing is the system failing
+UNHEALTHY_CAP = 0.69  # in the warning band: any other system failing
 
 
 class HealthState(StrEnum):
@@ -89,6 +95,23 @@ def viability(
     weighted_status = sum(weights[s] * STATUS_SCORE[states.get(s, HealthState.UNKNOWN)] for s in weights)
     overall = overall_health(scores, weights)
     return clamp((weighted_status + (0.5 if overall is None else overall)) / 2)
+
+
+def viability_cap(
+    states: Mapping[str, HealthState], *, s1_units: int = 0, s1_live: int = 0
+) -> tuple[float, str] | None:
+    """The highest viability the systems' states allow, and why; None when nothing caps it.
+
+    `s1_units` / `s1_live`: the registered S1 units and how many of them are live (units and none live caps
+    like S1 unhealthy; no units at all is S1 unknown, which caps nothing)."""
+    if states.get("S1") is HealthState.UNHEALTHY:
+        return S1_UNHEALTHY_CAP, "S1 unhealthy"
+    if s1_units > 0 and s1_live == 0:
+        return S1_UNHEALTHY_CAP, "no live S1 unit"
+    failing = sorted(name for name, state in states.items() if state is HealthState.UNHEALTHY)
+    if failing:
+        return UNHEALTHY_CAP, f"{', '.join(failing)} unhealthy"
+    return None
 
 
 def viability_state(value: float, previous: ViabilityState | None, margin: float = 0.05) -> ViabilityState:
