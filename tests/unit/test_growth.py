@@ -1,11 +1,12 @@
 import math
 import random
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from vsmmon.analyse.analysis import MemorySeries, analyse_fleet
-from vsmmon.analyse.growth import EXTRAPOLATE_MAX, growth, last_step, regime_start
+from vsmmon.analyse.growth import EXTRAPOLATE_MAX, Growth, growth, last_step, regime_start
 
 MB = 1024 * 1024
 LIMIT = 1024 * MB
@@ -104,3 +105,66 @@ def test_the_analysis_gives_no_leak_for_warm_up_and_a_pool_resize_but_does_for_a
     leaky = result.exhaustion_s["memory:leaky"]
     assert leaky is not None
     assert leaky < 60.0
+
+
+def test_a_sample_that_is_not_a_number_costs_its_point_not_the_analysis() -> None:
+    ts = every(2.0, 30)
+    vs = [120 * MB + 8 * MB * t for t in ts]
+    vs[7], vs[20] = math.nan, math.inf
+    result = analyse_fleet(NOW, [MemorySeries("leaky", (ts, vs), LIMIT)], {("leaky", "cpu_percent", 300): (ts, vs)}, [])
+    assert [r.target for r in result.recommendations] == ["leaky"]
+    assert [t.n for *_, t in result.trends] == [28]
+
+
+def test_a_worker_already_past_its_limit_has_no_time_left_and_is_told_so() -> None:
+    ts = every(5.0, 40)
+    vs = noisy([1100 * MB] * 40, 1 * MB)  # flat, above its 1024 MB limit
+    g = growth(ts, vs, LIMIT)
+    assert g is not None
+    assert g.time_to_limit_s == 0.0  # S4 scores 0, not 1 ("not approaching")
+    result = analyse_fleet(NOW, [MemorySeries("fat", (ts, vs), LIMIT)], {}, [])
+    assert result.exhaustion_s["memory:fat"] == 0.0
+    [rec] = result.recommendations
+    assert re.search(r"is at 1(099|100) MB, past its 1024 MB limit", rec.rationale), rec.rationale
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.7])
+def test_a_leak_starting_inside_a_stable_hour_is_forecast_from_its_start_and_warned_in_time(phi: float) -> None:
+    """+1 MB/s toward 1 GiB from 300 MB, after 58 min of stable memory (white or AR(1) noise, 0.3 MB, 5 s
+    samples). Fitted over the whole hour the line put the limit 203,024 s away 2 min in (truth 604 s)."""
+    rng = random.Random(11)
+    noise, e = [], 0.0
+    for _ in range(720 + 120):
+        e = phi * e + math.sqrt(1 - phi * phi) * rng.gauss(0.0, 0.3 * MB)
+        noise.append(e)
+    start = 58 * 60.0
+
+    def at(seconds_in: float) -> Growth:
+        ts = [start + seconds_in - 5.0 * i for i in range(719, -1, -1)]  # the last hour of 5 s samples
+        vs = [300 * MB + max(0.0, t - start) * MB + noise[round(t / 5.0)] for t in ts]
+        g = growth(ts, vs, LIMIT)
+        assert g is not None
+        return g
+
+    truth_s = (1024 - 300 - 120) * 1.0  # 2 min in: 604 s to go
+    two_min = at(120.0)
+    assert two_min.estimate_s == pytest.approx(truth_s, rel=0.25)
+    assert two_min.fit.slope == pytest.approx(MB, rel=0.25)
+    trusted_at = next(s for s in range(120, 724, 5) if at(float(s)).time_to_limit_s is not None)
+    # the analysis runs every minute: trusted by 300 s warns before half the 724 s (362 s) has passed
+    assert trusted_at <= 300, trusted_at
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.7])
+def test_noise_bends_a_regime_in_at_most_one_hour_window_of_a_hundred(phi: float) -> None:
+    from vsmmon.analyse.growth import last_bend
+
+    rng = random.Random(int(phi * 10) + 1)
+    bent = 0
+    for _ in range(100):
+        e, vs = 0.0, []
+        for _ in range(720):
+            e = phi * e + math.sqrt(1 - phi * phi) * rng.gauss(0.0, 0.3 * MB)
+            vs.append(300 * MB + e)
+        bent += last_bend(every(5.0, 720), vs) > 0
+    assert bent <= 1

@@ -238,3 +238,35 @@ def test_analyse_reports_the_anomaly_and_change_of_the_last_samples() -> None:
     assert trend.n == 70
     assert trend.anomaly > 10
     assert trend.change_at == 69
+
+
+def test_the_line_on_unix_timestamps_matches_an_exact_computation() -> None:
+    """Reference: the least-squares line in exact rational arithmetic. On Unix seconds (~1.76e9, sub-second
+    jitter) the rounded mean of the timestamps used to bias the slope by up to 1e-7 relative; (numpy.polyfit
+    on raw Unix seconds is itself off by ~1e-7: its Vandermonde matrix is ill-conditioned there.)"""
+    import random
+    from fractions import Fraction
+
+    def exact(ts: list[float], vs: list[float]) -> tuple[float, float]:
+        t_, v_ = [Fraction(t) for t in ts], [Fraction(v) for v in vs]
+        mt, mv = sum(t_) / len(t_), sum(v_) / len(v_)
+        b = sum((t - mt) * (v - mv) for t, v in zip(t_, v_, strict=True)) / sum((t - mt) ** 2 for t in t_)
+        return float(b), float(mv - b * mt)
+
+    rng = random.Random(5)
+    for n, slope in [(61, 1e6), (720, 1e3), (61, 0.5), (720, -2e4), (3, 7.0)]:
+        t0 = 1.76e9 + rng.random() * 1e6
+        ts = [t0 + 5 * i + rng.uniform(-0.3, 0.3) for i in range(n)]
+        vs = [2e8 + slope * (t - t0) + rng.gauss(0, 1e5) for t in ts]
+        fit = fit_line(ts, vs)
+        b, a = exact(ts, vs)
+        assert fit.slope == pytest.approx(b, rel=1e-12)
+        assert fit.intercept == pytest.approx(a, rel=1e-12)
+
+
+def test_a_line_refuses_values_that_are_not_finite_naming_them() -> None:
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="finite"):
+            fit_line([0.0, 1.0, 2.0], [1.0, bad, 3.0])
+        with pytest.raises(ValueError, match="finite"):
+            fit_line([0.0, bad, 2.0], [1.0, 2.0, 3.0])

@@ -7,6 +7,7 @@ Series are (seconds since the window start, value) pairs, as `vsmmon.trends` wan
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,6 +58,15 @@ class AnalysisResult:
     recommendations: tuple[Recommendation, ...]
 
 
+def finite(series: Series) -> Series:
+    """The points whose time and value are finite numbers: one bad sample costs its point, not the series."""
+    ts, vs = series
+    if all(map(math.isfinite, ts)) and all(map(math.isfinite, vs)):
+        return ts, vs
+    kept = [(t, v) for t, v in zip(ts, vs, strict=True) if math.isfinite(t) and math.isfinite(v)]
+    return [t for t, _ in kept], [v for _, v in kept]
+
+
 def analyse_fleet(
     now: datetime,
     memory: Sequence[MemorySeries],
@@ -66,13 +76,13 @@ def analyse_fleet(
     drain_target_s: float = 60.0,
 ) -> AnalysisResult:
     """Everything the prediction and recommendation engines say about the fleet at `now`."""
-    trends = [(agent, metric, window, t) for (agent, metric, window), (ts, vs) in series.items()
-              if (t := analyse(ts, vs)) is not None]  # fmt: skip
+    trends = [(agent, metric, window, t) for (agent, metric, window), points in series.items()
+              if (t := analyse(*finite(points))) is not None]  # fmt: skip
     forecasts: list[tuple[str, str, Forecast]] = []
     exhaustion: dict[str, float | None] = {}
     recommendations: list[Recommendation] = []
     for m in memory:
-        ts, vs = m.series
+        ts, vs = finite(m.series)
         if len(vs) < 2 or len(set(ts)) < 2 or (g := growth(ts, vs, m.limit_bytes, breaks_s=m.breaks_s)) is None:
             continue
         # one least-squares fit of the current regime serves the time to the limit, the forecasts and the advice

@@ -90,13 +90,16 @@ def time_to_limit(
     *,
     fit: LinearFit | None = None,
 ) -> float | None:
-    """Seconds from the last sample until the fitted line reaches upper `limit`; 0 if past; None if not rising."""
+    """Seconds from the last sample until the fitted line reaches upper `limit`; 0 when the line is there already
+    (rising or not); None when it is below and not rising."""
     # Every resource of the design (memory, disk used, backlog, saturation) is bounded from above, so only a
     # slope that is significantly rising (t-test at `confidence`) approaches its limit; the fitted line, not the
     # last noisy sample, says where the series is now.
     if len(values) < 3 or len(set(ts_s)) < 2:
         return None
     fit = fit or fit_line(ts_s, values)
+    if fit.intercept + fit.slope * fit.last_t >= limit:
+        return 0.0  # there already, rising or not
     if direction_of(fit.slope, fit.slope_stderr, fit.n, confidence) is not Direction.RISING:
         return None
     return max(0.0, (limit - fit.intercept) / fit.slope - fit.last_t)

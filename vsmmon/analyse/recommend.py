@@ -79,21 +79,32 @@ def recommend_for_memory(
     # t-test (1 - p). Warm-up and a warming cache also grow, but level off: then the regime's later half stops
     # rising and `growth` gives no time to the limit.
     fit, tte = growth.fit, growth.time_to_limit_s
-    if tte is None or tte > horizon_s or fit.slope <= 0.0:
+    if tte is None or tte > horizon_s or (fit.slope <= 0.0 and tte > 0.0):
         return None
     per_child_kib = int(MAX_MEMORY_PER_CHILD_SHARE * limit_bytes / 1024)
-    rationale = (
-        f"memory of {agent_id} grows {fit.slope / MB:.1f} MB/s (± {fit.slope_stderr / MB:.2f}, "
-        f"{fit.n} samples over {format_duration(growth.span_s)}); reaches its {limit_bytes / MB:.0f} MB limit in "
-        f"{format_duration(tte)}: likely a leak — restart the worker and set worker_max_memory_per_child = "
-        f"{per_child_kib} (KiB, {MAX_MEMORY_PER_CHILD_SHARE:.0%} of the limit)"
+    advice = (
+        f"restart the worker and set worker_max_memory_per_child = {per_child_kib} "
+        f"(KiB, {MAX_MEMORY_PER_CHILD_SHARE:.0%} of the limit)"
     )
+    if tte == 0.0 and not growth.steady:  # there already, not (or no longer) growing: a fact, not a forecast
+        level = fit.intercept + fit.slope * fit.last_t
+        rationale = (
+            f"memory of {agent_id} is at {level / MB:.0f} MB, past its {limit_bytes / MB:.0f} MB limit: {advice}"
+        )
+        confidence = 1.0
+    else:
+        rationale = (
+            f"memory of {agent_id} grows {fit.slope / MB:.1f} MB/s (± {fit.slope_stderr / MB:.2f}, "
+            f"{fit.n} samples over {format_duration(growth.span_s)}); reaches its {limit_bytes / MB:.0f} MB limit "
+            f"in {format_duration(tte)}: likely a leak — {advice}"
+        )
+        confidence = slope_confidence(fit.slope, fit.slope_stderr, fit.n)
     return Recommendation(
         kind="resource_adjustment",
         target=agent_id,
         action={"command": "restart_worker"},
         rationale=rationale,
-        confidence=slope_confidence(fit.slope, fit.slope_stderr, fit.n),
+        confidence=confidence,
         expires_at=utc(now) + timedelta(seconds=valid_for_s),
     )
 

@@ -69,27 +69,34 @@ class Trend:
 
 
 def fit_line(ts_s: Sequence[float], values: Sequence[float]) -> LinearFit:
-    """Least-squares line through the points. Raises: ValueError for < 2 distinct timestamps or unequal lengths."""
+    """Least-squares line through the points. Raises: ValueError for < 2 distinct timestamps, unequal lengths or
+    a value that is not finite."""
     n = len(values)
     if len(ts_s) != n:
         raise ValueError(f"{len(ts_s)} timestamps for {n} values")
     if n < 2:
         raise ValueError(f"a line needs 2 points, got {n}")
     # Centre t on its mean and y on its first value: a constant series then gives exactly slope 0, and large
-    # offsets (Unix time, bytes) do not swamp the variation.
-    mean_t = math.fsum(ts_s) / n
-    dt = [t - mean_t for t in ts_s]
+    # offsets (Unix time, bytes) do not swamp the variation. The mean of Unix seconds is itself rounded (by up
+    # to 1.2e-7 s at 1.7e9), so the sums are corrected by the centred values' own means (the textbook
+    # Sxy - Sx Sy / n on the shifted data): slope and intercept then match an exact computation to ~1e-12.
+    if not all(map(math.isfinite, ts_s)) or not all(map(math.isfinite, values)):
+        raise ValueError("a line needs finite timestamps and values (NaN or infinity given)")
+    shift_t = math.fsum(ts_s) / n
+    dt = [t - shift_t for t in ts_s]
     y0 = values[0]
     dy = [y - y0 for y in values]
-    sxx = math.fsum(map(operator.mul, dt, dt))  # map, not a generator: these sums are the analysis' hot loop
-    if sxx == 0.0:
+    sum_dt, sum_dy = math.fsum(dt), math.fsum(dy)
+    sxx = math.fsum(map(operator.mul, dt, dt)) - sum_dt * sum_dt / n  # map: these sums are the hot loop
+    if sxx <= 0.0:
         raise ValueError("a line needs 2 distinct timestamps")
-    slope = math.fsum(map(operator.mul, dt, dy)) / sxx
-    mean_dy = math.fsum(dy) / n
+    slope = (math.fsum(map(operator.mul, dt, dy)) - sum_dt * sum_dy / n) / sxx
+    mean_dt, mean_dy = sum_dt / n, sum_dy / n
+    mean_t = shift_t + mean_dt
     intercept = y0 + mean_dy - slope * mean_t
     if n == 2:
         return LinearFit(slope, intercept, math.inf, math.inf, mean_t, sxx, n, ts_s[-1])
-    ssr = math.fsum((e - mean_dy - slope * d) ** 2 for d, e in zip(dt, dy, strict=True))
+    ssr = math.fsum((e - mean_dy - slope * (d - mean_dt)) ** 2 for d, e in zip(dt, dy, strict=True))
     residual_se = math.sqrt(ssr / (n - 2))
     return LinearFit(slope, intercept, residual_se / math.sqrt(sxx), residual_se, mean_t, sxx, n, ts_s[-1])
 
