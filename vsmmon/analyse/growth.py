@@ -108,9 +108,9 @@ def _best_split(ts: Sequence[float], vs: Sequence[float]) -> int:
     x = [t - t0 for t in ts]
     y = [v - v0 for v in vs]
     cx, cy = [0.0, *itertools.accumulate(x)], [0.0, *itertools.accumulate(y)]
-    cxx = [0.0, *itertools.accumulate(map(operator.mul, x, x))]
-    cxy = [0.0, *itertools.accumulate(map(operator.mul, x, y))]
-    cyy = [0.0, *itertools.accumulate(map(operator.mul, y, y))]
+    cxx: list[float] = [0.0, *itertools.accumulate(map(operator.mul, x, x))]
+    cxy: list[float] = [0.0, *itertools.accumulate(map(operator.mul, x, y))]
+    cyy: list[float] = [0.0, *itertools.accumulate(map(operator.mul, y, y))]
 
     def ssr(a: int, b: int) -> float:
         m = b - a
