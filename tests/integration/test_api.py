@@ -109,6 +109,17 @@ def test_non_finite_numbers_are_refused(client: TestClient, staging: RedisStagin
     assert staging.drain_pushed() == []
 
 
+@pytest.mark.parametrize("number", ["1e39", "-1e39", "1" + "0" * 400])
+def test_numbers_past_what_the_window_holds_are_refused(client: TestClient, staging: RedisStaging, number: str) -> None:
+    raw = '{"type": "sensor", "metrics": {"temp": %s, "ok": 1}}' % number  # noqa: UP031 - a JSON number token
+    response = client.post(
+        "/api/v1/agents/s1/metrics", content=raw, headers={**AUTH, "content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert ["body", "metrics", "temp"] in [e["loc"] for e in response.json()["detail"]]
+    assert staging.drain_pushed() == []
+
+
 @pytest.mark.parametrize("agent_id", ["has space", "-leading-dash", "x" * 121, "semi;colon", "quote'"])
 def test_a_bad_agent_id_is_refused(client: TestClient, agent_id: str) -> None:
     response = push(client, GOOD, agent_id=agent_id)

@@ -43,6 +43,17 @@ def test_points_come_back_in_order_and_only_from_the_window(client: redis.Redis)
     assert [p.value for p in window.read("a1", "m0", now, span_s=10)] == [18.0, 19.0, 20.0]  # 3 cycles
 
 
+def test_a_value_a_float32_slot_cannot_hold_costs_its_sample_and_no_one_elses(client: redis.Redis) -> None:
+    """Screened at ingest; still, a report built in code with 1e39 must not fail the write of the whole cycle."""
+    window = RealtimeWindow(client, interval_s=5, window_s=60)
+    bad = AgentReport("bad", AgentKind.WORKER, "h", {"m0": 1e39, "m1": 2.0})
+    written = window.write(Collection(uuid.uuid4(), T0, 1.0, (bad, *collection(T0).reports)))
+    assert written == 5
+    assert [p.value for p in window.read("bad", "m1", T0)] == [2.0]
+    assert window.read("bad", "m0", T0) == []
+    assert [p.value for p in window.read("a1", "m1", T0)] == [2.0]
+
+
 def test_a_silent_agents_old_slots_are_not_current(client: redis.Redis) -> None:
     window = RealtimeWindow(client, interval_s=5, window_s=60)
     window.write(collection(T0, base=1.0))

@@ -79,6 +79,17 @@ def test_too_many_metrics_are_cut_and_said() -> None:
     assert "metrics" in problems
 
 
+def test_numbers_the_window_cannot_hold_are_dropped_with_a_reason_and_the_rest_kept() -> None:
+    """A reply with an integer past the float range used to raise OverflowError and lose the whole collection."""
+    metrics, problems = clean_metrics({"huge": 10**400, "big": 1e39, "ok": 3.0e38, "neg": -1e39, "fine": 2})
+    assert metrics == {"ok": 3.0e38, "fine": 2.0}
+    assert problems["metric:huge"] == "expected a number of magnitude at most 3.403e+38, got an integer of 1329 bits"
+    assert problems["metric:big"] == "expected a number of magnitude at most 3.403e+38, got 1e+39"
+    assert "metric:neg" in problems
+    report = parse_worker_reply("w1@h", {"metrics": {"rss_bytes": 1.0, "x": 10**400}})
+    assert report.metrics == {"rss_bytes": 1.0}
+
+
 def test_a_report_refuses_non_finite_values() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         AgentReport("a", AgentKind.SENSOR, "h", {"x": math.inf})

@@ -17,7 +17,7 @@ from uuid import UUID
 from vsmmon import names
 from vsmmon.codec import scrub
 from vsmmon.collect.broker import QueueStats
-from vsmmon.models import AgentKind, AgentReport, Collection, utc
+from vsmmon.models import METRIC_MAX, AgentKind, AgentReport, Collection, utc
 
 MAX_DISCOVERED_QUEUES = 256
 """Queues read per cycle beyond the watched ones: bounds the probe's work and the queue series."""
@@ -156,8 +156,14 @@ def clean_metrics(raw: Any) -> tuple[dict[str, float], dict[str, str]]:
             problems["text"] = SPOILED_NAMES
         if isinstance(value, bool) or not isinstance(value, int | float):
             problems[f"metric:{key}"] = f"expected a number, got {type(value).__name__}"
+        elif isinstance(value, int) and abs(value) > METRIC_MAX:  # would not even convert to a float
+            problems[f"metric:{key}"] = (
+                f"expected a number of magnitude at most {METRIC_MAX:.4g}, got an integer of {value.bit_length()} bits"
+            )
         elif not math.isfinite(value):
             problems[f"metric:{key}"] = f"expected a finite number, got {value}"
+        elif abs(value) > METRIC_MAX:
+            problems[f"metric:{key}"] = f"expected a number of magnitude at most {METRIC_MAX:.4g}, got {value:.4g}"
         elif len(metrics) >= MAX_METRICS_PER_AGENT:
             problems["metrics"] = f"more than {MAX_METRICS_PER_AGENT} metrics; the rest were dropped"
             break

@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 import redis
 
 from vsmmon import names
-from vsmmon.models import Collection
+from vsmmon.models import METRIC_MAX, Collection
 
 _F32 = struct.Struct("<f")
 _U32 = struct.Struct("<I")
@@ -88,9 +88,11 @@ class RealtimeWindow:
             base = f"{names.REALTIME_PREFIX}{report.agent_id}\x00"
             keys.append(base + "_cycles")
             values.append(stamp)
-            keys.extend(base + m for m in report.metrics)
-            values.extend(_F32.pack(v) for v in report.metrics.values())
-            written += len(report.metrics)
+            # a value the float32 slot cannot hold (screened at ingest; never trusted here) costs its sample only
+            held = {m: v for m, v in report.metrics.items() if abs(v) <= METRIC_MAX}
+            keys.extend(base + m for m in held)
+            values.extend(_F32.pack(v) for v in held.values())
+            written += len(held)
         # one script call per chunk instead of one SETRANGE command per sample: at 1,000 agents x 20 metrics the
         # commands' packing and parsing alone cost ~1 s a cycle
         pipe = self.client.pipeline(transaction=False)

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from vsmmon.codec import control_character
-from vsmmon.models import AgentKind, AgentReport
+from vsmmon.models import METRIC_MAX, AgentKind, AgentReport
 
 
 def _plain(value: str) -> str:
@@ -39,7 +39,7 @@ MAX_CLOCK_SKEW = timedelta(seconds=60)
 MAX_REPORT_AGE = timedelta(minutes=15)
 
 MetricName = Annotated[str, StringConstraints(pattern=METRIC_NAME_PATTERN)]
-FiniteNumber = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False, strict=True, ge=-METRIC_MAX, le=METRIC_MAX)]
 ShortText = Annotated[str, StringConstraints(max_length=120), PLAIN]
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 
