@@ -10,7 +10,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vsmmon.analyse.trends import Direction, LinearFit, direction_of, fit_line, t_quantile
+from vsmmon.analyse.trends import (
+    Direction,
+    LinearFit,
+    autocorrelation,
+    direction_of,
+    fit_line,
+    residuals,
+    t_quantile,
+)
 
 HORIZONS_S: tuple[float, ...] = (300.0, 3600.0)
 """The forecast horizons of the design: 5 min and 1 h."""
@@ -70,16 +78,31 @@ def forecast(
 
     `fit` is `fit_line(ts_s, values)` when the caller has it already.
     """
-    # Interval for one new observation at t0: y(t0) +- t(1-(1-c)/2, n-2) * s * sqrt(1 + 1/n + (t0 - mean_t)^2 / Sxx),
-    # s the residual standard error. It assumes the series is a line plus independent, equal-variance noise.
+    # Interval for one new observation at t0: y(t0) +- t(1-(1-c)/2, n_eff-2) * s * sqrt(1 + k (1/n + (t0 - mean_t)^2 /
+    # Sxx)), s the residual standard error. Real series are autocorrelated: with lag-1 autocorrelation rho of the
+    # residuals the line's own uncertainty is k = (1 + rho) / (1 - rho) times what independent noise gives
+    # (n_eff = n / k points' worth of information); the new observation's own noise stays s^2.
     if len(values) < 3 or len(set(ts_s)) < 2:
         return None
     fit = fit or fit_line(ts_s, values)
     t0 = fit.last_t + horizon_s
     value = fit.intercept + fit.slope * t0
-    leverage = 1.0 + 1.0 / fit.n + (t0 - fit.mean_t) ** 2 / fit.sxx
-    half = t_quantile((1.0 + confidence) / 2.0, fit.n - 2) * fit.residual_se * math.sqrt(leverage)
+    rho = significant_autocorrelation(residuals(ts_s, values, fit))
+    k = (1.0 + rho) / (1.0 - rho)
+    leverage = 1.0 + k * (1.0 / fit.n + (t0 - fit.mean_t) ** 2 / fit.sxx)
+    df = max(1, math.floor(fit.n / k) - 2)
+    half = t_quantile((1.0 + confidence) / 2.0, df) * fit.residual_se * math.sqrt(leverage)
     return Forecast(horizon_s, value, value - half, value + half, confidence)
+
+
+RHO_MAX = 0.95
+
+
+def significant_autocorrelation(errors: Sequence[float]) -> float:
+    """The residuals' lag-1 autocorrelation when it is significant (over 2 / sqrt(n), the estimate's ~2 standard
+    errors on independent noise), else 0: independent noise keeps the textbook interval, not a noisy variant."""
+    rho = autocorrelation(errors)
+    return min(RHO_MAX, rho) if rho > 2.0 / math.sqrt(len(errors)) else 0.0
 
 
 def time_to_limit(

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vsmmon.analyse.forecast import time_to_limit
-from vsmmon.analyse.trends import Direction, LinearFit, direction_of, fit_line
+from vsmmon.analyse.trends import Direction, LinearFit, autocorrelation, direction_of, fit_line, residuals
 
 STEP_FACTOR = 8.0
 """An increment this many times the median of the next `STEP_LOOKAHEAD` ones (by size) is a step, not growth."""
@@ -135,16 +134,11 @@ def _best_split(ts: Sequence[float], vs: Sequence[float]) -> int:
 
 
 def _autocorrelation(ts: Sequence[float], vs: Sequence[float], split: int) -> float:
-    """Lag-1 autocorrelation of the two lines' residuals, bias-corrected (Kendall: + (1 + 3 rho) / n), in [0, max]."""
-    residuals: list[float] = []
+    """Lag-1 autocorrelation of the two lines' residuals, in [0, BEND_RHO_MAX]."""
+    errors: list[float] = []
     for a, b in ((0, split), (split, len(vs))):
-        fit = fit_line(ts[a:b], vs[a:b])
-        residuals += [v - fit.intercept - fit.slope * t for t, v in zip(ts[a:b], vs[a:b], strict=True)]
-    energy = math.fsum(e * e for e in residuals)
-    if energy <= 0.0:
-        return 0.0
-    rho = math.fsum(map(operator.mul, residuals, residuals[1:])) / energy
-    return min(BEND_RHO_MAX, max(0.0, rho + (1.0 + 3.0 * rho) / len(residuals)))
+        errors += residuals(ts[a:b], vs[a:b], fit_line(ts[a:b], vs[a:b]))
+    return min(BEND_RHO_MAX, max(0.0, autocorrelation(errors)))
 
 
 def regime_start(ts_s: Sequence[float], values: Sequence[float], breaks_s: Sequence[float] = ()) -> int:

@@ -101,6 +101,20 @@ def fit_line(ts_s: Sequence[float], values: Sequence[float]) -> LinearFit:
     return LinearFit(slope, intercept, residual_se / math.sqrt(sxx), residual_se, mean_t, sxx, n, ts_s[-1])
 
 
+def residuals(ts_s: Sequence[float], values: Sequence[float], fit: LinearFit) -> list[float]:
+    """What the line leaves of each value."""
+    return [v - fit.intercept - fit.slope * t for t, v in zip(ts_s, values, strict=True)]
+
+
+def autocorrelation(errors: Sequence[float]) -> float:
+    """Lag-1 autocorrelation of residuals, bias-corrected for their number (Kendall: + (1 + 3 rho) / n); 0 for none."""
+    energy = math.fsum(e * e for e in errors)
+    if energy <= 0.0:
+        return 0.0
+    rho = math.fsum(map(operator.mul, errors, errors[1:])) / energy
+    return rho + (1.0 + 3.0 * rho) / len(errors)
+
+
 def t_cdf(t: float, df: int) -> float:
     """Student t distribution function, exact for integer `df` (Abramowitz & Stegun 26.7.3-4)."""
     if df < 1:
