@@ -69,6 +69,18 @@ def test_every_factor_with_data_counts_and_none_is_defaulted() -> None:
     assert agent_health(worker(live=False)).score == 0.0
 
 
+def test_a_live_agent_with_nothing_to_judge_is_unknown_and_left_out_of_s1s_mean() -> None:
+    silent = AgentInputs("sensor-1", "sensor", True, {"temperature": 21.0}, 512 * MB, 1024 * MB)
+    h = agent_health(silent)
+    assert h.score is None  # was 1.0: healthy for want of data
+    assert agent_health(AgentInputs("gone", "sensor", False, {}, 512 * MB, 1024 * MB)).score == 0.0
+    sick = worker("w1", rss_bytes=768 * MB)  # memory 0.5, queue 1.0: h 0.75
+    agents = [sick, silent]
+    f = s1(agents, {a.agent_id: agent_health(a) for a in agents}, expected_capacity=None)
+    assert f.inputs["mean_agent_health"] == pytest.approx(0.75)  # not pulled up by the unknown one
+    assert s1([silent], {"sensor-1": h}, None).score == 1.0  # availability alone when no h is known
+
+
 def test_s1_is_availability_times_mean_health_over_agents() -> None:
     agents = [worker("a"), worker("b"), worker("c", live=False), worker("d", live=False)]
     healths = {a.agent_id: agent_health(a) for a in agents}

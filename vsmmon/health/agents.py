@@ -47,7 +47,7 @@ class AgentInputs:
 @dataclass(frozen=True, slots=True)
 class AgentHealth:
     agent_id: str
-    score: float
+    score: float | None  # None: live, but no factor has data (nothing says how it does)
     factors: tuple[Factor, ...]
 
 
@@ -100,10 +100,11 @@ def task_factor(a: AgentInputs) -> Factor:
 
 
 def agent_health(a: AgentInputs) -> AgentHealth:
-    """h = L x mean(memory, queue, task), over the factors that have data."""
+    """h = L x mean(memory, queue, task), over the factors that have data: 0 when not live, unknown (None) when
+    live with no factor known — an agent that reports nothing to judge is not thereby healthy."""
     factors = (Factor("liveness", 1.0 if a.live else 0.0), memory_factor(a), queue_factor(a), task_factor(a))
     rest = mean_known(factors[1:])
-    score = (1.0 if a.live else 0.0) * (1.0 if rest is None else rest)
+    score = (None if rest is None else rest) if a.live else 0.0
     return AgentHealth(a.agent_id, score, factors)
 
 
@@ -127,10 +128,13 @@ def judged_population(agents: Sequence[AgentInputs]) -> list[AgentInputs]:
     return workers or list(agents)
 
 
-def mean_health(agents: Sequence[AgentInputs], healths: Mapping[str, AgentHealth]) -> float:
-    """Mean h over the agents, the pushed ones weighing at most `PUSHED_SHARE_MAX` of it beside the workers."""
-    workers = [healths[a.agent_id].score for a in agents if a.kind == "celery_worker"]
-    pushed = [healths[a.agent_id].score for a in agents if a.kind != "celery_worker"]
+def mean_health(agents: Sequence[AgentInputs], healths: Mapping[str, AgentHealth]) -> float | None:
+    """Mean h over the agents whose h is known, the pushed ones weighing at most `PUSHED_SHARE_MAX` of it beside
+    the workers; None when no h is known."""
+    workers = [h for a in agents if a.kind == "celery_worker" and (h := healths[a.agent_id].score) is not None]
+    pushed = [h for a in agents if a.kind != "celery_worker" and (h := healths[a.agent_id].score) is not None]
+    if not workers and not pushed:
+        return None
     if not workers or not pushed:
         return statistics.fmean(workers or pushed)
     share = min(PUSHED_SHARE_MAX, len(pushed) / (len(pushed) + len(workers)))
@@ -152,7 +156,8 @@ def s1(agents: list[AgentInputs], healths: Mapping[str, AgentHealth], expected_c
     expected = expected_capacity or live_capacity
     availability = clamp(live_capacity / expected) if expected > 0 else 0.0
     mean_h = mean_health(agents, healths)
+    unhealthy = sum(1 for h in healths.values() if h.score is not None and h.score <= 0.5)
     inputs = {"availability": availability, "live_capacity": live_capacity, "expected_capacity": expected,
               "mean_agent_health": mean_h, "agents": float(len(agents)),
-              "unhealthy_agents": float(sum(1 for h in healths.values() if h.score <= 0.5))}  # fmt: skip
-    return Factor("S1", availability * mean_h, inputs)
+              "unhealthy_agents": float(unhealthy)}  # fmt: skip
+    return Factor("S1", availability * (1.0 if mean_h is None else mean_h), inputs)
