@@ -168,3 +168,23 @@ def test_noise_bends_a_regime_in_at_most_one_hour_window_of_a_hundred(phi: float
             vs.append(300 * MB + e)
         bent += last_bend(every(5.0, 720), vs) > 0
     assert bent <= 1
+
+
+def test_a_pushed_worker_leaking_1_mb_s_for_2_min_is_named_in_the_recommendations_before_its_limit_is_in_reach() -> (
+    None
+):
+    ts = every(5.0, 25)  # 2 min
+    vs = noisy([100 * MB + 1 * MB * t for t in ts], 0.2 * MB)
+    result = analyse_fleet(NOW, [MemorySeries("sim-leak-0", (ts, vs), LIMIT)], {}, [])
+    [rec] = result.recommendations
+    assert (rec.kind, rec.target, rec.action["command"]) == ("optimization", "sim-leak-0", "bound_memory")
+    assert "grows steadily 1.00 MB/s" in rec.rationale
+    assert "1024 MB limit is 13 min" in rec.rationale  # (1024 - 220) s at 1 MB/s: too far to trust from 2 min
+    assert result.exhaustion_s["memory:sim-leak-0"] is None  # not yet S4's business
+    warm = every(5.0, 20)  # 95 s of growth: too short to report
+    assert (
+        analyse_fleet(
+            NOW, [MemorySeries("w", (warm, [100 * MB + MB * t for t in warm]), LIMIT)], {}, []
+        ).recommendations
+        == ()
+    )

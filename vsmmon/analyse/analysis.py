@@ -19,6 +19,7 @@ from vsmmon.analyse.recommend import (
     dedupe,
     for_consumers,
     recommend_for_capacity,
+    recommend_for_growth,
     recommend_for_memory,
     recommend_for_stall,
 )
@@ -93,6 +94,8 @@ def analyse_fleet(
                       if (f := forecast(*regime, h, fit=g.fit)) is not None]  # fmt: skip
         if (rec := recommend_for_memory(m.agent_id, g, m.limit_bytes, now)) is not None:
             recommendations.append(rec)
+        elif (trend := recommend_for_growth(m.agent_id, g, m.limit_bytes, now)) is not None:
+            recommendations.append(trend)
     plans: dict[str, CapacityPlan] = {}
     for q in queues:
         if q.drain_per_s <= 0 or q.concurrency <= 0:

@@ -109,6 +109,33 @@ def recommend_for_memory(
     )
 
 
+GROWTH_REPORT_MIN_S = 120.0
+"""Steady memory growth watched this long is reported by name, even while its limit is out of reach."""
+
+
+def recommend_for_growth(
+    agent_id: str, growth: Growth, limit_bytes: float, now: datetime, *, valid_for_s: float = VALID_FOR_S
+) -> Recommendation | None:
+    """A growth trend: memory rising steadily for `GROWTH_REPORT_MIN_S` or more, its limit not (yet) in reach
+    within what the regime supports; advice to bound it. None otherwise (and when a restart is advised)."""
+    fit = growth.fit
+    if not growth.steady or growth.span_s < GROWTH_REPORT_MIN_S or growth.time_to_limit_s is not None:
+        return None
+    per_child_kib = int(MAX_MEMORY_PER_CHILD_SHARE * limit_bytes / 1024)
+    reach = (
+        f"at this rate its {limit_bytes / MB:.0f} MB limit is {format_duration(growth.estimate_s)} away"
+        if growth.estimate_s is not None
+        else f"its {limit_bytes / MB:.0f} MB limit is not approached"
+    )
+    return Recommendation(
+        "optimization", agent_id, {"command": "bound_memory", "worker_max_memory_per_child_kib": per_child_kib},
+        f"memory of {agent_id} grows steadily {fit.slope / MB:.2f} MB/s (± {fit.slope_stderr / MB:.2f}, "
+        f"{fit.n} samples over {format_duration(growth.span_s)}); {reach}: watch it, and bound it with "
+        f"worker_max_memory_per_child = {per_child_kib} (KiB, {MAX_MEMORY_PER_CHILD_SHARE:.0%} of the limit)",
+        slope_confidence(fit.slope, fit.slope_stderr, fit.n), utc(now) + timedelta(seconds=valid_for_s),
+    )  # fmt: skip
+
+
 def recommend_for_capacity(
     queue: str,
     plan: CapacityPlan,
