@@ -9,7 +9,7 @@ SCENARIOS ?=
 VALGRIND := command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
 PYTEST_ARGS ?=
 
-.PHONY: up test lint fmt bench bench-quick clean browser screenshots soak scenarios
+.PHONY: up test lint fmt bench bench-quick clean browser screenshots soak scenarios accuracy
 
 # (re)install when pyproject.toml changes; creates .venv when missing
 $(STAMP): pyproject.toml
@@ -57,6 +57,10 @@ bench-quick: $(STAMP)
 ## 1,000 simulated agents for 10 minutes against `vsmmon up`; SOAK_SECONDS=60 for a short run (prints only)
 soak: $(STAMP)
 	$(PY) -m bench.soak
+
+## the accuracy of forecasts, intervals and change points on simulated series (about a minute, no services)
+accuracy: $(STAMP)
+	$(PY) -m bench.accuracy
 
 ## scenario suite with labelled truth on real services (~30 min; not part of `make test`), results in BENCHMARKS.md;
 ## some of them: `make scenarios SCENARIOS="steady sigkill"`; exit code 1 on a missed alert or a false positive

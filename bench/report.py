@@ -155,7 +155,7 @@ def rewrite(results: list[Result], machine: Machine, when: datetime, path: Path 
     body = "\n".join(ordered)
     last_run = f"Last run: {when.strftime('%Y-%m-%d %H:%M')} UTC on {machine.describe()}."
     text = path.read_text() if path.exists() else ""
-    # written by `make scenarios` (bench/scenarios) and `make soak` (bench/soak.py), in that order
-    starts = [i for i in (text.find("\n## Scenarios\n"), text.find("\n## Soak\n")) if i >= 0]
+    # written by `make accuracy` (bench/accuracy.py), `make scenarios` (bench/scenarios), `make soak`, in that order
+    starts = [i for i in (text.find(f"\n## {title}\n") for title in ("Accuracy", "Scenarios", "Soak")) if i >= 0]
     kept = text[min(starts) :] if starts else ""
     path.write_text(f"{INTRO}\n{last_run}\n\n{header}\n{body}\n{kept}")
