@@ -188,3 +188,21 @@ def test_a_pushed_worker_leaking_1_mb_s_for_2_min_is_named_in_the_recommendation
         ).recommendations
         == ()
     )
+
+
+def test_steady_growth_whose_limit_is_hours_away_is_still_named() -> None:
+    """Trusted (the regime is long) but past the hour: no restart, and so a growth trend."""
+    ts = every(5.0, 600)
+    limit = 300 * MB + (ts[-1] + 5000.0) * 0.05 * MB
+    vs = noisy([300 * MB + 0.05 * MB * t for t in ts], 2 * MB)
+    g = growth(ts, vs, limit)
+    assert g is not None
+    assert g.time_to_limit_s is not None
+    assert g.time_to_limit_s > 3600.0
+    [rec] = analyse_fleet(NOW, [MemorySeries("slow", (ts, vs), limit)], {}, []).recommendations
+    assert rec.action["command"] == "bound_memory"
+
+
+def test_an_exact_line_is_one_regime() -> None:
+    ts = [float(i) for i in range(720)]
+    assert regime_start(ts, [2.5e8 + (1e6 / 3) * t for t in ts]) == 0

@@ -69,16 +69,16 @@ def test_every_factor_with_data_counts_and_none_is_defaulted() -> None:
     assert agent_health(worker(live=False)).score == 0.0
 
 
-def test_a_live_agent_with_nothing_to_judge_is_unknown_and_left_out_of_s1s_mean() -> None:
+def test_a_live_agent_with_nothing_to_judge_is_unknown_and_counts_its_liveness_in_s1() -> None:
     silent = AgentInputs("sensor-1", "sensor", True, {"temperature": 21.0}, 512 * MB, 1024 * MB)
     h = agent_health(silent)
     assert h.score is None  # was 1.0: healthy for want of data
     assert agent_health(AgentInputs("gone", "sensor", False, {}, 512 * MB, 1024 * MB)).score == 0.0
-    sick = worker("w1", rss_bytes=768 * MB)  # memory 0.5, queue 1.0: h 0.75
-    agents = [sick, silent]
-    f = s1(agents, {a.agent_id: agent_health(a) for a in agents}, expected_capacity=None)
-    assert f.inputs["mean_agent_health"] == pytest.approx(0.75)  # not pulled up by the unknown one
-    assert s1([silent], {"sensor-1": h}, None).score == 1.0  # availability alone when no h is known
+    # in S1's mean it counts what is known of it, that it is live: 19 such sensors and one lost are not an outage
+    sensors = [AgentInputs(f"s{i}", "sensor", i > 0, {"temperature": 20.0}, 512 * MB, 1024 * MB) for i in range(20)]
+    a = evaluate(NOW, sensors, [], ControlInputs())
+    assert a.systems["S1"].factors[0].inputs["mean_agent_health"] == pytest.approx(0.95)
+    assert a.states["S1"] is HealthState.HEALTHY
 
 
 def test_s1_is_availability_times_mean_health_over_agents() -> None:

@@ -48,6 +48,7 @@ inflation (1 + rho) / (1 - rho), exceeds this. Searched over every split, on whi
 720-point windows and 2 % of 61-point ones (simulated, 250-600 windows each). A false bend only shortens
 the regime: less evidence, never a leak."""
 BEND_RHO_MAX = 0.95
+RELATIVE_EXACT = 1e-12  # residuals this small a share of the values' spread are rounding, not noise
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +121,17 @@ def _best_split(ts: Sequence[float], vs: Sequence[float]) -> int:
         return max(0.0, syy - sxy * sxy / sxx if sxx > 0.0 else syy)
 
     whole = ssr(0, n)
+    spread = cyy[n] - cy[n] * cy[n] / n  # the values' own sum of squares about their mean
+    if whole <= RELATIVE_EXACT * spread:
+        return 0  # one line fits already, to rounding: nothing to split
     best, split = whole, 0
     for k in range(MIN_POINTS, n - MIN_POINTS + 1):
         if (both := ssr(0, k) + ssr(k, n)) < best:
             best, split = both, k
     if split == 0 or whole <= 0.0:
         return 0
-    if best <= 0.0:
-        return split  # two exact lines
+    if best <= RELATIVE_EXACT * spread:
+        return split  # two lines fit to rounding: a clean break
     f = ((whole - best) / 2.0) / (best / (n - 4))
     rho = _autocorrelation(ts, vs, split)
     return split if f > BEND_F * (1.0 + rho) / (1.0 - rho) else 0

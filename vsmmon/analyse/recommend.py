@@ -116,10 +116,12 @@ GROWTH_REPORT_MIN_S = 120.0
 def recommend_for_growth(
     agent_id: str, growth: Growth, limit_bytes: float, now: datetime, *, valid_for_s: float = VALID_FOR_S
 ) -> Recommendation | None:
-    """A growth trend: memory rising steadily for `GROWTH_REPORT_MIN_S` or more, its limit not (yet) in reach
-    within what the regime supports; advice to bound it. None otherwise (and when a restart is advised)."""
+    """A growth trend: memory rising steadily for `GROWTH_REPORT_MIN_S` or more whose limit is not within the hour
+    (or not yet within what the regime supports); advice to bound it. None otherwise, and when a restart is
+    advised (`recommend_for_memory`)."""
     fit = growth.fit
-    if not growth.steady or growth.span_s < GROWTH_REPORT_MIN_S or growth.time_to_limit_s is not None:
+    restart_advised = growth.time_to_limit_s is not None and growth.time_to_limit_s <= LEAK_HORIZON_S
+    if not growth.steady or growth.span_s < GROWTH_REPORT_MIN_S or restart_advised:
         return None
     per_child_kib = int(MAX_MEMORY_PER_CHILD_SHARE * limit_bytes / 1024)
     reach = (

@@ -128,13 +128,18 @@ def judged_population(agents: Sequence[AgentInputs]) -> list[AgentInputs]:
     return workers or list(agents)
 
 
-def mean_health(agents: Sequence[AgentInputs], healths: Mapping[str, AgentHealth]) -> float | None:
-    """Mean h over the agents whose h is known, the pushed ones weighing at most `PUSHED_SHARE_MAX` of it beside
-    the workers; None when no h is known."""
-    workers = [h for a in agents if a.kind == "celery_worker" and (h := healths[a.agent_id].score) is not None]
-    pushed = [h for a in agents if a.kind != "celery_worker" and (h := healths[a.agent_id].score) is not None]
-    if not workers and not pushed:
-        return None
+def mean_health(agents: Sequence[AgentInputs], healths: Mapping[str, AgentHealth]) -> float:
+    """Mean h over the agents, the pushed ones weighing at most `PUSHED_SHARE_MAX` of it beside the workers.
+
+    An agent whose h is unknown (live, nothing else to judge) counts what is known of it: its liveness, 1.
+    """
+
+    def h(a: AgentInputs) -> float:
+        score = healths[a.agent_id].score
+        return (1.0 if a.live else 0.0) if score is None else score
+
+    workers = [h(a) for a in agents if a.kind == "celery_worker"]
+    pushed = [h(a) for a in agents if a.kind != "celery_worker"]
     if not workers or not pushed:
         return statistics.fmean(workers or pushed)
     share = min(PUSHED_SHARE_MAX, len(pushed) / (len(pushed) + len(workers)))
@@ -160,4 +165,4 @@ def s1(agents: list[AgentInputs], healths: Mapping[str, AgentHealth], expected_c
     inputs = {"availability": availability, "live_capacity": live_capacity, "expected_capacity": expected,
               "mean_agent_health": mean_h, "agents": float(len(agents)),
               "unhealthy_agents": float(unhealthy)}  # fmt: skip
-    return Factor("S1", availability * (1.0 if mean_h is None else mean_h), inputs)
+    return Factor("S1", availability * mean_h, inputs)

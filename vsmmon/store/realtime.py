@@ -88,7 +88,8 @@ class RealtimeWindow:
             base = f"{names.REALTIME_PREFIX}{report.agent_id}\x00"
             keys.append(base + "_cycles")
             values.append(stamp)
-            # a value the float32 slot cannot hold (screened at ingest; never trusted here) costs its sample only
+            # a value the float32 slot cannot hold (screened at ingest; never trusted here) is not written, and so
+            # reads as that slot's older value, as any metric a report lacks does: it never fails the whole write
             held = {m: v for m, v in report.metrics.items() if abs(v) <= METRIC_MAX}
             keys.extend(base + m for m in held)
             values.extend(_F32.pack(v) for v in held.values())
