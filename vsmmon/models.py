@@ -219,7 +219,7 @@ class AgentInfo:
 
     @property
     def live(self) -> bool:
-        """Online or stale: it missed at most one report (`vsmmon.collect.registry`)."""
+        """Online or stale: seen within 2 x its interval (`vsmmon.collect.registry`)."""
         return self.status in LIVE_STATUSES
 
 
