@@ -9,7 +9,7 @@ SCENARIOS ?=
 VALGRIND := command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
 PYTEST_ARGS ?=
 
-.PHONY: up test lint fmt bench bench-quick clean browser screenshots soak scenarios accuracy
+.PHONY: up test lint fmt bench bench-quick clean browser alertmanager screenshots soak scenarios accuracy
 
 # (re)install when pyproject.toml changes; creates .venv when missing
 $(STAMP): pyproject.toml
@@ -23,7 +23,7 @@ up: $(STAMP)
 	$(VENV)/bin/vsmmon up
 
 ## unit tests (no services) and integration tests (real PostgreSQL, Redis, Celery workers)
-test: $(STAMP) browser
+test: $(STAMP) browser alertmanager
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## headless Chromium for the browser tests: Debian's package, driven by Playwright (no browser download)
@@ -31,6 +31,12 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	test -x $(CHROMIUM) || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+## Alertmanager for the delivery tests: Debian's package, like chromium (the tests run their own instance on a
+## free loopback port; on a host with systemd the package also starts its own service on :9093)
+ALERTMANAGER ?= /usr/bin/prometheus-alertmanager
+alertmanager:
+	test -x $(ALERTMANAGER) || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-alertmanager)
 
 ## the README's screenshots of the dashboard, taken by the browser tests' tooling
 screenshots: $(STAMP) browser

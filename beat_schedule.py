@@ -31,6 +31,11 @@ SCHEDULE = {
         "every": "audit_interval_s",
         "expires_after_period": True,
     },
+    "resend-to-alertmanager": {  # firing alerts again before their endsAt (a no-op without ALERTMANAGER_URLS)
+        "task": names.ALERTS_RESEND,
+        "every": "alertmanager_resend_s",
+        "expires_after_period": True,
+    },
     "maintain-storage": {  # partitions ahead of time, retention by dropping partitions
         "task": names.MAINTENANCE_RUN,
         "every": 600,

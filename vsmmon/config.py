@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     alert_resolve_after_s: float = Field(default=60, ge=0, description="an alert resolves once clear this long")
     alert_escalate_after_s: float = Field(default=900, gt=0, description="unacknowledged firing alert escalates")
     webhook_urls: str = Field(default="", description="comma-separated Alertmanager-format webhook receivers")
+    alertmanager_urls: str = Field(
+        default="", description="comma-separated Alertmanager base URLs: alerts are posted to their /api/v2/alerts"
+    )
+    alertmanager_resend_s: float = Field(
+        default=60, ge=5, le=3600, description="firing alerts are posted again this often (Alertmanager expects it)"
+    )
     external_url: str = Field(default="http://127.0.0.1:8000", description="vsmmon's URL as receivers should see it")
     control_dry_run: bool = Field(default=False, description="S3 records the actions it would take, applies none")
     s3_dry_run: bool | None = Field(default=None, description="the same as CONTROL_DRY_RUN (its other name)")
@@ -119,7 +125,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a URL starting with one of {', '.join(s + '://' for s in schemes)}")
         return value
 
-    @field_validator("webhook_urls")
+    @field_validator("webhook_urls", "alertmanager_urls")
     @classmethod
     def _http_urls(cls, value: str) -> str:
         for url in (u.strip() for u in value.split(",") if u.strip()):
@@ -190,6 +196,11 @@ class Settings(BaseSettings):
     def webhooks(self) -> tuple[str, ...]:
         """WEBHOOK_URLS as a tuple."""
         return tuple(u.strip() for u in self.webhook_urls.split(",") if u.strip())
+
+    @property
+    def alertmanagers(self) -> tuple[str, ...]:
+        """ALERTMANAGER_URLS as a tuple of base URLs (no trailing slash)."""
+        return tuple(u.strip().rstrip("/") for u in self.alertmanager_urls.split(",") if u.strip())
 
     @property
     def protective_queues(self) -> tuple[str, ...]:

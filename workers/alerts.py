@@ -5,7 +5,10 @@
 - `record(alerts, events)`: the history rows, retried while PostgreSQL is away, so an outage delays the
   record, never an alert;
 - `deliver(notifications)`: notifications decided elsewhere (a resolve from the API or the CLI);
-- `webhook(url, payload)`: one Alertmanager-format POST, retried with backoff on 5xx and network errors.
+- `webhook(url, payload)`: one Alertmanager-format POST, retried with backoff on 5xx and network errors;
+- `alertmanager(url, alerts)`: alerts posted to an Alertmanager's API v2, the same way; `resend()` (beat,
+  every `VSMMON_ALERTMANAGER_RESEND_S`) posts every firing alert again, as Alertmanager expects.
+Each POST's outcome (sent, refused, retried, failed) is counted per receiver for `/metrics`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import httpx
 from celery import Celery
 
 from vsmmon import names
+from vsmmon.alerts import alertmanager
 from vsmmon.alerts.codec import (
     alert_from_dict,
     alert_message,
@@ -30,7 +34,7 @@ from vsmmon.alerts.codec import (
     signals_from_list,
 )
 from vsmmon.alerts.desk import Outcome, policy_for, report
-from vsmmon.alerts.model import Event, Notification, Signal
+from vsmmon.alerts.model import Alert, Event, Notification, Signal
 from vsmmon.alerts.routing import alertmanager_payload
 from vsmmon.errors import InvalidInput, TransientError
 from vsmmon.redact import redact_url
@@ -49,6 +53,7 @@ def report_signals(app: Celery, source: str, signals: Sequence[Signal], ttl_s: f
 def dispatch(app: Celery, ctx: WorkerContext, outcome: Outcome) -> None:
     """Deliver an outcome's notifications and have its rows recorded."""
     deliver(app, ctx, outcome.notifications)
+    to_alertmanagers(app, ctx, [*outcome.changed, *(n.alert for n in outcome.notifications)])
     client = ctx.realtime.client
     for alert in outcome.changed:
         client.publish(names.ALERTS_CHANNEL, alert_message(alert))
@@ -71,6 +76,48 @@ def deliver(app: Celery, ctx: WorkerContext, notifications: Sequence[Notificatio
         payload = alertmanager_payload(hooked, WEBHOOK_RECEIVER, ctx.settings.external_url)
         for url in urls:
             app.send_task(names.ALERTS_WEBHOOK, args=(url, payload))
+
+
+def to_alertmanagers(app: Celery, ctx: WorkerContext, alerts: Sequence[Alert]) -> None:
+    """Post these alerts' states (firing, acknowledged, resolved) to every configured Alertmanager."""
+    urls = ctx.settings.alertmanagers
+    latest = {a.id: a for a in alerts}  # one alert may change twice in an outcome: its last state
+    body = alertmanager.batch(latest.values(), ctx.clock(), ctx.settings.alertmanager_resend_s,
+                              ctx.settings.external_url)  # fmt: skip
+    if urls and body:
+        for url in urls:
+            app.send_task(names.ALERTS_ALERTMANAGER, args=(url, body))
+
+
+def count_delivery(ctx: WorkerContext, receiver: str, url: str, outcome: str) -> None:
+    """One POST's outcome, in the Redis hash `/metrics` reads (`vsmmon_alert_deliveries_total`)."""
+    client = ctx.realtime.client
+    pipe = client.pipeline(transaction=False)
+    pipe.hincrby(names.ALERT_DELIVERIES_KEY, f"{receiver}|{redact_url(url)}|{outcome}", 1)
+    pipe.expire(names.ALERT_DELIVERIES_KEY, names.STATE_TTL_S)
+    pipe.execute()
+
+
+def post(task: VsmTask, receiver: str, url: str, body: object) -> httpx.Response:
+    """POST `body` as JSON; a network error, 429 or 5xx raises TransientError (the task retries: counted
+    `retried`, or `failed` on its last try); another 4xx is counted `refused` and logged, never retried."""
+    shown = redact_url(url)
+    last_try = task.request.retries >= (task.max_retries or 0)
+    try:
+        response = httpx.post(url, json=body, timeout=WEBHOOK_TIMEOUT_S)
+    except httpx.HTTPError as e:
+        count_delivery(task.ctx, receiver, url, "failed" if last_try else "retried")
+        raise TransientError(f"{receiver} {shown}: {type(e).__name__}: {e}") from None
+    if response.status_code >= 500 or response.status_code == 429:
+        count_delivery(task.ctx, receiver, url, "failed" if last_try else "retried")
+        raise TransientError(f"{receiver} {shown}: HTTP {response.status_code}")
+    if response.status_code >= 400:
+        count_delivery(task.ctx, receiver, url, "refused")
+        log.error("%s %s refused the alerts: HTTP %d %s", receiver, shown, response.status_code,
+                  response.text[:200])  # fmt: skip
+    else:
+        count_delivery(task.ctx, receiver, url, "sent")
+    return response
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:
@@ -114,19 +161,24 @@ def register(app: Celery) -> None:
     def deliver_task(self: VsmTask, notifications: list[Any]) -> int:
         parsed = [notification_from_dict(n) for n in notifications]
         deliver(self.app, self.ctx, parsed)
+        to_alertmanagers(self.app, self.ctx, [n.alert for n in parsed])
         return len(parsed)
 
     @app.task(name=names.ALERTS_WEBHOOK, base=VsmTask, bind=True, shared=False,
               autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=300, max_retries=8)  # fmt: skip
     def webhook(self: VsmTask, url: str, payload: dict[str, Any]) -> dict[str, Any]:
-        shown = redact_url(url)
-        try:
-            response = httpx.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S)
-        except httpx.HTTPError as e:
-            raise TransientError(f"webhook {shown}: {type(e).__name__}: {e}") from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"webhook {shown}: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            log.error("webhook %s refused the notification: HTTP %d %s", shown, response.status_code,
-                      response.text[:200])  # fmt: skip
-        return {"url": shown, "status": response.status_code, "alerts": len(payload.get("alerts", []))}
+        response = post(self, "webhook", url, payload)
+        return {"url": redact_url(url), "status": response.status_code, "alerts": len(payload.get("alerts", []))}
+
+    @app.task(name=names.ALERTS_ALERTMANAGER, base=VsmTask, bind=True, shared=False,
+              autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=8)  # fmt: skip
+    def alertmanager_task(self: VsmTask, url: str, alerts: list[Any]) -> dict[str, Any]:
+        response = post(self, "alertmanager", alertmanager.endpoint(url), alerts)
+        return {"url": redact_url(url), "status": response.status_code, "alerts": len(alerts)}
+
+    @app.task(name=names.ALERTS_RESEND, base=VsmTask, bind=True, shared=False, ignore_result=False)
+    def resend(self: VsmTask) -> int:
+        """Every open firing alert to the Alertmanagers again, before its endsAt passes."""
+        alerts = list(self.ctx.alert_book.read().state.alerts.values())
+        to_alertmanagers(self.app, self.ctx, alerts)
+        return len(alerts)

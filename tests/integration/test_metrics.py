@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.browser.seed import assessment, raise_alert, seed, store_and_publish
+from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.store.aggregator import window_start
 from vsmmon.store.postgres import PostgresStore
@@ -33,6 +34,7 @@ FAMILIES = {
     "vsmmon_queue_consumers": "gauge",
     "vsmmon_pipeline_tasks": "counter",
     "vsmmon_lost_collections": "counter",
+    "vsmmon_alert_deliveries": "counter",
     "vsmmon_source_up": "gauge",
     "vsmmon_rollups_pending_collections": "gauge",
 }
@@ -150,3 +152,15 @@ def test_new_collections_add_to_the_histogram_and_purged_agents_disappear(
         agents = {s.labels["agent"] for s in second[family]}
         assert fleet.offline[0] not in agents
         assert set(fleet.workers) - set(fleet.offline) <= agents
+
+
+def test_alert_deliveries_are_counted_by_receiver_url_and_outcome(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    redis_client.hset(names.ALERT_DELIVERIES_KEY, mapping={
+        "alertmanager|http://am:9093/api/v2/alerts|sent": 3, "webhook|https://hooks/x?a=1|b|refused": 1,
+    })  # fmt: skip
+    samples = scrape(client)["vsmmon_alert_deliveries"]
+    found = {(s.labels["receiver"], s.labels["url"], s.labels["outcome"]): s.value for s in samples}
+    assert found == {("alertmanager", "http://am:9093/api/v2/alerts", "sent"): 3.0,
+                     ("webhook", "https://hooks/x?a=1|b", "refused"): 1.0}  # fmt: skip

@@ -7,4 +7,5 @@
 - `book`: the ledger in Redis (state, cooldowns, each source's latest signals) under a lock.
 - `desk`: what the API, the CLI and the workers do to it (`report`, `acknowledge`, `resolve`, silences).
 - `codec`: alerts, signals and notifications as JSON.
+- `alertmanager`: alerts as Alertmanager's API v2 takes them (`POST /api/v2/alerts`), the way Prometheus sends them.
 """

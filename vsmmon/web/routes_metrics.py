@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
@@ -107,10 +107,12 @@ class VsmmonCollector(Collector):
             up.add_metric(["database"], 0.0)
         try:
             lost = self.res.redis.get(names.LOST_COLLECTIONS_KEY)
+            deliveries = self.res.redis.hgetall(names.ALERT_DELIVERIES_KEY)
             yield CounterMetricFamily(
                 "vsmmon_lost_collections", "Collections lost after waiting past the buffer horizon",
                 value=float(lost or 0),
             )  # fmt: skip
+            yield _deliveries(deliveries)
             up.add_metric(["redis"], 1.0)
         except redis.RedisError:
             up.add_metric(["redis"], 0.0)
@@ -238,3 +240,19 @@ def _open_alerts(res: Resources) -> dict[tuple[str, str], int] | None:
             return None
         return {(str(severity), str(status)): n for (severity, status), n in res.records.open_counts().items()}
     return dict(Counter((str(a.severity), str(a.status)) for a in found))
+
+
+def _deliveries(raw: Mapping[bytes | str, bytes | str]) -> Metric:
+    """POSTs to webhooks and Alertmanagers by outcome: sent, refused (a 4xx), retried, failed (retries spent)."""
+    family = CounterMetricFamily(
+        "vsmmon_alert_deliveries", "Alert POSTs to receivers by outcome (sent, refused, retried, failed)",
+        labels=["receiver", "url", "outcome"],
+    )  # fmt: skip
+    for key, count in sorted(raw.items()):
+        text = key.decode(errors="replace") if isinstance(key, bytes) else key
+        if text.count("|") < 2:
+            continue  # not ours
+        receiver, rest = text.split("|", 1)
+        url, outcome = rest.rsplit("|", 1)  # a URL may hold a "|"; receiver and outcome never do
+        family.add_metric([receiver, url, outcome], float(count))
+    return family

@@ -1,0 +1,133 @@
+"""Alerts delivered to a real Alertmanager (Debian's `prometheus-alertmanager`, installed by `make test`):
+an alert vsmmon raises is listed by Alertmanager's API v2 with its labels, kept firing by the resend, and
+resolved there when it resolves in vsmmon; a refused POST is counted, not taken for a delivery."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+
+from tests.integration.conftest import poll
+from vsmmon import names
+from vsmmon.alerts.model import Severity, Signal
+from vsmmon.config import Settings
+from workers.alerts import report_signals
+from workers.app import create_app
+from workers.context import PipelineApp
+
+ALERTMANAGER = os.environ.get("ALERTMANAGER", "/usr/bin/prometheus-alertmanager")  # `make alertmanager` installs it
+CONFIG = """\
+route:
+  receiver: nobody
+  group_wait: 1s
+receivers:
+  - name: nobody
+"""
+pytestmark = pytest.mark.timeout(120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    """A real Alertmanager on a free loopback port, alone (no cluster); its base URL."""
+    assert shutil.which(ALERTMANAGER), f"{ALERTMANAGER} missing: `make alertmanager` (run by `make test`) installs it"
+    (tmp_path / "am.yml").write_text(CONFIG)
+    port = free_port()
+    log = (tmp_path / "am.log").open("wb")
+    process = subprocess.Popen(
+        [ALERTMANAGER, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert process.poll() is None, (tmp_path / "am.log").read_text()
+        try:
+            return httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    poll(ready, deadline_s=30, what="Alertmanager to be ready")
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+def alerts_app(settings: Settings) -> tuple[PipelineApp, Any]:
+    app = create_app(settings)
+    return app, start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
+                             queues=[names.ALERTS_QUEUE], shutdown_timeout=20)  # fmt: skip
+
+
+def listed(base: str, alertname: str) -> list[dict[str, Any]]:
+    """The alerts Alertmanager lists as active or suppressed (resolved ones are not listed)."""
+    found: list[dict[str, Any]] = httpx.get(f"{base}/api/v2/alerts", timeout=5).json()
+    return [a for a in found if a["labels"].get("alertname") == alertname]
+
+
+PAIN = Signal("algedonic", "queue orphan", Severity.CRITICAL, {"condition": "no_consumer"},
+              "queue orphan has 3 messages and no live consumer", system_wide=True)  # fmt: skip
+
+
+def test_an_alert_reaches_alertmanager_is_kept_firing_and_resolves_there(
+    alertmanager: str, fast_settings: Settings, clean_services: None
+) -> None:
+    settings = fast_settings.model_copy(
+        update={"alertmanager_urls": alertmanager, "alertmanager_resend_s": 30.0, "alert_resolve_after_s": 0.0}
+    )
+    app, worker = alerts_app(settings)
+    with worker:
+        report_signals(app, "screen", [PAIN], ttl_s=60)  # a critical: fires at once
+        (alert,) = poll(lambda: listed(alertmanager, "algedonic"), deadline_s=20, what="the alert in Alertmanager")
+        assert alert["labels"] == {"alertname": "algedonic", "severity": "critical", "target": "queue orphan",
+                                   "condition": "no_consumer"}  # fmt: skip
+        assert alert["status"]["state"] == "active"
+        assert alert["annotations"]["summary"] == "queue orphan has 3 messages and no live consumer"
+        assert alert["generatorURL"].startswith(f"{settings.external_url}/api/v1/alerts/")
+        ends = datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00"))
+        assert 100 < (ends - datetime.now(UTC)).total_seconds() <= 120  # 4 resends of 30 s ahead
+
+        app.send_task(names.ALERTS_RESEND).get(timeout=20)  # the resend pushes endsAt on
+        poll(lambda: [a for a in listed(alertmanager, "algedonic") if a["endsAt"] > alert["endsAt"]],
+             deadline_s=20, what="the resend to move endsAt on")  # fmt: skip
+
+        report_signals(app, "screen", [], ttl_s=60)  # the condition is gone: resolved at once (resolve after 0 s)
+        poll(lambda: not listed(alertmanager, "algedonic"), deadline_s=20, what="Alertmanager to resolve it")
+    counts = redis.Redis.from_url(settings.require("redis_url")).hgetall(names.ALERT_DELIVERIES_KEY)
+    sent = {k.decode(): int(v) for k, v in counts.items()}
+    assert sent[f"alertmanager|{alertmanager}/api/v2/alerts|sent"] >= 3  # fired, resent, resolved
+    assert not [k for k in sent if k.endswith(("|refused", "|failed"))], sent
+
+
+def test_a_refused_post_is_counted_refused_and_not_retried(
+    alertmanager: str, fast_settings: Settings, clean_services: None
+) -> None:
+    wrong = f"{alertmanager}/not-here"  # Alertmanager answers 404 under this prefix
+    settings = fast_settings.model_copy(update={"alertmanager_urls": wrong})
+    app, worker = alerts_app(settings)
+    client = redis.Redis.from_url(settings.require("redis_url"))
+    with worker:
+        report_signals(app, "screen", [PAIN], ttl_s=60)
+        key = f"alertmanager|{wrong}/api/v2/alerts|refused".encode()
+        poll(lambda: client.hget(names.ALERT_DELIVERIES_KEY, key), deadline_s=20, what="the refusal to be counted")
+    counts = client.hgetall(names.ALERT_DELIVERIES_KEY)
+    assert counts == {key: b"1"}  # once: a 4xx is not retried, and nothing counts it as sent
+    assert listed(alertmanager, "algedonic") == []
