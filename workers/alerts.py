@@ -81,10 +81,12 @@ def deliver(app: Celery, ctx: WorkerContext, notifications: Sequence[Notificatio
 def to_alertmanagers(app: Celery, ctx: WorkerContext, alerts: Sequence[Alert]) -> None:
     """Post these alerts' states (firing, acknowledged, resolved) to every configured Alertmanager."""
     urls = ctx.settings.alertmanagers
+    if not urls:
+        return
     latest = {a.id: a for a in alerts}  # one alert may change twice in an outcome: its last state
     body = alertmanager.batch(latest.values(), ctx.clock(), ctx.settings.alertmanager_resend_s,
                               ctx.settings.external_url)  # fmt: skip
-    if urls and body:
+    if body:
         for url in urls:
             app.send_task(names.ALERTS_ALERTMANAGER, args=(url, body))
 
