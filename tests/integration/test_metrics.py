@@ -35,6 +35,12 @@ FAMILIES = {
     "vsmmon_pipeline_tasks": "counter",
     "vsmmon_lost_collections": "counter",
     "vsmmon_alert_deliveries": "counter",
+    "celery_worker_up": "gauge",
+    "celery_worker_tasks_active": "gauge",
+    "celery_task_succeeded": "counter",
+    "celery_task_failed": "counter",
+    "celery_queue_length": "gauge",
+    "vsmmon_worker_memory_bytes": "gauge",
     "vsmmon_source_up": "gauge",
     "vsmmon_rollups_pending_collections": "gauge",
 }
@@ -121,6 +127,21 @@ def test_metrics_hold_the_current_state(
     # 6 workers each report their own `vsmmon.collect.run` counter (102 after 3 cycles)
     tasks = value(metrics["vsmmon_pipeline_tasks"], "_total", task="vsmmon.collect.run", outcome="succeeded")
     assert tasks == pytest.approx(6 * 102)
+    # the same reports under celery-exporter's names, and what an exporter fed by events cannot see
+    assert {s.labels["hostname"]: s.value for s in metrics["celery_worker_up"]} == up
+    live = [name for name in fleet.workers if name not in fleet.offline]
+    succeeded = {s.labels["hostname"] for s in metrics["celery_task_succeeded"]
+                 if s.name == "celery_task_succeeded_total" and s.labels["name"] == "vsmmon.collect.run"}  # fmt: skip
+    assert succeeded == set(live)  # an offline worker's last counters are not current: left out
+    worker = live[0]
+    assert value(metrics["celery_task_succeeded"], "_total", name="vsmmon.collect.run", hostname=worker) == 102
+    assert value(metrics["vsmmon_worker_pool_size"], hostname=worker) == 4
+    assert value(metrics["vsmmon_worker_memory_bytes"], hostname=worker) > 80 * 1024 * 1024  # main + children
+    assert 0 <= value(metrics["vsmmon_worker_cpu_percent"], hostname=worker) <= 100
+    assert 0 <= value(metrics["celery_worker_tasks_active"], hostname=worker) <= 4
+    assert {s.labels["queue_name"] for s in metrics["celery_queue_length"]} == {
+        "vsm.collect", "vsm.analysis", "orders", "emails",
+    }  # fmt: skip
     assert value(metrics["vsmmon_rollups_pending_collections"]) == 3  # aggregated, their window still open
     latest = store.latest_collection()
     assert latest is not None

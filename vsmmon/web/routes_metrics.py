@@ -33,6 +33,7 @@ from vsmmon.errors import StoreUnavailable, TransientError
 from vsmmon.models import AgentInfo, HealthRow, RollupProgress
 from vsmmon.store.alert_records import OPEN_STATUSES
 from vsmmon.store.base import Store
+from vsmmon.web import metrics_fleet
 from vsmmon.web.auth import require_token_for_reads
 from vsmmon.web.resources import Resources, resources
 
@@ -154,6 +155,7 @@ class VsmmonCollector(Collector):
                     if outcome in TASK_OUTCOMES:
                         tasks[task, outcome] = tasks.get((task, outcome), 0.0) + value
         yield from (health, live, messages, consumers)
+        yield from metrics_fleet.families(agents)
         counter = CounterMetricFamily(
             "vsmmon_pipeline_tasks", "Pipeline tasks run by the live workers, by outcome", labels=["task", "outcome"]
         )
