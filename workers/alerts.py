@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
@@ -36,7 +37,7 @@ from vsmmon.alerts.codec import (
 from vsmmon.alerts.desk import Outcome, policy_for, report
 from vsmmon.alerts.model import Alert, Event, Notification, Signal
 from vsmmon.alerts.routing import alertmanager_payload
-from vsmmon.errors import InvalidInput, TransientError
+from vsmmon.errors import InvalidInput, StoreUnavailable, TransientError
 from vsmmon.redact import redact_url
 from workers.context import VsmTask, WorkerContext
 
@@ -95,16 +96,23 @@ def count_delivery(ctx: WorkerContext, receiver: str, url: str, outcome: str) ->
     """One POST's outcome, in the Redis hash `/metrics` reads (`vsmmon_alert_deliveries_total`)."""
     client = ctx.realtime.client
     pipe = client.pipeline(transaction=False)
-    pipe.hincrby(names.ALERT_DELIVERIES_KEY, f"{receiver}|{redact_url(url)}|{outcome}", 1)
+    pipe.hincrby(names.ALERT_DELIVERIES_KEY, f"{receiver}|{origin(url)}|{outcome}", 1)
     pipe.expire(names.ALERT_DELIVERIES_KEY, names.STATE_TTL_S)
     pipe.execute()
 
 
-def post(task: VsmTask, receiver: str, url: str, body: object) -> httpx.Response:
-    """POST `body` as JSON; a network error, 429 or 5xx raises TransientError (the task retries: counted
-    `retried`, or `failed` on its last try); another 4xx is counted `refused` and logged, never retried."""
+def origin(url: str) -> str:
+    """scheme://host[:port] of a receiver's URL: a webhook's path or query often is its secret (Slack, Teams)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+
+
+def post(task: VsmTask, receiver: str, url: str, body: object, *, retried: bool = True) -> httpx.Response:
+    """POST `body` as JSON; a network error, 429 or 5xx raises TransientError (counted `retried` while the task
+    retries, `failed` on its last try or when it does not retry); another 4xx is counted `refused` and logged,
+    never retried."""
     shown = redact_url(url)
-    last_try = task.request.retries >= (task.max_retries or 0)
+    last_try = not retried or task.request.retries >= (task.max_retries or 0)
     try:
         response = httpx.post(url, json=body, timeout=WEBHOOK_TIMEOUT_S)
     except httpx.HTTPError as e:
@@ -172,15 +180,33 @@ def register(app: Celery) -> None:
         response = post(self, "webhook", url, payload)
         return {"url": redact_url(url), "status": response.status_code, "alerts": len(payload.get("alerts", []))}
 
-    @app.task(name=names.ALERTS_ALERTMANAGER, base=VsmTask, bind=True, shared=False,
-              autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=60, max_retries=8)  # fmt: skip
+    @app.task(name=names.ALERTS_ALERTMANAGER, base=VsmTask, bind=True, shared=False)
     def alertmanager_task(self: VsmTask, url: str, alerts: list[Any]) -> dict[str, Any]:
-        response = post(self, "alertmanager", alertmanager.endpoint(url), alerts)
+        """One POST, never retried (as Prometheus): a retried batch would arrive after a newer state; the next
+        resend carries every current one."""
+        try:
+            response = post(self, "alertmanager", alertmanager.endpoint(url), alerts, retried=False)
+        except TransientError as e:
+            log.warning("%s; the next resend carries these alerts again", e)
+            return {"url": redact_url(url), "status": None, "alerts": len(alerts)}
         return {"url": redact_url(url), "status": response.status_code, "alerts": len(alerts)}
 
     @app.task(name=names.ALERTS_RESEND, base=VsmTask, bind=True, shared=False, ignore_result=False)
     def resend(self: VsmTask) -> int:
-        """Every open firing alert to the Alertmanagers again, before its endsAt passes."""
-        alerts = list(self.ctx.alert_book.read().state.alerts.values())
-        to_alertmanagers(self.app, self.ctx, alerts)
+        """Every open firing alert to the Alertmanagers again, before its endsAt passes, and every alert resolved
+        within the window they could still hold it firing (a lost resolve, one made by hand). Resolved ones
+        come from the history: without PostgreSQL only the open ones go."""
+        ctx = self.ctx
+        if not ctx.settings.alertmanagers:
+            return 0
+        open_alerts = list(ctx.alert_book.read().state.alerts.values())
+        since = ctx.clock() - timedelta(seconds=alertmanager.resend_window_s(ctx.settings.alertmanager_resend_s))
+        try:
+            resolved = ctx.alert_records.resolved_since(since)
+        except StoreUnavailable as e:
+            log.warning("resolved alerts not resent this time: %s", e)
+            resolved = []
+        reopened = {a.fingerprint for a in open_alerts}  # the same labels firing again: the open one speaks
+        alerts = [*open_alerts, *(a for a in resolved if a.fingerprint not in reopened)]
+        to_alertmanagers(self.app, ctx, alerts)
         return len(alerts)

@@ -179,9 +179,9 @@ def test_alert_deliveries_are_counted_by_receiver_url_and_outcome(
     client: TestClient, redis_client: redis.Redis
 ) -> None:
     redis_client.hset(names.ALERT_DELIVERIES_KEY, mapping={
-        "alertmanager|http://am:9093/api/v2/alerts|sent": 3, "webhook|https://hooks/x?a=1|b|refused": 1,
+        "alertmanager|http://am:9093|sent": 3, "webhook|https://hooks:8443|refused": 1,
     })  # fmt: skip
     samples = scrape(client)["vsmmon_alert_deliveries"]
     found = {(s.labels["receiver"], s.labels["url"], s.labels["outcome"]): s.value for s in samples}
-    assert found == {("alertmanager", "http://am:9093/api/v2/alerts", "sent"): 3.0,
-                     ("webhook", "https://hooks/x?a=1|b", "refused"): 1.0}  # fmt: skip
+    assert found == {("alertmanager", "http://am:9093", "sent"): 3.0,
+                     ("webhook", "https://hooks:8443", "refused"): 1.0}  # fmt: skip

@@ -41,3 +41,21 @@ def test_pending_alerts_are_not_posted_and_the_endpoint_is_the_v2_api() -> None:
         postable(pending, T0, 60.0, "http://vsmmon:8000")
     assert "system" not in labels(pending)  # an agent's alert is about no one system
     assert endpoint("http://am:9093/") == "http://am:9093/api/v2/alerts"
+
+
+def test_an_alert_that_cleared_while_pending_is_not_posted_and_an_end_never_precedes_the_start() -> None:
+    from dataclasses import replace
+
+    warning = Signal("bottleneck", "w1@h", Severity.WARNING, {"factor": "memory"}, "w1@h: memory 0.40")
+    state, *_ = step(AlertState(), [warning], T0)
+    closed = []
+    for s in (10, 20, 90):
+        state, *_ = step(state, [], T0 + timedelta(seconds=s))
+        closed += state.closed
+    (cleared,) = closed
+    assert cleared.status is AlertStatus.RESOLVED
+    assert cleared.fired_at is None
+    assert batch([cleared], T0, 60.0, "http://vsmmon:8000") == []
+    fired = replace(cleared, fired_at=T0 + timedelta(seconds=5), resolved_at=T0 + timedelta(seconds=4))
+    body = postable(fired, T0, 60.0, "http://vsmmon:8000")
+    assert body["endsAt"] == body["startsAt"] == "2026-12-03T12:00:05Z"  # Alertmanager refuses an end before it

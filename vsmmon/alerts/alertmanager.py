@@ -2,7 +2,9 @@
 
 Pure. Alertmanager keeps an alert firing until its `endsAt`; a client re-posts every firing alert while it
 holds, with `endsAt` a few resend periods ahead (Prometheus: 4 x its resend delay), so one or two lost posts
-do not resolve it, and posts it once more, `endsAt` its resolution time, when it resolves. Alertmanager
+do not resolve it, and posts it once more, `endsAt` its resolution time, when it resolves. Like Prometheus,
+a failed post is not retried (a retried batch would arrive stale, after a newer state): the next resend
+carries every firing alert and every alert resolved within the window Alertmanager could still hold it. Alertmanager
 then does its own grouping, silencing, inhibition and routing: vsmmon's own cooldown and hourly cap apply to
 its own receivers, not to this state. Labels are the alert's identity and stay the same while it lives
 (`alertname` = its type, `severity`, `target`, its own labels, and `system` — S1-S5 or viability — where the
@@ -40,7 +42,10 @@ def postable(alert: Alert, now: datetime, resend_s: float, external_url: str) ->
     posted again; a resolved one ends when it resolved."""
     if alert.status not in POSTED:
         raise ValueError(f"alert {alert.id} is {alert.status}: only firing, acknowledged or resolved ones are posted")
+    starts = alert.fired_at or alert.started_at
     ends = alert.resolved_at if alert.status is AlertStatus.RESOLVED and alert.resolved_at else None
+    if ends is not None:
+        ends = max(ends, starts)  # a resolution stamped a hair before the firing (two clocks) is refused otherwise
     annotations = {"summary": alert.summary}
     if alert.acknowledged_by:
         annotations["acknowledged_by"] = alert.acknowledged_by
@@ -49,12 +54,25 @@ def postable(alert: Alert, now: datetime, resend_s: float, external_url: str) ->
     return {
         "labels": labels(alert),
         "annotations": annotations,
-        "startsAt": rfc3339(alert.fired_at or alert.started_at),
+        "startsAt": rfc3339(starts),
         "endsAt": rfc3339(ends or now + timedelta(seconds=ENDS_AFTER_RESENDS * resend_s)),
         "generatorURL": f"{external_url.rstrip('/')}/api/v1/alerts/{alert.id}",
     }
 
 
 def batch(alerts: Iterable[Alert], now: datetime, resend_s: float, external_url: str) -> list[dict[str, object]]:
-    """The postable alerts among `alerts` (pending ones left out), in one list as the API takes them."""
-    return [postable(a, now, resend_s, external_url) for a in alerts if a.status in POSTED]
+    """The postable alerts among `alerts`, in one list as the API takes them: pending ones, and those that
+    resolved without ever firing, left out."""
+    return [postable(a, now, resend_s, external_url) for a in alerts if worth_posting(a)]
+
+
+def worth_posting(alert: Alert) -> bool:
+    """Firing or acknowledged, or resolved after it fired."""
+    if alert.status is AlertStatus.RESOLVED:
+        return alert.fired_at is not None
+    return alert.status in POSTED
+
+
+def resend_window_s(resend_s: float) -> float:
+    """How long after its resolution Alertmanager may still hold an alert firing (a lost resolve)."""
+    return ENDS_AFTER_RESENDS * resend_s

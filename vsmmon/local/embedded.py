@@ -71,6 +71,7 @@ def stable_port(remembered: Path, host: str = "127.0.0.1") -> int:
     try:
         last = int(remembered.read_text().strip())
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # free though in TIME_WAIT after a stop
             s.bind((host, last))
         port = last
     except (OSError, ValueError):

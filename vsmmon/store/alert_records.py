@@ -105,6 +105,20 @@ class AlertRecords:
             query = query.where(alerts.c.status == status)
         return self._rows(query)
 
+    def resolved_since(self, since: datetime) -> list[Alert]:
+        """Alerts that fired and resolved at or after `since` (Alertmanager may still hold them firing)."""
+        a, e = alerts.c, alert_events.c
+        fired = sa.exists().where(e.alert_id == a.id, e.event == "firing")
+        query = sa.select(alerts).where(a.status == AlertStatus.RESOLVED.value, a.resolved_at >= since, fired)
+        rows = self._run(lambda conn: conn.execute(query).all())
+        return [
+            Alert(id=r.id, fingerprint=r.fingerprint, type=r.type, target=r.target, severity=Severity(r.severity),
+                  labels=dict(r.labels), status=AlertStatus.RESOLVED, started_at=r.started_at,
+                  updated_at=r.updated_at, summary=r.summary, escalation_level=r.escalation_level,
+                  resolved_at=r.resolved_at, acknowledged_by=r.acknowledged_by, fired_at=r.started_at)
+            for r in rows
+        ]  # fmt: skip
+
     def open_counts(self) -> dict[tuple[Severity, AlertStatus], int]:
         """Recorded alerts not resolved, counted by (severity, status)."""
         query = sa.text(
