@@ -4,7 +4,10 @@ The probe: ping; `vsm_metrics` (the self-report) before and after; `inspect stat
 worker's direct queue (declared first, so a worker that does not take it leaves it there; the worker
 consumes it, through `add_consumer`, only for the probe), whose departure the broker shows. The result
 is kept in Redis for the health check (S3 and S5 read its score), and each finding is a warning alert
-on the worker.
+on the worker. A worker found wanting (no ping answered, the canary not taken) may be one stopping on
+purpose, its goodbye not read yet, or one just lost: the audit waits for the registry to judge it (two
+collection intervals) and drops the round if it is stopped or offline by then — that is the registry's
+news, not a worker lying about itself.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from celery.utils.nodenames import worker_direct
 from vsmmon import names
 from vsmmon.alerts.model import Severity, Signal
 from vsmmon.health.audit import Audit, Said, Seen, audit_to_dict, canaries_run, candidates, judge, pick
+from vsmmon.models import AgentStatus
 from workers.alerts import report_signals
 from workers.context import VsmTask, WorkerContext
 from workers.fleet import FleetPoller
@@ -79,6 +83,19 @@ def probe(ctx: WorkerContext, fleet: Celery, hostname: str) -> Audit:
     return judge(hostname, now, seen, said, DEADLINE_S)
 
 
+def judged_gone(ctx: WorkerContext, hostname: str) -> str | None:
+    """ "stopped" or "offline" once the registry says so within two collections and a reply's wait, else None."""
+    settings = ctx.settings
+    deadline = time.monotonic() + 2 * settings.collect_interval_s + settings.collect_timeout_s
+    while True:
+        status = next((a.status for a in ctx.store.agents() if a.agent_id == hostname), None)
+        if status in (AgentStatus.STOPPED, AgentStatus.OFFLINE):
+            return str(status)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.5)
+
+
 def register(app: Celery) -> None:
     pollers: dict[str, FleetPoller] = {}
     rng = random.Random()
@@ -94,6 +111,8 @@ def register(app: Celery) -> None:
                 return {"audited": None, "reason": "no live worker"}
             hostname = chosen.hostname
         result = probe(ctx, fleet, hostname)
+        if result.findings and (gone := judged_gone(ctx, hostname)):
+            return {"audited": hostname, "void": f"{gone} during the audit: no finding, the registry says it"}
         body = audit_to_dict(result)
         interval = ctx.settings.audit_interval_s
         ctx.realtime.client.set(names.AUDIT_KEY, json.dumps(body), ex=int(2 * interval))

@@ -93,7 +93,7 @@ def settle(fleet: Celery, p: Plan, before: WorkerView) -> WorkerView | None:
     deadline = time.monotonic() + SETTLE_S
     view = None
     while True:
-        found = views(fleet, [(before.hostname, before.queues, before.saturation)])
+        found = views(fleet, [(before.hostname, before.queues, before.saturation, before.backlog)])
         view = found[0] if found else view
         if view is not None and (p.expected_processes is None or view.processes == p.expected_processes):
             return view

@@ -60,3 +60,27 @@ def test_an_honest_worker_passes_and_a_wedged_one_is_found_out(
         seen = factor(checked, system, "audit")
         assert seen["score"] == pytest.approx(2 / 3)
         assert seen["inputs"]["worker"] == wedged.hostname
+
+
+def test_a_worker_stopping_as_it_is_audited_is_no_finding_and_a_wedged_live_one_still_is(
+    pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, tmp_path: Path
+) -> None:
+    """SIGTERM while a task runs: the warm shutdown answers no ping, and its goodbye is read at the next
+    collection. The audit waits for the registry to judge it, and drops the round: no finding, no score."""
+    import signal
+
+    broker = fast_settings.require("broker_url")
+    with fleet_workers(broker, ["leaving"], tmp_path, concurrency=1, queues="stuck") as (leaving,):
+        beat = Beat(pipeline, store)
+        for _ in range(2):
+            beat.cycle()
+        control_app(broker).send_task("fleet.sleep", args=(12.0,), queue="stuck")  # its shutdown waits for it
+        poll(lambda: busy(broker, leaving.hostname) or None, deadline_s=10, what="the task to start")
+        leaving.process.send_signal(signal.SIGTERM)
+        pending = pipeline.send_task(names.HEALTH_AUDIT, args=(leaving.hostname,))
+        for _ in range(3):  # collections go on: one reads the goodbye
+            beat.cycle()
+        result = pending.get(timeout=30)
+        assert leaving.process.poll() is None  # still finishing its task: it was stopping, not gone
+    assert result == {"audited": leaving.hostname, "void": "stopped during the audit: no finding, the registry says it"}
+    assert pipeline.context().realtime.client.get(names.AUDIT_KEY) is None  # no score for S3 and S5

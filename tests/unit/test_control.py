@@ -45,6 +45,21 @@ def test_a_saturated_worker_grows_by_the_step_within_its_bound() -> None:
     assert "pool 2 -> 4 (max 8)" in p.reason
 
 
+def test_no_growth_once_the_queues_are_empty_whatever_the_advice_says() -> None:
+    """The advice comes from the last analysis (every minute); the backlog from the last collection. A burst
+    drained while S3 waited for the condition to persist: an empty queue gets no more processes."""
+    from dataclasses import replace
+
+    drained = replace(W1, backlog=0.0)
+    p = plan(bottleneck("w1@h", "queue"), "firing", [drained], {}, now=NOW, policy=POLICY, advice=ADVICE)
+    assert p.action == "none"
+    assert "nothing waits in w1@h's queues now" in p.reason
+    waiting = replace(W1, backlog=4.0)
+    assert plan(bottleneck("w1@h", "queue"), "firing", [waiting], {}, now=NOW, policy=POLICY, advice=ADVICE).action == (
+        "pool_grow"
+    )
+
+
 def test_growth_stops_at_the_tightest_queue_bound() -> None:
     p = plan(bottleneck("w2@h", "queue"), "firing", [W1, W2], {}, now=NOW, policy=POLICY, advice=ADVICE)
     assert (p.action, dict(p.params)) == ("pool_grow", {"n": 1})  # email allows 4: 3 -> 4, not 5

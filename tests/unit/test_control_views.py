@@ -31,9 +31,13 @@ def test_candidates_are_live_workers_of_the_target_busiest_first() -> None:
         agent("other", queues=("emails",), active=3),
     ]  # fmt: skip
     assert [c[0] for c in candidates(fleet, "queue q")] == ["busy", "half", "idle"]
-    assert candidates(fleet, "half") == [("half", ("q",), 0.5)]
+    assert candidates(fleet, "half") == [("half", ("q",), 0.5, None)]  # no queue read: its backlog unknown
     assert [c[0] for c in candidates(fleet, "S3")] == ["busy", "other", "half", "idle"]  # a system: every live one
     assert candidates(fleet, "queue nobody-consumes") == []
+    queues = [AgentInfo("queue:q", "queue", "", "", "online", T, T, T, 5.0, "", (), {"messages": 7.0}, {}),  # type: ignore[arg-type]
+              AgentInfo("queue:emails", "queue", "", "", "online", T, T, T, 5.0, "", (), {"messages": 0.0}, {})]  # type: ignore[arg-type]  # fmt: skip
+    assert {c[0]: c[3] for c in candidates([*fleet, *queues], "S3")} == {"busy": 7.0, "other": 0.0, "half": 7.0,
+                                                                          "idle": 7.0}  # fmt: skip
 
 
 def test_saturation_without_a_concurrency_is_zero() -> None:
@@ -50,8 +54,8 @@ def test_stats_replies_read_as_views() -> None:
     assert worker_view("w", scaled, (), None).autoscale == (8, 1)
     view = worker_view("w", threads, (), None)
     assert (view.pool, view.processes) == ("thread", 5)
-    known = [("a", ("q",), 0.1), ("b", ("q",), 0.2), ("c", (), None)]
-    assert [v.hostname for v in worker_views(known, {"a": prefork, "b": "garbage"})] == ["a"]
+    known = [("a", ("q",), 0.1, 3.0), ("b", ("q",), 0.2, None), ("c", (), None, None)]
+    assert [(v.hostname, v.backlog) for v in worker_views(known, {"a": prefork, "b": "garbage"})] == [("a", 3.0)]
     assert shown(None) == {}
     assert shown(worker_view("w", scaled, (), None)) == {"processes": 1, "pool": "prefork", "autoscale": [8, 1]}
 

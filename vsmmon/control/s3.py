@@ -56,6 +56,7 @@ class WorkerView:
     queues: tuple[str, ...] = ()
     autoscale: tuple[int, int] | None = None  # (max, min) when the worker autoscales
     saturation: float | None = None  # active / processes, last collected
+    backlog: float | None = None  # messages waiting in its queues, last collected (None: none of them read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,9 @@ def plan(
     if last is not None and (now - last).total_seconds() < policy.cooldown_s:
         return _none(f"{worker.hostname} was adjusted {(now - last).total_seconds():.0f} s ago "
                      f"(cooldown {policy.cooldown_s:.0f} s)")  # fmt: skip
+    if direction == "grow" and worker.backlog is not None and worker.backlog <= 0:
+        return _none(f"nothing waits in {worker.hostname}'s queues now: no more processes for an empty queue "
+                     f"(the advice predates it)")  # fmt: skip
     lo, hi = policy.bounds(worker.queues)
     why = f"{alert.severity} {alert.type} on {alert.target}: {alert.summary}".rstrip(": ")
     step = _step(direction, sizing(advice, worker.hostname), worker.hostname, policy)

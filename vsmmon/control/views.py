@@ -13,7 +13,7 @@ from vsmmon.store.alert_records import ControlAction
 
 MAX_CANDIDATES = 20
 
-Known = tuple[str, tuple[str, ...], float | None]
+Known = tuple[str, tuple[str, ...], float | None, float | None]  # hostname, queues, saturation, their backlog
 """A worker as the registry knows it: hostname, the queues it consumes, its last saturation."""
 
 
@@ -32,10 +32,20 @@ def candidates(agents: Iterable[AgentInfo], target: str) -> list[Known]:
     elif any(a.agent_id == target for a in live):
         live = [a for a in live if a.agent_id == target]
     busiest = sorted(live, key=lambda a: -saturation(a.metrics))[:MAX_CANDIDATES]
-    return [(a.agent_id, tuple(a.queues), saturation(a.metrics)) for a in busiest]
+    waiting = {a.agent_id.removeprefix("queue:"): a.metrics["messages"] for a in agents
+               if a.kind is AgentKind.QUEUE and "messages" in a.metrics}  # fmt: skip
+    return [(a.agent_id, tuple(a.queues), saturation(a.metrics), backlog(a.queues, waiting)) for a in busiest]
 
 
-def worker_view(hostname: str, stats: Mapping[str, Any], queues: tuple[str, ...], sat: float | None) -> WorkerView:
+def backlog(queues: Iterable[str], waiting: Mapping[str, float]) -> float | None:
+    """Messages waiting in these queues at the last collection; None when none of them was read."""
+    known = [waiting[q] for q in queues if q in waiting]
+    return sum(known) if known else None
+
+
+def worker_view(
+    hostname: str, stats: Mapping[str, Any], queues: tuple[str, ...], sat: float | None, waiting: float | None = None
+) -> WorkerView:
     """One worker's inspect `stats` reply: its pool type, process count and autoscale range."""
     pool = stats.get("pool") or {}
     implementation = str(pool.get("implementation", ""))  # e.g. "celery.concurrency.prefork:TaskPool"
@@ -44,13 +54,15 @@ def worker_view(hostname: str, stats: Mapping[str, Any], queues: tuple[str, ...]
     count = len(processes) if isinstance(processes, list) else int(pool.get("max-concurrency") or 0)
     scaler = stats.get("autoscaler") or None
     autoscale = (int(scaler["max"]), int(scaler["min"])) if isinstance(scaler, dict) and "max" in scaler else None
-    return WorkerView(hostname, kind, count, queues, autoscale, sat)
+    return WorkerView(hostname, kind, count, queues, autoscale, sat, waiting)
 
 
 def worker_views(known: Sequence[Known], replies: Mapping[str, Any]) -> list[WorkerView]:
     """The known workers that answered `stats` (one that did not, or answered garbage, is left out)."""
     return [
-        worker_view(host, s, queues, sat) for host, queues, sat in known if isinstance(s := replies.get(host), dict)
+        worker_view(host, s, queues, sat, waiting)
+        for host, queues, sat, waiting in known
+        if isinstance(s := replies.get(host), dict)
     ]
 
 
