@@ -37,29 +37,14 @@ PRUNE_ABOVE = 2000  # cooldown entries kept before the expired ones are swept
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A source's latest signals: the conditions it saw holding at `at`, valid for `ttl_s`; `previous`, those of
-    its report before, for the conditions this one no longer names (held until the next report confirms)."""
+    """A source's latest signals: the conditions it saw holding at `at`, valid for `ttl_s`."""
 
     at: datetime
     ttl_s: float
     signals: tuple[Signal, ...]
-    previous: tuple[Signal, ...] = ()
 
     def fresh(self, now: datetime) -> bool:
         return (utc(now) - self.at).total_seconds() <= self.ttl_s
-
-    def holding(self) -> list[Signal]:
-        """Its signals, and the previous report's that this one does not name.
-
-        A condition is cleared only once its source has reported it absent twice in a row: a source that
-        reports every minute (the analysis) and a condition that comes and goes with it (advice on a queue
-        whose load flaps) would otherwise resolve and fire again at every other report."""
-        named = {s.fingerprint for s in self.signals}
-        return [*self.signals, *(s for s in self.previous if s.fingerprint not in named)]
-
-    def then(self, at: datetime, ttl_s: float, signals: tuple[Signal, ...]) -> Report:
-        """The source's next report: this one's signals become its previous ones."""
-        return Report(at, ttl_s, signals, self.signals)
 
 
 @dataclass
@@ -70,19 +55,14 @@ class Ledger:
     sources: dict[str, Report] = field(default_factory=dict)
 
     def holding(self, now: datetime) -> list[Signal]:
-        """The signals every fresh report holds (`Report.holding`); stale reports are dropped."""
+        """The signals of every fresh report; stale reports are dropped."""
         self.sources = {name: r for name, r in self.sources.items() if r.fresh(now)}
-        return [s for r in self.sources.values() for s in r.holding()]
+        return [s for r in self.sources.values() for s in r.signals]
 
 
 def ledger_to_json(ledger: Ledger) -> str:
     sources = {
-        name: {
-            "at": r.at.isoformat(),
-            "ttl_s": r.ttl_s,
-            "signals": [signal_to_dict(s) for s in r.signals],
-            "previous": [signal_to_dict(s) for s in r.previous],
-        }
+        name: {"at": r.at.isoformat(), "ttl_s": r.ttl_s, "signals": [signal_to_dict(s) for s in r.signals]}
         for name, r in ledger.sources.items()
     }
     return json.dumps({"state": state_to_dict(ledger.state), "sources": sources})
@@ -95,9 +75,7 @@ def ledger_from_json(raw: str | bytes) -> Ledger:
     sources = {}
     for name, r in dict(data.get("sources", {})).items():
         signals = tuple(signal_from_dict(s, f"sources.{name}.signals[{i}]") for i, s in enumerate(r["signals"]))
-        previous = tuple(signal_from_dict(s, f"sources.{name}.previous[{i}]")
-                         for i, s in enumerate(r.get("previous", [])))  # fmt: skip
-        sources[name] = Report(utc(datetime.fromisoformat(r["at"])), float(r["ttl_s"]), signals, previous)
+        sources[name] = Report(utc(datetime.fromisoformat(r["at"])), float(r["ttl_s"]), signals)
     return Ledger(state_from_dict(data.get("state", {})), sources)
 
 

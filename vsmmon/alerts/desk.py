@@ -82,15 +82,10 @@ def policy_for(settings: Settings) -> AlertPolicy:
 def report(
     book: AlertBook, source: str, signals: Sequence[Signal], now: datetime, *, ttl_s: float, policy: AlertPolicy
 ) -> Outcome:
-    """`source` sees `signals` holding at `now`: replace its report and step the manager on all fresh ones. A
-    condition the source stopped naming holds until its next report confirms it gone (`Report.holding`)."""
+    """`source` sees `signals` holding at `now`: replace its report and step the manager on all fresh ones."""
     now = utc(now)
     with book.change() as ledger:
-        last = ledger.sources.get(source)
-        report = Report(now, ttl_s, tuple(signals))
-        if last is not None and last.fresh(now):
-            report = last.then(now, ttl_s, report.signals)  # a condition it no longer names holds one more report
-        ledger.sources[source] = report
+        ledger.sources[source] = Report(now, ttl_s, tuple(signals))
         holding = ledger.holding(now)
         involved = set(ledger.state.alerts) | {s.fingerprint for s in holding}
         before = replace(ledger.state, last_sent=book.cooldowns(involved))
