@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from vsmmon.alerts import desk as alert_desk
 from vsmmon.alerts.book import AlertBook
 from vsmmon.alerts.model import Severity, Signal
 from vsmmon.config import Settings
+from vsmmon.local.embedded import free_port
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import create_engine
 from workers.alerts import report_signals
@@ -40,12 +40,6 @@ receivers:
   - name: nobody
 """
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
