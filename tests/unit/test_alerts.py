@@ -67,10 +67,10 @@ class Run:
     suppressed: list[Suppressed] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
-    def __call__(self, t: float, *signals: Signal) -> list[Notification]:
-        self.state, notes, held, events = step(self.state, signals, at(t), self.policy)
+    def __call__(self, t: float, *signals: Signal, held: tuple[Signal, ...] = ()) -> list[Notification]:
+        self.state, notes, suppressed, events = step(self.state, signals, at(t), self.policy, held=held)
         self.notifications += notes
-        self.suppressed += held
+        self.suppressed += suppressed
         self.events += events
         return notes
 
@@ -138,6 +138,34 @@ def test_hysteresis_a_signal_flapping_inside_the_clear_period_neither_resolves_n
     [recovery] = run(690)
     assert recovery.kind == "recovery"
     assert recovery.alert.resolved_at == at(690)
+
+
+def test_a_firing_alert_lives_through_one_missed_report_and_clears_from_the_second() -> None:
+    run = Run()
+    run(0, sig())
+    first = run.alert()
+    for t in (60, 90, 120):  # its source's report at 60 s no longer names it; the next comes at 180 s
+        assert run(t, held=(sig(),)) == []
+        assert run.alert().clear_since is None
+    assert run(180) == []  # the second report without it: now it clears
+    assert run.alert().clear_since == at(180)
+    assert run(210) == []
+    [recovery] = run(240)
+    assert recovery.kind == "recovery"
+    assert recovery.alert.id == first.id
+    assert run.kinds() == [(0, "firing"), (240, "recovery")]
+
+
+def test_a_pending_alert_is_not_held_a_one_report_blip_never_fires() -> None:
+    run = Run()
+    assert run(0, sig("S1", WARN)) == []
+    assert run(30, held=(sig("S1", WARN),)) == []  # the pending period ran out as the source stopped naming it
+    assert run.state.alerts == {}
+    [closed] = run.state.closed
+    assert (closed.status, closed.fired_at) == (AlertStatus.RESOLVED, None)
+    assert run(60, sig("S1", WARN), held=()) == []  # back: a new pending alert, not a firing one
+    assert run.alert().status is AlertStatus.PENDING
+    assert run.notifications == []
 
 
 def test_an_alert_resolves_by_itself_once_clear_and_sends_a_recovery_on_the_same_routes() -> None:

@@ -7,6 +7,11 @@ union of every source's latest report that is still fresh (younger than the ttl 
 three of its periods). So a source that stops reporting clears its alerts through the usual hysteresis,
 and one source's report never clears another's conditions.
 
+A report also remembers what its source named the time before and no longer names (`missed`): a firing
+alert lives through one missed report (the manager neither clears nor advances it), so advice that comes
+and goes with a flapping load stays one alert. A pending alert gets no such grace: what is missed was not
+seen holding, and a blip must not outlive the pending period.
+
 The lock (a Redis lock with a timeout) makes every change a read-modify-write of one writer at a time,
 whether it comes from an alerts worker, the HTTP service (ack, resolve, silence) or the CLI.
 """
@@ -42,6 +47,14 @@ class Report:
     at: datetime
     ttl_s: float
     signals: tuple[Signal, ...]
+    missed: tuple[Signal, ...] = ()  # named by the source's previous report, not by this one
+
+    def after(self, last: Report | None) -> Report:
+        """This report with what `last` (the source's previous one, while fresh) named and this one does not."""
+        if last is None or not last.fresh(self.at):
+            return self
+        named = {s.fingerprint for s in self.signals}
+        return Report(self.at, self.ttl_s, self.signals, tuple(s for s in last.signals if s.fingerprint not in named))
 
     def fresh(self, now: datetime) -> bool:
         return (utc(now) - self.at).total_seconds() <= self.ttl_s
@@ -59,13 +72,19 @@ class Ledger:
         self.sources = {name: r for name, r in self.sources.items() if r.fresh(now)}
         return [s for r in self.sources.values() for s in r.signals]
 
+    def missed(self) -> list[Signal]:
+        """The signals a fresh report's source stopped naming in that report (call after `holding`)."""
+        return [s for r in self.sources.values() for s in r.missed]
+
 
 def ledger_to_json(ledger: Ledger) -> str:
-    sources = {
-        name: {"at": r.at.isoformat(), "ttl_s": r.ttl_s, "signals": [signal_to_dict(s) for s in r.signals]}
-        for name, r in ledger.sources.items()
-    }
+    sources = {name: _report_to_dict(r) for name, r in ledger.sources.items()}
     return json.dumps({"state": state_to_dict(ledger.state), "sources": sources})
+
+
+def _report_to_dict(r: Report) -> dict[str, Any]:
+    return {"at": r.at.isoformat(), "ttl_s": r.ttl_s, "signals": [signal_to_dict(s) for s in r.signals],
+            "missed": [signal_to_dict(s) for s in r.missed]}  # fmt: skip
 
 
 def ledger_from_json(raw: str | bytes) -> Ledger:
@@ -75,7 +94,8 @@ def ledger_from_json(raw: str | bytes) -> Ledger:
     sources = {}
     for name, r in dict(data.get("sources", {})).items():
         signals = tuple(signal_from_dict(s, f"sources.{name}.signals[{i}]") for i, s in enumerate(r["signals"]))
-        sources[name] = Report(utc(datetime.fromisoformat(r["at"])), float(r["ttl_s"]), signals)
+        missed = tuple(signal_from_dict(s, f"sources.{name}.missed[{i}]") for i, s in enumerate(r.get("missed", [])))
+        sources[name] = Report(utc(datetime.fromisoformat(r["at"])), float(r["ttl_s"]), signals, missed)
     return Ledger(state_from_dict(data.get("state", {})), sources)
 
 

@@ -82,14 +82,15 @@ def policy_for(settings: Settings) -> AlertPolicy:
 def report(
     book: AlertBook, source: str, signals: Sequence[Signal], now: datetime, *, ttl_s: float, policy: AlertPolicy
 ) -> Outcome:
-    """`source` sees `signals` holding at `now`: replace its report and step the manager on all fresh ones."""
+    """`source` sees `signals` holding at `now`: replace its report and step the manager on all fresh ones
+    (what the source stopped naming in this report is `held`: a firing alert lives through one missed report)."""
     now = utc(now)
     with book.change() as ledger:
-        ledger.sources[source] = Report(now, ttl_s, tuple(signals))
+        ledger.sources[source] = Report(now, ttl_s, tuple(signals)).after(ledger.sources.get(source))
         holding = ledger.holding(now)
         involved = set(ledger.state.alerts) | {s.fingerprint for s in holding}
         before = replace(ledger.state, last_sent=book.cooldowns(involved))
-        state, notifications, suppressed, events = manager.step(before, holding, now, policy)
+        state, notifications, suppressed, events = manager.step(before, holding, now, policy, held=ledger.missed())
         book.keep_cooldowns(involved, state.last_sent, policy.cooldown_s)
         ledger.state = replace(state, last_sent={}, closed=())
     return Outcome(tuple(notifications), tuple(suppressed), tuple(events), manager.changed_alerts(state, now))

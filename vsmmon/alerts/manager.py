@@ -15,6 +15,9 @@ Rules (the numbers are `AlertPolicy` defaults):
 - Pending (Prometheus `for`): critical 0 s (fires in the check that sees it: the seed's < 500 ms target),
   warning and info 30 s (seen in two consecutive 30 s checks). A signal that vanishes while pending
   closes the alert without a notification, as Prometheus resets `for`.
+- Held: a signal its source named in the report before and not in its latest one (`held`, see
+  `vsmmon.alerts.book`) keeps a firing or acknowledged alert as it is, neither clearing nor cleared: one
+  missed report of a source is not yet a cleared condition. A pending alert is not held: it closes.
 - Hysteresis: an absent signal starts a clear period; the alert resolves once clear for 60 s (three clear
   checks). A signal back within the period cancels it: no resolve / re-fire pair, no new notification.
 - Escalation: a firing, unacknowledged alert rises one level every 900 s (up to 3); level >= 1 adds the
@@ -84,10 +87,17 @@ def routes_for(alert: Alert, webhook: bool = False) -> tuple[Route, ...]:
 
 
 def step(
-    state: AlertState, signals: Sequence[Signal], now: datetime, policy: AlertPolicy = DEFAULT_POLICY
+    state: AlertState,
+    signals: Sequence[Signal],
+    now: datetime,
+    policy: AlertPolicy = DEFAULT_POLICY,
+    *,
+    held: Sequence[Signal] = (),
 ) -> tuple[AlertState, list[Notification], list[Suppressed], list[Event]]:
-    """Advance every alert to `now` given the signals holding now; decide and record notifications."""
+    """Advance every alert to `now` given the signals holding now (and those `held` through one missed report);
+    decide and record notifications."""
     now = utc(now)
+    held_fps = {s.fingerprint for s in held}
     merged: dict[str, Signal] = {}
     for s in signals:
         kept = merged.get(s.fingerprint)
@@ -115,7 +125,10 @@ def step(
                     ended = _close(old, now)
                 advanced.append(ended)
                 old = None
-        advanced.append(_advance(old if old is not None else _open(merged[fp], now), signal, now, policy, events))
+        missed_once = signal is None and fp in held_fps
+        advanced.append(
+            _advance(old if old is not None else _open(merged[fp], now), signal, now, policy, events, held=missed_once)
+        )
     delivery = _Delivery(state, now, policy)
     for alert in sorted(advanced, key=_delivery_order):
         delivery.decide(alert)
@@ -206,17 +219,20 @@ def _close(alert: Alert, now: datetime) -> Alert:
                    held_by=None, escalate_at=None)  # fmt: skip
 
 
-def _advance(alert: Alert, signal: Signal | None, now: datetime, policy: AlertPolicy, events: list[Event]) -> Alert:
+def _advance(
+    alert: Alert, signal: Signal | None, now: datetime, policy: AlertPolicy, events: list[Event], *, held: bool = False
+) -> Alert:
     """The lifecycle of one alert up to `now`: pending, firing, severity, clearing, escalation, reminders."""
     if signal is None:
         if alert.status is AlertStatus.PENDING:
             events.append(Event(alert.id, now, "resolved", {"by": "cleared while pending"}))
             return _close(alert, now)
-        clear_since = alert.clear_since or now
-        if (now - clear_since).total_seconds() >= policy.resolve_after_s:
-            events.append(Event(alert.id, now, "resolved", {"by": "condition cleared", "clear_since": clear_since}))
-            return _close(alert, now)
-        alert = replace(alert, clear_since=clear_since)
+        if not held:  # held: its source missed it once, so it is neither clearing nor cleared yet
+            clear_since = alert.clear_since or now
+            if (now - clear_since).total_seconds() >= policy.resolve_after_s:
+                events.append(Event(alert.id, now, "resolved", {"by": "condition cleared", "clear_since": clear_since}))
+                return _close(alert, now)
+            alert = replace(alert, clear_since=clear_since)
     else:  # `step` made the signal's severity the alert's
         alert = replace(alert, clear_since=None, summary=signal.summary, resource=signal.resource,
                         system_wide=signal.system_wide)  # fmt: skip
