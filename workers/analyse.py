@@ -49,6 +49,7 @@ def register(app: Celery) -> None:
         result = analyse_fleet(now, read.memory, read.series, inputs.demands(registry, flows))
         accuracy = score_forecasts(ctx, read.points, now)
         ctx.store.save_analysis(result)
+        ctx.realtime.client.set(names.ANALYSED_AT_KEY, now.isoformat(), ex=600)
         ctx.realtime.client.set(names.EXHAUSTION_KEY, json.dumps(dict(result.exhaustion_s)), ex=600)
         ctx.realtime.client.set(names.ACCURACY_KEY, json.dumps(accuracy), ex=600)
         adjustments = [s for r in result.recommendations if (s := signal_from_recommendation(r, now)) is not None]

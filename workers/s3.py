@@ -1,13 +1,14 @@
 """`vsmmon.s3.control` and `vsmmon.s3.verify` (queue vsm.s3.control): S3 acts on resource alerts.
 
-`control` looks at the candidate workers through inspect `stats` (pool type and processes, autoscaler),
-asks `vsmmon.control.plan` for a bounded action given the current recommendations (one decision on pool
-sizes); an action on an alert younger than `VSMMON_CONTROL_PERSIST_S` is deferred (the notification comes
-back with that countdown and is planned again, if the alert is still open and not clearing). It applies
-the action through Celery remote control unless dry-run, reads `stats` again until the pool shows the
-change (the "after"), records the action with before and after, and schedules `verify` after
-`VSMMON_CONTROL_VERIFY_AFTER_S`. `verify` decides whether the action helped; one that did not is
-algedonic pain for S5 ("S3 action on X did not restore health").
+`control` defers a notification on an alert younger than `VSMMON_CONTROL_PERSIST_S` before planning it (it
+comes back with that countdown and is planned then, if the alert is still open and not clearing). It looks
+at the candidate workers through inspect `stats` (pool type and processes, autoscaler) and asks
+`vsmmon.control.plan` for a bounded action given the current recommendations (one decision on pool sizes);
+a plan that rests on advice the latest analysis made before the alert began runs the analysis once and
+waits for it. It applies the action through Celery remote control unless dry-run, reads `stats` again
+until the pool shows the change (the "after"), records the action with before and after, and schedules
+`verify` after `VSMMON_CONTROL_VERIFY_AFTER_S`. `verify` decides whether the action helped; one that did
+not is algedonic pain for S5 ("S3 action on X did not restore health").
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from celery import Celery
 
 from vsmmon import names
 from vsmmon.alerts.codec import notification_from_dict, notification_to_dict, plain_row
-from vsmmon.alerts.model import Notification
+from vsmmon.alerts.model import Alert, Notification
 from vsmmon.alerts.routing import signals_from_pain
 from vsmmon.control.s3 import ControlPolicy, Plan, Watch, WorkerView, effective, plan, wait_s
 from vsmmon.control.views import Known, candidates, last_actions, shown, worker_views
@@ -39,6 +40,7 @@ from workers.s5 import held_by
 
 CONTROL_TIMEOUT_S = 2.0
 SETTLE_S = 10.0  # how long the pool may take to show the change in stats
+ADVICE_WAIT_MIN_S = 5.0
 
 
 def policy_for(ctx: WorkerContext) -> ControlPolicy:
@@ -109,10 +111,34 @@ def publish(ctx: WorkerContext, action: ControlAction) -> None:
     ctx.realtime.client.publish(names.ALERTS_CHANNEL, message)
 
 
-def defer(app: Celery, n: Notification, wait: float) -> dict[str, Any]:
-    """Send the notification back to S3 once its condition has held `persist_s`."""
+def defer(app: Celery, n: Notification, wait: float, why: str = "") -> dict[str, Any]:
+    """Send the notification back to S3 in `wait` s (its condition must hold `persist_s`, or advice is due)."""
     app.send_task(names.S3_CONTROL, args=(notification_to_dict(n), True), countdown=wait)
-    return {"action": "deferred", "reason": f"{n.alert.type} on {n.alert.target} must hold {wait:.0f} s more"}
+    why = why or f"must hold {wait:.0f} s more"
+    return {"action": "deferred", "reason": f"{n.alert.type} on {n.alert.target} {why}"}
+
+
+def stale_advice(ctx: WorkerContext, alert: Alert) -> bool:
+    """The latest analysis ran before the alert's condition began (or none ran lately): its advice has not seen it."""
+    if alert.type == "resource_adjustment":
+        return False  # the alert is the advice
+    raw = ctx.realtime.client.get(names.ANALYSED_AT_KEY)
+    return raw is None or datetime.fromisoformat(raw if isinstance(raw, str) else raw.decode()) < alert.started_at
+
+
+def ask_advice(app: Celery, ctx: WorkerContext, alert: Alert) -> bool:
+    """Run the analysis now, once per alert (one run for alerts asking together): False when this alert asked."""
+    client, wait = ctx.realtime.client, advice_wait_s(ctx)
+    if not client.set(names.S3_ADVICE_KEY.format(alert=alert.id), b"1", nx=True, ex=3600):
+        return False
+    if client.set(names.S3_ANALYSIS_ASKED_KEY, b"1", nx=True, px=int(wait * 1000)):
+        app.send_task(names.ANALYSIS_RUN)  # one run for the alerts of one burst (a bottleneck, S3's headroom)
+    return True
+
+
+def advice_wait_s(ctx: WorkerContext) -> float:
+    """How long S3 gives the analysis it asked for: a collection interval, at least 5 s."""
+    return max(ADVICE_WAIT_MIN_S, ctx.settings.collect_interval_s)
 
 
 def claim(ctx: WorkerContext, target: str, cooldown_s: float) -> bool:
@@ -134,12 +160,14 @@ def act(app: Celery, ctx: WorkerContext, fleet: Celery, n: Notification, deferre
         return {"action": "none", "reason": f"{n.alert.type} on {n.alert.target} recovered"}
     if deferred and not still_holds(ctx, n):
         return {"action": "none", "reason": f"{n.alert.type} on {n.alert.target} did not persist"}
+    if not deferred and (wait := wait_s(n.alert, now, policy)) > 0:
+        return defer(app, n, wait)  # planned then, on what holds then
     workers = views(fleet, candidates(ctx.store.agents(), n.alert.target))
     last = last_actions(ctx.alert_records.actions(since=now - timedelta(seconds=policy.cooldown_s)))
     advice = ctx.store.recommendations(now)
     p = plan(n.alert, n.kind, workers, last, now=now, policy=policy, held_by=held_by(ctx), advice=advice)
-    if p.action != "none" and not deferred and (wait := wait_s(n.alert, now, policy)) > 0:
-        return defer(app, n, wait)  # planned again then, on what holds then
+    if p.on_advice and stale_advice(ctx, n.alert) and ask_advice(app, ctx, n.alert):
+        return defer(app, n, advice_wait_s(ctx), why="waits for an analysis that has seen it")
     if p.action != "none" and not claim(ctx, p.destination or "", policy.cooldown_s):
         # two alerts about one worker (its bottleneck, the advice to grow it) reach S3 together: one acts
         p = Plan("none", None, {}, f"{p.destination} is being adjusted by another S3 action "

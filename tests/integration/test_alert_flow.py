@@ -161,6 +161,62 @@ def test_a_condition_gone_before_it_persisted_gets_no_action(
     assert records.actions() == []
 
 
+def test_a_young_condition_is_deferred_before_it_is_planned(
+    alert_settings: Settings, clean_services: None, records: AlertRecords
+) -> None:
+    """S3 decides nothing on an alert younger than `control_persist_s`, not even "none": it sends the
+    notification back to itself and decides on what holds once the condition persisted."""
+    from workers.s3 import act
+
+    app = create_app(alert_settings)
+    sig = Signal("bottleneck", "busy@h", Severity.CRITICAL, {"factor": "queue"}, "busy@h: queue 0.00", resource=True)
+    _, notes, _, _ = step(AlertState(), [sig], datetime.now(UTC))
+    result = act(app, app.context(), app, notes[0])
+    assert result["action"] == "deferred", result
+    assert "must hold 2 s more" in result["reason"]
+    assert records.actions() == []  # no decision recorded on a condition that has not persisted
+    client = redis.Redis.from_url(alert_settings.require("redis_url"))
+    waiting = queued_tasks(client, names.S3_CONTROL_QUEUE)
+    assert [(t["task"], t["args"][0]["alert"]["id"], t["args"][1]) for t in waiting] == [
+        (names.S3_CONTROL, str(notes[0].alert.id), True)
+    ]
+    client.close()
+
+
+def test_a_bottleneck_the_latest_analysis_predates_gets_fresh_advice_before_s3_decides(
+    app_for: Any, alert_settings: Settings, store: PostgresStore, records: AlertRecords, tmp_path: Path
+) -> None:
+    """A burst that began after the last analysis: the advice S3 would read has not seen it (the analysis
+    runs once a minute). S3 runs the analysis itself, once, and grows the pool on the fresh advice instead
+    of recording "the capacity plan does not call for more processes"."""
+    broker = alert_settings.require("broker_url")
+    app, worker = app_for(list(names.QUEUES))
+    with worker, fleet_workers(broker, ["busy"], tmp_path, concurrency=1, queues="work") as (busy,):
+        producer = control_app(broker)
+        for _ in range(10):
+            producer.send_task("fleet.sleep", args=(60.0,), queue="work")
+        beat = Beat(app, store)
+        for _ in range(3):
+            beat.cycle()
+        client = redis.Redis.from_url(alert_settings.require("redis_url"))
+        assert client.get(names.ANALYSED_AT_KEY) is None  # no analysis yet: no advice at all
+        assess(app)  # the bottleneck fires; S3 defers it 2 s, then finds no current advice
+
+        def decided() -> list[ControlAction] | None:
+            rows = [r for r in records.actions() if r.target == busy.hostname]
+            return rows or None
+
+        first = poll(decided, deadline_s=60, what="S3's decision on the busy worker")[0]
+        assert first.action == "pool_grow", first.reason
+        analysed_at = datetime.fromisoformat(client.get(names.ANALYSED_AT_KEY).decode())
+        assert analysed_at < first.at  # S3 asked for the analysis it acted on
+        assert client.keys(names.S3_ADVICE_KEY.format(alert="*"))  # S3 asked, once per alert
+        assert pool_size(broker, busy.hostname) == 3
+        client.close()
+        busy.kill()
+        assert worker
+
+
 def queued_tasks(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
     """The messages waiting on a Redis queue, decoded (kombu: JSON envelope, base64 body)."""
     found = []

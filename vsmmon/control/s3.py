@@ -17,7 +17,9 @@ by at most what it advises; it never grows a pool when the advice is to shrink i
 one for memory while the advice is to grow it (the two conflict: left to the operator, said in the
 reason). The capacity plan advises growth only for a queue holding a backlog, so S3 never acts on an
 empty queue. And S3 acts only on a condition that persisted `persist_s` (default 60 s: seen in three
-consecutive 30 s health checks); the task defers a younger alert and acts if it still holds then.
+consecutive 30 s health checks); the task defers a younger alert and plans it if it still holds then. A
+plan that rests on advice older than its alert (the analysis runs once a minute) waits for a fresh analysis
+once, so a burst is judged on advice that has seen it.
 `pool_grow` / `pool_shrink` work on the prefork pool only; a worker started with `--autoscale` refuses them
 (Celery: "Adjust autoscale range instead"), so S3 moves its autoscale range instead. Other pools get no
 action, recorded with the reason.
@@ -90,6 +92,7 @@ class Plan:
     reason: str
     watch: Watch | None = None
     expected_processes: int | None = None  # what inspect stats should show after the action
+    on_advice: bool = False  # no action because the capacity plan does not call for one (fresher advice may)
 
 
 def plan(
@@ -128,7 +131,7 @@ def plan(
     why = f"{alert.severity} {alert.type} on {alert.target}: {alert.summary}".rstrip(": ")
     step = _step(direction, sizing(advice, worker.hostname), worker.hostname, policy)
     if isinstance(step, str):
-        return _none(f"{why}; {step}")
+        return Plan("none", None, {}, f"{why}; {step}", on_advice=True)
     if worker.autoscale is not None:
         top, bottom = worker.autoscale
         new_top = min(hi, top + step) if direction == "grow" else max(lo, top - 1, bottom)

@@ -190,7 +190,7 @@ class EventHub:
                 log.warning("dashboard events: Redis subscription lost (%s); retrying in %.1f s", e, pause_s)
             finally:
                 self._listening.clear()
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
                 await client.aclose()
             await asyncio.sleep(pause_s)
             pause_s = min(pause_s * 2, 10.0)
