@@ -27,6 +27,7 @@ app.conf.update(
     task_default_queue="fleet",
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    worker_direct=os.environ.get("VSMMON_TEST_WORKER_DIRECT") == "1",  # a user's own direct-queue consumer
 )
 vsmmon.agent.install(app, version="fleet 1.0")
 

@@ -2,7 +2,8 @@
 
 The probe: ping; `vsm_metrics` (the self-report) before and after; `inspect stats`; a canary sent to the
 worker's direct queue (declared first, so a worker that does not take it leaves it there; the worker
-consumes it, through `add_consumer`, only for the probe), whose departure the broker shows. The result
+consumes it, through `add_consumer`, only for the probe, unless it consumes that queue itself with
+`worker_direct`), whose departure the broker shows. The result
 is kept in Redis for the health check (S3 and S5 read its score), and each finding is a warning alert
 on the worker. A worker found wanting (no ping answered, the canary not taken) may be one stopping on
 purpose, its goodbye not read yet, or one just lost: the audit waits for the registry to judge it (two
@@ -23,6 +24,7 @@ from celery.utils.nodenames import worker_direct
 
 from vsmmon import names
 from vsmmon.alerts.model import Severity, Signal
+from vsmmon.collect.broker import QueueProbe
 from vsmmon.health.audit import Audit, Said, Seen, audit_to_dict, canaries_run, candidates, judge, pick
 from vsmmon.models import AgentStatus
 from workers.alerts import report_signals
@@ -51,12 +53,34 @@ def probe(ctx: WorkerContext, fleet: Celery, hostname: str) -> Audit:
     pool = (stats.get(hostname) or {}).get("pool") or {}
     processes = len(pool["processes"]) if isinstance(pool.get("processes"), list) else None
     counted_before = canaries_run(before)
+    owned = isinstance(before, dict) and before.get("worker_direct") is True
+    taken, waited, counted_after = canary(ctx, fleet, hostname, counted_before, owned=owned)
+    metrics = (before or {}).get("metrics") if isinstance(before, dict) else None
+    concurrency = metrics.get("concurrency") if isinstance(metrics, dict) else None
+    seen = Seen(True, processes, taken, waited if taken else None)
+    said = Said(concurrency, counted_before, counted_after)
+    return judge(hostname, now, seen, said, DEADLINE_S)
+
+
+def canary(
+    ctx: WorkerContext, fleet: Celery, hostname: str, counted_before: float | None, *, owned: bool
+) -> tuple[bool | None, float, float | None]:
+    """Send a canary to the worker's direct queue: (taken, as the broker shows; seconds waited; canaries run).
+
+    A worker started with `worker_direct` consumes that queue itself (`owned`): the canary goes to its
+    consumer, which the audit neither adds nor cancels. Otherwise the audit declares the queue (an untaken
+    canary stays visible), consumes it only for the probe, and removes only its own canary: a queue that
+    held anything else before is left as it was.
+    """
     queue = worker_direct(hostname)
-    with fleet.connection_for_write() as conn:
-        queue.bind(conn.default_channel).declare()  # so an unconsumed canary stays visible on the broker
     exchange, key = queue.exchange.name, queue.routing_key
-    fleet.control.add_consumer(queue.name, exchange, "direct", key, destination=[hostname], reply=True,
-                               timeout=ASK_TIMEOUT_S)  # fmt: skip
+    broker = ctx.queue_probes[-1][0] if ctx.queue_probes else None
+    if not owned:
+        with fleet.connection_for_write() as conn:
+            queue.bind(conn.default_channel).declare()
+        fleet.control.add_consumer(queue.name, exchange, "direct", key, destination=[hostname], reply=True,
+                                   timeout=ASK_TIMEOUT_S)  # fmt: skip
+    held = _depth(broker, queue.name)
     try:
         fleet.send_task(names.CANARY_TASK, args=(uuid.uuid4().hex,), exchange=exchange, routing_key=key)
         started, counted_after = time.monotonic(), counted_before
@@ -67,20 +91,22 @@ def probe(ctx: WorkerContext, fleet: Celery, hostname: str) -> Audit:
             time.sleep(0.1)
         waited = time.monotonic() - started
     finally:
-        fleet.control.cancel_consumer(queue.name, destination=[hostname])
-    broker = ctx.queue_probes[-1][0] if ctx.queue_probes else None
-    taken = None
-    if broker is not None:
-        read, _ = broker.read([queue.name], time.time())
-        taken = bool(read) and read[0].messages == 0
-        if not taken:
-            with fleet.connection_for_write() as conn:
-                queue.bind(conn.default_channel).purge()  # do not leave canaries behind
-    metrics = (before or {}).get("metrics") if isinstance(before, dict) else None
-    concurrency = metrics.get("concurrency") if isinstance(metrics, dict) else None
-    seen = Seen(True, processes, taken, waited if taken else None)
-    said = Said(concurrency, counted_before, counted_after)
-    return judge(hostname, now, seen, said, DEADLINE_S)
+        if not owned:
+            fleet.control.cancel_consumer(queue.name, destination=[hostname])
+    left = _depth(broker, queue.name)
+    taken = None if broker is None else left is not None and left <= (held or 0)
+    if not owned and held == 0 and left == 1:
+        with fleet.connection_for_write() as conn:
+            queue.bind(conn.default_channel).purge()  # the one message there is the audit's own canary
+    return taken, waited, counted_after
+
+
+def _depth(broker: QueueProbe | None, queue: str) -> int | None:
+    """Messages waiting on `queue` as the broker shows them (None: no broker probe, or it did not answer)."""
+    if broker is None:
+        return None
+    read, _ = broker.read([queue], time.time())
+    return int(read[0].messages) if read else None
 
 
 def judged_gone(ctx: WorkerContext, hostname: str) -> str | None:

@@ -84,3 +84,35 @@ def test_a_worker_stopping_as_it_is_audited_is_no_finding_and_a_wedged_live_one_
         assert leaving.process.poll() is None  # still finishing its task: it was stopping, not gone
     assert result == {"audited": leaving.hostname, "void": "stopped during the audit: no finding, the registry says it"}
     assert pipeline.context().realtime.client.get(names.AUDIT_KEY) is None  # no score for S3 and S5
+
+
+def consumed(broker: str, hostname: str) -> set[str]:
+    found = control_app(broker).control.inspect(destination=[hostname], timeout=2).active_queues() or {}
+    return {q["name"] for q in found.get(hostname, [])}
+
+
+def test_the_audit_leaves_a_users_own_direct_queue_consumer_in_place(
+    pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, tmp_path: Path
+) -> None:
+    """A worker started with `worker_direct` consumes its direct queue itself: the audit's canary goes to that
+    consumer, and the audit neither cancels it (the user's direct tasks would stop arriving) nor purges it."""
+    broker = fast_settings.require("broker_url")
+    env = {"VSMMON_TEST_WORKER_DIRECT": "1"}
+    with fleet_workers(broker, ["direct"], tmp_path, extra_env=env) as (worker,):
+        direct = f"{worker.hostname}.dq2"
+        assert direct in consumed(broker, worker.hostname)
+        beat = Beat(pipeline, store)
+        for _ in range(2):
+            beat.cycle()
+        result = audit(pipeline, worker.hostname)
+        assert result["findings"] == [], result
+        assert result["score"] == 1.0
+        assert direct in consumed(broker, worker.hostname)  # still the user's: not cancelled by the audit
+        sent = control_app(broker).send_task("fleet.ok", queue=direct)
+        assert sent.id
+        poll(lambda: worker_ran_ok(broker, worker.hostname) or None, deadline_s=10, what="the direct task to run")
+
+
+def worker_ran_ok(broker: str, hostname: str) -> bool:
+    stats = control_app(broker).control.inspect(destination=[hostname], timeout=2).stats() or {}
+    return bool((stats.get(hostname) or {}).get("total", {}).get("fleet.ok"))

@@ -249,6 +249,7 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
     errors: dict[str, str] = {}
     children: list[int] = []
     queues: list[str] = []
+    direct_consumed = False
     try:
         consumer = state.consumer
         info = getattr(consumer.pool, "info", None) or {}
@@ -260,6 +261,7 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         direct = f"{getattr(consumer, 'hostname', '')}.dq2"  # its direct queue (audits) is not a fleet queue
         consumed = consumer.task_consumer.queues if consumer.task_consumer else []
         queues = sorted(q.name for q in consumed if q.name != direct)
+        direct_consumed = bool(consumer.app.conf.worker_direct)  # the worker's own: the audit leaves it alone
     except Exception as e:
         errors["pool"] = repr(e)
     try:
@@ -289,6 +291,7 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         "version": _state.version,
         "config_hash": _state.config_hash(),
         "queues": queues,
+        "worker_direct": direct_consumed,
         "metrics": metrics,
         "tasks": per_task,
         "errors": errors,
