@@ -36,7 +36,7 @@ from vsmmon.alerts.codec import (
 )
 from vsmmon.alerts.desk import Outcome, policy_for, report
 from vsmmon.alerts.model import Alert, Event, Notification, Signal
-from vsmmon.alerts.routing import alertmanager_payload
+from vsmmon.alerts.routing import webhook_messages
 from vsmmon.errors import InvalidInput, StoreUnavailable, TransientError
 from vsmmon.redact import redact_url
 from workers.context import VsmTask, WorkerContext
@@ -74,9 +74,9 @@ def deliver(app: Celery, ctx: WorkerContext, notifications: Sequence[Notificatio
     hooked = [n for n in notifications if "webhook" in n.routes]
     urls = ctx.settings.webhooks
     if hooked and urls:
-        payload = alertmanager_payload(hooked, WEBHOOK_RECEIVER, ctx.settings.external_url)
-        for url in urls:
-            app.send_task(names.ALERTS_WEBHOOK, args=(url, payload))
+        for payload in webhook_messages(hooked, WEBHOOK_RECEIVER, ctx.settings.external_url):
+            for url in urls:
+                app.send_task(names.ALERTS_WEBHOOK, args=(url, payload))
 
 
 def to_alertmanagers(app: Celery, ctx: WorkerContext, alerts: Sequence[Alert]) -> None:
