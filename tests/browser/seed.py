@@ -57,6 +57,7 @@ def worker_metrics(i: int, t_s: float, rng: random.Random) -> dict[str, float]:
         "task_runtime_p95_s": 0.12 + 0.03 * math.sin(t_s / 40),
         "queue_wait_p95_s": 0.02 + rng.uniform(0, 0.01),
         "task.vsmmon.collect.run.succeeded_total": 100 + t_s / INTERVAL_S,
+        "task.vsmmon.collect.run.runtime_p95_s": 0.05 + 0.001 * i,
     }
 
 

@@ -136,6 +136,10 @@ def test_metrics_hold_the_current_state(
     worker = live[0]
     assert value(metrics["celery_task_succeeded"], "_total", name="vsmmon.collect.run", hostname=worker) == 102
     assert value(metrics["vsmmon_worker_pool_size"], hostname=worker) == 4
+    i = fleet.workers.index(worker)  # the seed's runtime p95 of vsmmon.collect.run on worker i: 0.05 + 0.001 i
+    runtime = metrics["vsmmon_task_runtime_p95_seconds"]
+    assert value(runtime, name="vsmmon.collect.run", hostname=worker) == pytest.approx(0.05 + 0.001 * i)
+    assert {s.labels["hostname"] for s in runtime} == set(live)
     assert value(metrics["vsmmon_worker_memory_bytes"], hostname=worker) > 80 * 1024 * 1024  # main + children
     assert 0 <= value(metrics["vsmmon_worker_cpu_percent"], hostname=worker) <= 100
     assert 0 <= value(metrics["celery_worker_tasks_active"], hostname=worker) <= 4

@@ -4,14 +4,16 @@ Pure: families from the registry's agents (their latest report). Dashboards and 
 celery-exporter keep working — `celery_worker_up`, `celery_worker_tasks_active`,
 `celery_task_{succeeded,failed,retried,rejected}_total{name, hostname}`, `celery_queue_length` and
 `celery_active_consumer_count{queue_name}` — and vsmmon adds per worker what an exporter fed by events cannot
-know: CPU, memory (main process and pool children), pool size. Label cardinality is bounded where it is
+know: CPU, memory (main process and pool children), pool size, and per task name the 95th percentile of its
+recent runtimes (the plugin keeps the last runtimes of each name; a percentile, not celery-exporter's
+`celery_task_runtime` histogram, whose buckets a plugin reply does not carry). Label cardinality is bounded where it is
 made: the plugin counts at most 25 task names per worker (the rest as `other`), a collection holds at most
 500 metrics per agent, and only workers the live views show (offline ones for `VSMMON_PURGE_AFTER_S`) appear.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -34,6 +36,10 @@ def families(agents: Sequence[AgentInfo]) -> Iterator[Metric]:
     pool = GaugeMetricFamily("vsmmon_worker_pool_size", "Pool processes or threads of the worker", labels=["hostname"])
     tasks = {o: CounterMetricFamily(f"celery_task_{o}", f"Tasks {o} by the worker since it started",
                                     labels=["name", "hostname"]) for o in OUTCOMES}  # fmt: skip
+    runtime = GaugeMetricFamily(
+        "vsmmon_task_runtime_p95_seconds", "95th percentile of the task's recent runtimes on the worker",
+        labels=["name", "hostname"],
+    )  # fmt: skip
     length = GaugeMetricFamily("celery_queue_length", "Messages waiting in the queue", labels=["queue_name"])
     consumers = GaugeMetricFamily("celery_active_consumer_count", "Live consumers of the queue", labels=["queue_name"])
     for a in agents:
@@ -56,9 +62,21 @@ def families(agents: Sequence[AgentInfo]) -> Iterator[Metric]:
                 family.add_metric(host, m[key])
         if "rss_bytes" in m:
             memory.add_metric(host, m["rss_bytes"] + m.get("children_rss_bytes", 0.0))
-        for metric, value in m.items():
-            if metric.startswith("task.") and metric.endswith("_total"):
-                name, _, outcome = metric.removeprefix("task.").removesuffix("_total").rpartition(".")
-                if outcome in tasks and name:
-                    tasks[outcome].add_metric([name, a.agent_id], value)
-    yield from (up, active, cpu, memory, pool, *tasks.values(), length, consumers)
+        _add_tasks(a.agent_id, m, tasks, runtime)
+    yield from (up, active, cpu, memory, pool, *tasks.values(), runtime, length, consumers)
+
+
+def _add_tasks(
+    hostname: str, m: Mapping[str, float], tasks: Mapping[str, CounterMetricFamily], runtime: GaugeMetricFamily
+) -> None:
+    """One worker's per-task-name counters (`task.NAME.OUTCOME_total`) and runtime p95 (`task.NAME.runtime_p95_s`)."""
+    for metric, value in m.items():
+        if not metric.startswith("task."):
+            continue
+        name, _, figure = metric.removeprefix("task.").rpartition(".")
+        if not name:
+            continue
+        if figure == "runtime_p95_s":
+            runtime.add_metric([name, hostname], value)
+        elif figure.endswith("_total") and (outcome := figure.removesuffix("_total")) in tasks:
+            tasks[outcome].add_metric([name, hostname], value)
