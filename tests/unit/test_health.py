@@ -58,6 +58,15 @@ def test_task_health_is_success_ratio_times_latency_term() -> None:
     assert task_factor(faster).score == pytest.approx(0.9)  # clamped at 1
 
 
+@pytest.mark.parametrize(
+    ("baseline_s", "now_s", "term"),
+    [(0.002, 0.009, 1.0), (0.002, 0.05, 1.0), (0.002, 0.5, 0.1), (0.02, 0.1, 0.5), (0.2, 0.4, 0.5)],
+)
+def test_the_latency_term_reads_runtimes_under_50_ms_as_50_ms(baseline_s: float, now_s: float, term: float) -> None:
+    a = AgentInputs("w", "celery_worker", True, {"task_runtime_p95_s": now_s}, 1, 2, 100, 0, None, baseline_s)
+    assert task_factor(a).inputs["latency_term"] == pytest.approx(term)
+
+
 def test_every_factor_with_data_counts_and_none_is_defaulted() -> None:
     a = AgentInputs("w", "celery_worker", True, {"rss_bytes": 768 * MB, "concurrency": 4.0, "active": 3.7,
                     "task_runtime_p95_s": 1.0}, 512 * MB, 1024 * MB, 80, 20, None, 1.0)  # fmt: skip

@@ -16,6 +16,9 @@ from vsmmon.health.viability import clamp
 
 MB = 1024 * 1024
 SATURATION_OK = 0.85
+LATENCY_FLOOR_S = 0.05
+"""Task runtimes below this are alike to the latency term: a few milliseconds more is a GC pause or a context
+switch under load (the leak_plugin scenario: p95 2 ms -> 9 ms read as a task health of 0.24, an S1 warning)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +89,15 @@ def queue_factor(a: AgentInputs) -> Factor:
 
 
 def task_factor(a: AgentInputs) -> Factor:
-    """Success ratio over the window times the latency term clamp(p95 baseline / p95 now)."""
+    """Success ratio over the window times the latency term clamp(p95 baseline / p95 now), both at least 50 ms."""
     ok, failed = a.succeeded_in_window, a.failed_in_window
     if ok is None or failed is None or ok + failed <= 0:
         return Factor("task", None, {"reason": "no task completed in the window"})
     ratio = ok / (ok + failed)
     now_p95 = a.metrics.get("task_runtime_p95_s")
     baseline = a.runtime_p95_baseline_s
-    latency = clamp(baseline / now_p95) if baseline and now_p95 and now_p95 > 0 else 1.0
+    # runtimes under the floor count as the floor: 2 ms -> 9 ms is a worker's scheduling noise, not a slowdown
+    latency = clamp(max(baseline, LATENCY_FLOOR_S) / max(now_p95, LATENCY_FLOOR_S)) if baseline and now_p95 else 1.0
     inputs = {"succeeded": ok, "failed": failed, "success_ratio": ratio, "p95_now_s": now_p95,
               "p95_baseline_s": baseline, "latency_term": latency}  # fmt: skip
     return Factor("task", ratio * latency, inputs)
