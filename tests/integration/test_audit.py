@@ -49,6 +49,10 @@ def test_an_honest_worker_passes_and_a_wedged_one_is_found_out(
         assert good["checks"] == ["reachability", "pool", "canary", "accounting"]
         assert good["findings"] == []
         assert good["score"] == 1.0
+        said = honest.log.read_text()  # the worker logs at info level: the audit left no line there
+        assert "ready." in said
+        assert ".dq2" not in said
+        assert f"Task {names.CANARY_TASK}[" not in said  # neither received nor succeeded lines (the banner lists it)
         control_app(broker).send_task("fleet.sleep", args=(10.0,), queue="stuck")  # its one process, busy
         poll(lambda: busy(broker, wedged.hostname) or None, deadline_s=10, what="the wedged worker to start sleeping")
         bad = audit(pipeline, wedged.hostname)

@@ -206,7 +206,8 @@ def install(app: Celery, version: str | None = None) -> None:
 
     The audit sends its canary (`vsmmon.audit.canary`) to one chosen worker through that worker's direct
     queue (Celery's `<hostname>.dq2`), which it has the worker consume (`add_consumer`) only while it
-    probes: a queue consumed all the time would cost every task a longer fetch (P1).
+    probes: a queue consumed all the time would cost every task a longer fetch (P1). The audit's lines are
+    kept out of the worker's log (`quiet_audit_lines`).
     """
     wrapped = monitored(app.Task.Request)  # tasks made later from `app.Task` count too; the user's class stays
     if wrapped is not None:
@@ -219,9 +220,34 @@ def install(app: Celery, version: str | None = None) -> None:
         functools.partial(goodbye.on_worker_shutting_down, app), weak=False, dispatch_uid="vsmmon.goodbye.early"
     )
     worker_shutdown.connect(goodbye.on_worker_shutdown, weak=False, dispatch_uid="vsmmon.goodbye")
+    quiet_audit_lines()
     if version:
         _state.version = f"{version}; vsmmon {__version__}"
     _state.app = app
+
+
+AUDIT_LOGGERS = ("celery.worker.consumer.consumer", "celery.worker.control", "celery.worker.strategy",
+                 "celery.app.trace")  # fmt: skip
+"""Where Celery logs a consumer added or cancelled, and a task received or done, at info level."""
+
+
+class AuditLines(logging.Filter):
+    """Drops the info lines an audit makes in the user's worker log (its direct queue consumed and cancelled,
+    its canary received and done); warnings and errors about them stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return CANARY_TASK not in message and ".dq2" not in message
+
+
+def quiet_audit_lines() -> None:
+    """Keep the audit out of the user's worker log (idempotent; prefork children inherit it at fork)."""
+    for name in AUDIT_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, AuditLines) for f in logger.filters):
+            logger.addFilter(AuditLines())
 
 
 def canary(task: Any, nonce: str) -> dict[str, Any]:
