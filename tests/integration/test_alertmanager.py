@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,12 +18,12 @@ import redis
 from celery.contrib.testing.worker import start_worker
 
 from tests.integration.conftest import poll
+from tests.integration.daemons import serving
 from vsmmon import names
 from vsmmon.alerts import desk as alert_desk
 from vsmmon.alerts.book import AlertBook
 from vsmmon.alerts.model import Severity, Signal
 from vsmmon.config import Settings
-from vsmmon.local.embedded import free_port
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import create_engine
 from workers.alerts import report_signals
@@ -47,27 +46,13 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     """A real Alertmanager on a free loopback port, alone (no cluster); its base URL."""
     assert shutil.which(ALERTMANAGER), f"{ALERTMANAGER} missing: `make alertmanager` (run by `make test`) installs it"
     (tmp_path / "am.yml").write_text(CONFIG)
-    port = free_port()
-    log = (tmp_path / "am.log").open("wb")
-    process = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
 
-    def ready() -> bool:
-        assert process.poll() is None, (tmp_path / "am.log").read_text()
-        try:
-            return httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+    def argv(port: int) -> list[str]:
+        return [ALERTMANAGER, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
+                f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]  # fmt: skip
 
-    poll(ready, deadline_s=30, what="Alertmanager to be ready")
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    with serving(argv, tmp_path / "am.log", "Alertmanager") as base:
+        yield base
 
 
 def alerts_app(settings: Settings) -> tuple[PipelineApp, Any]:

@@ -81,3 +81,19 @@ def test_flower_is_behind_auth_and_the_api_needs_a_token() -> None:
     assert "FLOWER_BASIC_AUTH" in flower_env
     assert ":?" in flower_env["FLOWER_BASIC_AUTH"]  # compose refuses to start without it
     assert ":?" in OURS["web"]["environment"]["VSMMON_API_TOKEN"]
+
+
+def test_prometheus_alertmanager_and_grafana_come_with_their_files_and_vsmmon_posts_to_alertmanager() -> None:
+    mounted = {
+        name: {v.split(":")[0] for v in SERVICES[name]["volumes"] if v.startswith("./")}
+        for name in ("prometheus", "alertmanager", "grafana")
+    }
+    for sources in mounted.values():
+        for source in sources:
+            assert (ROOT / source).exists(), source
+    assert "./docs/monitoring/prometheus.rules.yml" in mounted["prometheus"]
+    assert "./docs/monitoring/grafana/dashboards" in mounted["grafana"]
+    assert ":?" in SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]  # no default admin/admin
+    assert OURS["web"]["environment"]["VSMMON_ALERTMANAGER_URLS"] == "http://alertmanager:9093"
+    scrape = yaml.safe_load((ROOT / "docs/monitoring/prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["static_configs"][0]["targets"] == ["web:8000"]  # the web service's port inside the network
