@@ -7,7 +7,7 @@ COPY vsmmon ./vsmmon
 COPY workers ./workers
 COPY alembic ./alembic
 # editable: the Alembic scripts stay beside the package, where `vsmmon db upgrade` finds them
-RUN pip install --no-cache-dir -e . && useradd --system --create-home vsmmon
+RUN pip install --no-cache-dir -e '.[server]' && useradd --system --create-home vsmmon
 USER vsmmon
 ENV VSMMON_DATA_DIR=/home/vsmmon/data
 ENTRYPOINT ["vsmmon"]

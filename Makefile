@@ -9,13 +9,13 @@ SCENARIOS ?=
 VALGRIND := command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
 PYTEST_ARGS ?=
 
-.PHONY: up test lint fmt bench bench-quick clean browser alertmanager screenshots soak scenarios accuracy
+.PHONY: up test lint fmt bench bench-quick clean browser alertmanager prometheus matrix screenshots soak scenarios accuracy
 
 # (re)install when pyproject.toml changes; creates .venv when missing
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server,dev]'
 	touch $(STAMP)
 
 ## run the whole pipeline here: embedded PostgreSQL and Redis unless VSMMON_*_URL are set
@@ -23,7 +23,7 @@ up: $(STAMP)
 	$(VENV)/bin/vsmmon up
 
 ## unit tests (no services) and integration tests (real PostgreSQL, Redis, Celery workers)
-test: $(STAMP) browser alertmanager
+test: $(STAMP) browser alertmanager prometheus
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## headless Chromium for the browser tests: Debian's package, driven by Playwright (no browser download)
@@ -37,6 +37,12 @@ browser:
 ALERTMANAGER ?= /usr/bin/prometheus-alertmanager
 alertmanager:
 	test -x $(ALERTMANAGER) || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-alertmanager)
+
+## Prometheus and promtool for the scrape and rules tests: Debian's package (its recommended exporters left out;
+## the tests run their own server on a free loopback port)
+PROMETHEUS ?= /usr/bin/prometheus
+prometheus:
+	test -x $(PROMETHEUS) || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
 
 ## the README's screenshots of the dashboard, taken by the browser tests' tooling
 screenshots: $(STAMP) browser
@@ -73,5 +79,11 @@ accuracy: $(STAMP)
 scenarios: $(STAMP)
 	$(PY) -m bench.scenarios $(SCENARIOS)
 
+## the plugin on Celery 5.3, 5.4, 5.5 and the newest, every pool, each in a slim venv under .matrix/ (not part of
+## `make test`; `make matrix MATRIX="5.4.0"` for one); needs the test services (VSMMON_TEST_BROKER_URL)
+MATRIX ?=
+matrix: $(STAMP)
+	$(PY) -m tests.matrix $(MATRIX)
+
 clean:
-	rm -rf $(VENV) .vsmmon .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .matrix .vsmmon .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,13 @@
-"""Real worker subprocesses of the monitored test fleet (`tests/fleet_app.py`)."""
+"""Real worker subprocesses of the monitored test fleet (`tests/fleet_app.py`).
+
+With `VSMMON_TEST_FLEET_PYTHON` set (`make matrix`), the workers run under that interpreter, from a copy of
+the app in a folder of their own: they import the vsmmon installed there, not this checkout.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,20 +63,25 @@ def fleet_workers(
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[FleetWorker]]:
     """Start one `celery worker` subprocess per name and wait until each answers a ping."""
-    env = {**os.environ, "VSMMON_TEST_FLEET_BROKER_URL": broker_url, "PYTHONPATH": str(ROOT), **(extra_env or {})}
-    workers: list[FleetWorker] = []
+    python, module, cwd = sys.executable, "tests.fleet_app", ROOT
     log_dir.mkdir(parents=True, exist_ok=True)
+    if other := os.environ.get("VSMMON_TEST_FLEET_PYTHON"):  # the plugin as another venv installed it
+        python, module, cwd = other, "fleet_app", log_dir / "app"
+        cwd.mkdir(exist_ok=True)
+        shutil.copy(ROOT / "tests" / "fleet_app.py", cwd / "fleet_app.py")
+    env = {**os.environ, "VSMMON_TEST_FLEET_BROKER_URL": broker_url, "PYTHONPATH": str(cwd), **(extra_env or {})}
+    workers: list[FleetWorker] = []
     try:
         for name in names:
             log = log_dir / f"{name}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     [
-                        sys.executable, "-m", "celery", "-A", "tests.fleet_app", "worker",
+                        python, "-m", "celery", "-A", module, "worker",
                         f"--hostname={name}@%h", f"--concurrency={concurrency}", f"--pool={pool}",
                         f"--queues={queues}", "--without-gossip", "--without-mingle", "--loglevel=INFO",
                     ],
-                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                    cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
             workers.append(FleetWorker(name, process, log))
         control = control_app(broker_url)
