@@ -24,6 +24,7 @@ MEASURES = (
     "c2_assessment_cpu",
     "p5_alert_latency",
     "p6_dashboard_latency",
+    "c3_scrape_cost",
 )
 """Every measure, by module name under `bench/`; each has `run(quick: bool) -> Result`."""
 
