@@ -25,8 +25,9 @@ from workers.context import PipelineApp
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Info alerts (recommendations) fire at their first report, so S3 gets them within the test."""
-    return settings.model_copy(update={"alert_pending_s": 0.0})
+    """Info alerts (recommendations) fire at their first report, and S3 decides on one held 2 s (not 60: it
+    defers a younger alert before planning it), so S3 gets them within the test."""
+    return settings.model_copy(update={"alert_pending_s": 0.0, "control_persist_s": 2.0})
 
 
 @pytest.fixture
