@@ -41,6 +41,7 @@ from workers.s5 import held_by
 CONTROL_TIMEOUT_S = 2.0
 SETTLE_S = 10.0  # how long the pool may take to show the change in stats
 ADVICE_WAIT_MIN_S = 5.0
+ADVICE_WAITS = 3  # how many advice waits one alert gets before S3 decides on the advice there is
 
 
 def policy_for(ctx: WorkerContext) -> ControlPolicy:
@@ -127,11 +128,15 @@ def stale_advice(ctx: WorkerContext, alert: Alert) -> bool:
 
 
 def ask_advice(app: Celery, ctx: WorkerContext, alert: Alert) -> bool:
-    """Run the analysis now, once per alert (one run for alerts asking together): False when this alert asked."""
+    """Run the analysis now, once per alert (one run for alerts asking together), and wait for it: False once
+    this alert has waited ADVICE_WAITS times (a busy analysis queue does not hold S3 back for longer)."""
     client, wait = ctx.realtime.client, advice_wait_s(ctx)
-    if not client.set(names.S3_ADVICE_KEY.format(alert=alert.id), b"1", nx=True, ex=3600):
+    key = names.S3_ADVICE_KEY.format(alert=alert.id)
+    waits = int(client.incr(key))
+    client.expire(key, 3600)
+    if waits > ADVICE_WAITS:
         return False
-    if client.set(names.S3_ANALYSIS_ASKED_KEY, b"1", nx=True, px=int(wait * 1000)):
+    if waits == 1 and client.set(names.S3_ANALYSIS_ASKED_KEY, b"1", nx=True, px=int(wait * 1000)):
         app.send_task(names.ANALYSIS_RUN)  # one run for the alerts of one burst (a bottleneck, S3's headroom)
     return True
 

@@ -61,6 +61,7 @@ def fleet_workers(
     queues: str = "fleet",
     pool: str = "prefork",
     extra_env: dict[str, str] | None = None,
+    loglevel: str = "INFO",
 ) -> Iterator[list[FleetWorker]]:
     """Start one `celery worker` subprocess per name and wait until each answers a ping."""
     python, module, cwd = sys.executable, "tests.fleet_app", ROOT
@@ -79,7 +80,7 @@ def fleet_workers(
                     [
                         python, "-m", "celery", "-A", module, "worker",
                         f"--hostname={name}@%h", f"--concurrency={concurrency}", f"--pool={pool}",
-                        f"--queues={queues}", "--without-gossip", "--without-mingle", "--loglevel=INFO",
+                        f"--queues={queues}", "--without-gossip", "--without-mingle", f"--loglevel={loglevel}",
                     ],
                     cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip

@@ -18,7 +18,8 @@ from vsmmon.names import CANARY_TASK
 
 
 def canary_result(log: Path, nonce: str) -> dict[str, Any] | None:
-    """The canary's return value, as the worker logged its success (INFO), once it is there."""
+    """The canary's return value, as the worker logged its success (at debug level: the audit's lines stay out
+    of a worker's log at INFO), once it is there."""
     match = re.search(r"succeeded in [0-9.e-]+s: (\{[^\n]*'nonce': '" + nonce + r"'[^\n]*\})", log.read_text())
     return ast.literal_eval(match.group(1)) if match else None
 
@@ -27,7 +28,7 @@ def test_a_canary_sent_to_a_workers_direct_queue_is_answered_by_that_worker(
     settings: Settings, clean_services: None, tmp_path: Path
 ) -> None:
     broker = settings.require("broker_url")
-    with fleet_workers(broker, ["canary-a", "canary-b"], tmp_path) as workers:
+    with fleet_workers(broker, ["canary-a", "canary-b"], tmp_path, loglevel="DEBUG") as workers:
         app = control_app(broker)
         target, other = workers
         direct = worker_direct(target.hostname)

@@ -202,12 +202,14 @@ def test_a_bottleneck_the_latest_analysis_predates_gets_fresh_advice_before_s3_d
         assert client.get(names.ANALYSED_AT_KEY) is None  # no analysis yet: no advice at all
         assess(app)  # the bottleneck fires; S3 defers it 2 s, then finds no current advice
 
-        def decided() -> list[ControlAction] | None:
+        def grown() -> ControlAction | None:
             rows = [r for r in records.actions() if r.target == busy.hostname]
-            return rows or None
+            assert all(r.action == "pool_grow" or "being adjusted by another" in r.reason for r in rows), rows
+            return next((r for r in rows if r.action == "pool_grow"), None)
 
-        first = poll(decided, deadline_s=60, what="S3's decision on the busy worker")[0]
-        assert first.action == "pool_grow", first.reason
+        # the bottleneck and the advice it brought about (or S3's headroom) reach S3 together: one grows the pool,
+        # the other finds it taken; none may say the capacity plan does not call for more processes
+        first = poll(grown, deadline_s=60, what="S3 to grow the busy worker's pool")
         analysed_at = datetime.fromisoformat(client.get(names.ANALYSED_AT_KEY).decode())
         assert analysed_at < first.at  # S3 asked for the analysis it acted on
         assert client.keys(names.S3_ADVICE_KEY.format(alert="*"))  # S3 asked, once per alert

@@ -232,18 +232,22 @@ AUDIT_LOGGERS = ("celery.worker.consumer.consumer", "celery.worker.control", "ce
 
 
 class AuditLines(logging.Filter):
-    """Drops the info lines an audit makes in the user's worker log (its direct queue consumed and cancelled,
-    its canary received and done); warnings and errors about them stay."""
+    """Moves the info lines an audit makes in the user's worker log (its direct queue consumed and cancelled,
+    its canary received and done) to debug: a worker at `--loglevel=DEBUG` still shows them, one at INFO does
+    not. Warnings and errors about them stay as they are."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.INFO:
+        if record.levelno > logging.INFO or record.levelno <= logging.DEBUG:
             return True
         message = record.getMessage()
-        return CANARY_TASK not in message and ".dq2" not in message
+        if CANARY_TASK not in message and ".dq2" not in message:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 def quiet_audit_lines() -> None:
-    """Keep the audit out of the user's worker log (idempotent; prefork children inherit it at fork)."""
+    """Keep the audit out of the user's worker log below debug level (idempotent; prefork children inherit it)."""
     for name in AUDIT_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, AuditLines) for f in logger.filters):
