@@ -291,7 +291,8 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         direct = f"{getattr(consumer, 'hostname', '')}.dq2"  # its direct queue (audits) is not a fleet queue
         consumed = consumer.task_consumer.queues if consumer.task_consumer else []
         queues = sorted(q.name for q in consumed if q.name != direct)
-        direct_consumed = bool(consumer.app.conf.worker_direct)  # the worker's own: the audit leaves it alone
+        # the worker's own direct-queue consumer (`worker_direct`): the audit leaves it alone
+        direct_consumed = bool(getattr(getattr(getattr(consumer, "app", None), "conf", None), "worker_direct", False))
     except Exception as e:
         errors["pool"] = repr(e)
     try:
