@@ -335,6 +335,21 @@ class StoreContract:
         assert (hourly.at, hourly.level, hourly.trend_per_s) == (T0 + timedelta(seconds=120), 99.0, 9.0)
         assert store.latest_trend("w2", "rss_bytes", 300) is None
 
+    def test_a_trend_keeps_its_anomaly_score_and_the_time_its_level_changed(self, store: Store) -> None:
+        from vsmmon.analyse.analysis import AnalysisResult
+        from vsmmon.analyse.trends import Direction, Trend
+
+        moved = Trend(0.0, 1.0, 0.1, Direction.FLAT, 5.0, 0.0, 7.5, -95.0, 61)  # level shifted 95 s before `at`
+        still = Trend(0.0, 1.0, 0.1, Direction.FLAT, 5.0, 0.0, 0.4, None, 61)
+        store.save_analysis(AnalysisResult(T0, (("w1", "cpu_percent", 300, moved),
+                                                ("w2", "cpu_percent", 300, still)), (), {}, {}, ()))  # fmt: skip
+        found = store.latest_trend("w1", "cpu_percent", 300)
+        assert found is not None
+        assert (found.anomaly, found.change_at) == (7.5, T0 - timedelta(seconds=95))
+        quiet = store.latest_trend("w2", "cpu_percent", 300)
+        assert quiet is not None
+        assert (quiet.anomaly, quiet.change_at) == (0.4, None)
+
     def test_collection_durations_since_a_time_are_oldest_first(self, store: Store) -> None:
         made = {s: Collection(uuid.uuid4(), T0, float(ms), ()) for s, ms in ((20, 30), (0, 10), (10, 20))}
         for s, collection in made.items():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from vsmmon.analyse.trends import (
     Direction,
     analyse,
-    cusum,
+    change_point,
     direction_of,
     fit_line,
     holt,
@@ -102,7 +102,7 @@ def test_a_constant_series_has_slope_zero_and_no_anomaly(data: tuple[list[float]
     assert trend.intercept == c
     assert trend.direction is Direction.FLAT
     assert trend.anomaly == 0.0
-    assert trend.change_at is None
+    assert trend.change_at_s is None
     assert trend.trend_per_s == 0.0
 
 
@@ -210,34 +210,96 @@ def test_robust_anomaly_on_hand_worked_examples(ys: list[float], expected: float
     assert robust_anomaly(ys) == pytest.approx(expected)
 
 
-def test_cusum_fires_just_after_a_step_and_rarely_in_stationary_noise() -> None:
-    false_alarms, late = 0, []
-    for seed in range(200):
-        noise = np.random.default_rng(seed).normal(50.0, 2.0, 300)
-        false_alarms += cusum(list(noise)) is not None
-        for at, shift in ((60, 6.0), (150, -6.0)):  # 3 sigma up, 3 sigma down
-            stepped = noise.copy()
-            stepped[at:] += shift
-            alarm = cusum(list(stepped))
-            if alarm is None or not at <= alarm <= at + 5:
-                late.append((seed, at, alarm))
-    assert false_alarms <= 0.1 * 200
-    assert len(late) <= 0.05 * 400, late
+def ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
+    """AR(1) noise of unit marginal variance (white for phi = 0), started in its stationary distribution."""
+    e = rng.normal(0.0, 1.0, n)
+    x = np.empty(n)
+    x[0] = e[0]
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + math.sqrt(1.0 - phi * phi) * e[i]
+    return x
 
 
-def test_cusum_finds_a_step_in_a_noiseless_series_at_the_step() -> None:
-    assert cusum([1.0] * 30 + [2.0] * 10) == 30
-    assert cusum([1.0] * 40) is None
+def reference_change_point(x: np.ndarray, critical: float, small_sample: float, min_segment: int) -> int | None:
+    """The CUSUM level-shift test written from its definition with numpy: argmax_k |sum_{i<k} (x_i - mean)| over
+    splits leaving min_segment on each side, long-run variance from the split's residuals and their lag-1
+    autocorrelation (Kendall's bias correction), critical value grown for few effective points."""
+    n = len(x)
+    s = np.cumsum(x - x.mean())[:-1]  # s[k - 1]: the first k deviations
+    ks = np.arange(1, n)
+    allowed = (ks >= min_segment) & (ks <= n - min_segment)
+    k = int(ks[allowed][np.argmax(np.abs(s[allowed]))])
+    r = np.concatenate([x[:k] - x[:k].mean(), x[k:] - x[k:].mean()])
+    rho = float(np.dot(r[:-1], r[1:]) / np.dot(r, r))
+    rho = min(0.95, max(0.0, rho + (1 + 3 * rho) / n))
+    variance = float(np.dot(r, r)) / (n - 2)
+    statistic = abs(s[k - 1]) / math.sqrt(n * variance * (1 + rho) / (1 - rho))
+    effective = n * (1 - rho) / (1 + rho)
+    return k if statistic > critical * (1 + small_sample / effective) else None
 
 
-def test_analyse_reports_the_anomaly_and_change_of_the_last_samples() -> None:
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.9])
+def test_the_change_point_matches_a_numpy_reference(phi: float) -> None:
+    from vsmmon.analyse import trends
+
+    rng = np.random.default_rng(int(10 * phi))
+    found = 0
+    for i in range(300):
+        x = ar1(rng, 61 if i % 2 else 240, phi)
+        x[len(x) * 3 // 4 :] += rng.uniform(0.0, 4.0 + 10.0 * phi)  # from none to a clear shift
+        expected = reference_change_point(
+            x, trends.CHANGE_CRITICAL, trends.CHANGE_SMALL_SAMPLE, trends.CHANGE_MIN_SEGMENT
+        )
+        assert change_point(list(x)) == expected
+        found += expected is not None
+    assert 30 < found < 270  # both outcomes were exercised
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.7])
+def test_noise_alone_raises_a_change_point_in_under_1_percent_of_series_hours(phi: float) -> None:
+    """The trend stage reads a 5 min window (61 samples at 5 s) every minute: an hour of noise is 60 overlapping
+    windows, and any change point found in one of them is a false alarm of that series-hour."""
+    rng = np.random.default_rng(100 + int(10 * phi))
+    hours = 300
+    false = 0
+    for _ in range(hours):
+        x = list(ar1(rng, 780, phi))
+        false += any(change_point(x[i : i + 61]) is not None for i in range(0, 720, 12))
+    assert false <= 0.02 * hours  # expected ~0.5 % (BENCHMARKS.md, Accuracy); 2 % leaves room for sampling
+
+
+def test_a_three_sigma_shift_in_an_hour_is_found_where_it_happened() -> None:
+    rng = np.random.default_rng(5)
+    for phi in (0.0, 0.7):
+        for _ in range(50):
+            x = ar1(rng, 720, phi)
+            x[540:] += 3.0
+            found = change_point(list(x))
+            assert found is not None, phi
+            assert abs(found - 540) <= 30, (phi, found)
+
+
+def test_a_step_without_noise_is_a_change_at_the_step_and_an_end_value_is_not() -> None:
+    assert change_point([1.0] * 30 + [2.0] * 10) == 30
+    assert change_point([1.0] * 40) is None
+    assert change_point([1.0] * 39 + [9.0]) is None  # one odd value at an end: an anomaly, not a new level
+    assert change_point([1.0, 2.0, 3.0, 4.0, 5.0]) is None  # too short to split with 3 samples a side
+
+
+def test_analyse_scores_every_sample_since_the_last_analysis_and_dates_the_change() -> None:
     rng = np.random.default_rng(7)
-    ys = [*rng.normal(100.0, 1.0, 69), 130.0]
-    trend = analyse([5.0 * i for i in range(len(ys))], ys)
+    ts = [5.0 * (i - 69) for i in range(70)]  # seconds relative to now, as the analysis passes them
+    spike = [*rng.normal(100.0, 1.0, 62), 130.0, *rng.normal(100.0, 1.0, 7)]  # 35 s before the last sample
+    trend = analyse(ts, spike)
     assert trend is not None
     assert trend.n == 70
-    assert trend.anomaly > 10
-    assert trend.change_at == 69
+    assert trend.anomaly > 10  # not only the newest sample is scored
+    assert trend.change_at_s is None
+    assert analyse(ts, spike, recent_s=30.0).anomaly < 5  # type: ignore[union-attr]
+    stepped = [*rng.normal(100.0, 1.0, 50), *rng.normal(110.0, 1.0, 20)]
+    moved = analyse(ts, stepped)
+    assert moved is not None
+    assert moved.change_at_s == ts[50]
 
 
 def test_the_line_on_unix_timestamps_matches_an_exact_computation() -> None:

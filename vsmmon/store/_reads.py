@@ -59,13 +59,13 @@ def latest_forecast(conn: Connection, agent_id: str, metric: str) -> StoredForec
 def latest_trend(conn: Connection, agent_id: str, metric: str, window_s: int) -> StoredTrend | None:
     t = trends.c
     query = (
-        sa.select(t.at, t.level, t.trend)
+        sa.select(t.at, t.level, t.trend, t.anomaly, t.change_at)
         .where(t.agent_id == agent_id, t.metric == metric, t.window_s == window_s)
         .order_by(t.at.desc())
         .limit(1)
     )
     row = conn.execute(query).first()
-    return None if row is None else StoredTrend(row.at, row.level, row.trend)
+    return None if row is None else StoredTrend(row.at, row.level, row.trend, row.anomaly, row.change_at)
 
 
 def collection_durations(conn: Connection, since: datetime | None) -> list[CollectionDuration]:

@@ -132,6 +132,7 @@ trends = Table(
     Column("level", Float),
     Column("trend", Float),
     Column("anomaly", Float),
+    Column("change_at", TS),  # the first sample at a new level, when the window's mean shifted (None: no change)
     postgresql_partition_by="RANGE (at)",
 )
 

@@ -71,11 +71,19 @@ class StoredForecast:
 
 @dataclass(frozen=True, slots=True)
 class StoredTrend:
-    """The Holt level and slope of one series at `at` (None where the fit gave no finite value)."""
+    """The Holt level and slope of one series at `at` (None where the fit gave no finite value), the largest
+    anomaly score of its samples since the analysis before, and when its level changed within the window."""
 
     at: datetime
     level: float | None
     trend_per_s: float | None
+    anomaly: float | None = None
+    change_at: datetime | None = None
+
+
+def change_time(at: datetime, change_at_s: float | None) -> datetime | None:
+    """A trend's change point as a time: its series' seconds are relative to the analysis time `at`."""
+    return None if change_at_s is None else at + timedelta(seconds=change_at_s)
 
 
 @dataclass(frozen=True, slots=True)

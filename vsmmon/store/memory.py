@@ -26,7 +26,15 @@ from vsmmon.models import (
 )
 from vsmmon.store._partitions import MaintenanceReport
 from vsmmon.store.aggregator import aggregate, fold
-from vsmmon.store.base import AgentScore, CollectionDuration, ForecastPoint, GridRow, StoredForecast, StoredTrend
+from vsmmon.store.base import (
+    AgentScore,
+    CollectionDuration,
+    ForecastPoint,
+    GridRow,
+    StoredForecast,
+    StoredTrend,
+    change_time,
+)
 from vsmmon.store.retention import Policy
 
 
@@ -43,7 +51,7 @@ class MemoryStore:
     advice: dict[str, Recommendation] = field(default_factory=dict)
     forecasts: dict[tuple[datetime, str, str, int], tuple[float, float | None]] = field(default_factory=dict)
     bounds: dict[tuple[datetime, str, str, int], tuple[float | None, float | None]] = field(default_factory=dict)
-    trends: dict[tuple[datetime, str, str, int], tuple[float | None, float | None]] = field(default_factory=dict)
+    trends: dict[tuple[datetime, str, str, int], StoredTrend] = field(default_factory=dict)
     _rollups: dict[tuple[str, str, int, datetime], Rollup] = field(default_factory=dict)
 
     def save_collection(self, collection: Collection, now: datetime) -> bool:
@@ -143,7 +151,9 @@ class MemoryStore:
 
     def save_analysis(self, result: AnalysisResult) -> int:
         for agent, metric, window_s, t in result.trends:
-            self.trends.setdefault((result.at, agent, metric, window_s), (_finite(t.level), _finite(t.trend_per_s)))
+            stored = StoredTrend(result.at, _finite(t.level), _finite(t.trend_per_s), _finite(t.anomaly),
+                                 change_time(result.at, t.change_at_s))  # fmt: skip
+            self.trends.setdefault((result.at, agent, metric, window_s), stored)
         for agent, metric, f in result.forecasts:
             key = (result.at, agent, metric, int(f.horizon_s))
             if key not in self.forecasts:
@@ -199,7 +209,7 @@ class MemoryStore:
 
     def latest_trend(self, agent_id: str, metric: str, window_s: int) -> StoredTrend | None:
         at = max((k[0] for k in self.trends if k[1:] == (agent_id, metric, window_s)), default=None)
-        return None if at is None else StoredTrend(at, *self.trends[(at, agent_id, metric, window_s)])
+        return None if at is None else self.trends[(at, agent_id, metric, window_s)]
 
     def collection_durations(self, since: datetime | None) -> list[CollectionDuration]:
         found = [CollectionDuration(s.id, s.persisted_at, s.duration_ms) for s in self.summaries.values()

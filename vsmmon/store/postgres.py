@@ -43,7 +43,7 @@ from vsmmon.store._tables import (
     health_assessments,
     recommendations,
 )
-from vsmmon.store.base import AgentScore, CollectionDuration, GridRow, StoredForecast, StoredTrend
+from vsmmon.store.base import AgentScore, CollectionDuration, GridRow, StoredForecast, StoredTrend, change_time
 from vsmmon.store.retention import Policy, plan
 
 T = TypeVar("T")
@@ -204,7 +204,7 @@ class PostgresStore:
         at = result.at
         trend_rows = [
             (at, a, m, w, _finite(t.slope_per_s), _finite(t.slope_stderr), t.direction.value, _finite(t.level),
-             _finite(t.trend_per_s), _finite(t.anomaly))
+             _finite(t.trend_per_s), _finite(t.anomaly), change_time(at, t.change_at_s))
             for a, m, w, t in result.trends
         ]  # fmt: skip
         forecast_rows = [
@@ -342,7 +342,7 @@ def _copy_samples(conn: Connection, collection: Collection) -> None:
 
 _TREND_COLUMNS = {"at": "timestamptz", "agent_id": "text", "metric": "text", "window_s": "int4", "slope": "float8",
                   "slope_stderr": "float8", "direction": "text", "level": "float8", "trend": "float8",
-                  "anomaly": "float8"}  # fmt: skip
+                  "anomaly": "float8", "change_at": "timestamptz"}  # fmt: skip
 _FORECAST_COLUMNS = {"at": "timestamptz", "agent_id": "text", "metric": "text", "horizon_s": "int4",
                      "value": "float8", "lower": "float8", "upper": "float8"}  # fmt: skip
 
