@@ -41,7 +41,7 @@ class AgentStatus(StrEnum):
 
 LIVE_STATUSES = frozenset({AgentStatus.ONLINE, AgentStatus.STALE})
 METRIC_MAX = 3.4028234663852886e38
-"""The largest magnitude a metric may have: what the real-time window's float32 slots hold."""
+"""The largest magnitude a metric may have (float32's range): past it a value is no reading, and is refused."""
 
 PUSHED_KINDS = frozenset({AgentKind.LLM_WORKER, AgentKind.WORKER, AgentKind.SENSOR, AgentKind.API})
 """The agent types of the seed design that push their metrics instead of being asked."""

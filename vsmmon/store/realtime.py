@@ -1,10 +1,11 @@
 """The real-time window: the last hour of every series in Redis, in fixed-size rings.
 
-Each series is a Redis string of `slots` float32 values (720 slots of 4 bytes for 1 h at 5 s: 2.9 KB),
-written in place with SETRANGE at slot `cycle % slots`; each agent has a ring of uint32 cycle numbers
+Each series is a Redis string of `slots` float64 values (720 slots of 8 bytes for 1 h at 5 s: 5.8 KB),
+written in place with SETRANGE at slot `cycle % slots`; each agent has a ring of uint64 cycle numbers
 saying which cycle last wrote each slot, so a reader keeps only current slots. At 1,000 agents x 20
-metrics that is about 60 MB, whatever the traffic: the footprint is bounded by construction. Keys of
-an agent that stops reporting expire after the window.
+metrics that is about 125 MB, whatever the traffic: the footprint is bounded by construction. Doubles, not
+floats: a counter is exact to 2^53 (in float32 a counter at 1e9 that rose by 60 read as 64, past 2^24 every
+rate was off). Keys of an agent that stops reporting expire after the window.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import redis
 from vsmmon import names
 from vsmmon.models import METRIC_MAX, Collection
 
-_F32 = struct.Struct("<f")
-_U32 = struct.Struct("<I")
+_F64 = struct.Struct("<d")
+_U64 = struct.Struct("<Q")
+SLOT_BYTES = 8
 
 
 class Point(NamedTuple):
@@ -44,14 +46,14 @@ class SeriesReader(Protocol):
 
 WRITE_CHUNK = 5000
 """Keys per ring-writing script call (a few ms of Redis time each)."""
-# Every key has its expiry from its first write: SETRANGE on a new key returns offset + 4, and only such a write
+# Every key has its expiry from its first write: SETRANGE on a new key returns offset + 8, and only such a write
 # (the rest of a ring's first hour, then its last slot once an hour) pays for a TTL look-up; steady-state writes
 # stay one command per key. `renew` sets every key's expiry anew (every 60 slots). No `EXPIRE ... NX`: Redis 6.2.
 _WRITE_SLOTS = """
 local offset, values, ttl, renew = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 for i, key in ipairs(KEYS) do
-  local n = redis.call('SETRANGE', key, offset, string.sub(values, 4 * i - 3, 4 * i))
-  if renew or (n == offset + 4 and redis.call('TTL', key) < 0) then redis.call('EXPIRE', key, ttl) end
+  local n = redis.call('SETRANGE', key, offset, string.sub(values, 8 * i - 7, 8 * i))
+  if renew or (n == offset + 8 and redis.call('TTL', key) < 0) then redis.call('EXPIRE', key, ttl) end
 end
 return #KEYS
 """
@@ -80,7 +82,7 @@ class RealtimeWindow:
         renew = 1 if slot % 60 == 0 else 0  # renew expiries now and then, not on every write
         keys: list[str] = []
         values: list[bytes] = []
-        stamp = _U32.pack(cycle & 0xFFFFFFFF)
+        stamp = _U64.pack(cycle)
         written = 0
         for report in collection.reports:
             if not report.metrics:
@@ -88,18 +90,19 @@ class RealtimeWindow:
             base = f"{names.REALTIME_PREFIX}{report.agent_id}\x00"
             keys.append(base + "_cycles")
             values.append(stamp)
-            # a value the float32 slot cannot hold (screened at ingest; never trusted here) is not written, and so
-            # reads as that slot's older value, as any metric a report lacks does: it never fails the whole write
+            # a value past METRIC_MAX (screened at ingest; never trusted here) is not written, and so reads as that
+            # slot's older value, as any metric a report lacks does: it never fails the whole write
             held = {m: v for m, v in report.metrics.items() if abs(v) <= METRIC_MAX}
             keys.extend(base + m for m in held)
-            values.extend(_F32.pack(v) for v in held.values())
+            values.extend(_F64.pack(v) for v in held.values())
             written += len(held)
         # one script call per chunk instead of one SETRANGE command per sample: at 1,000 agents x 20 metrics the
         # commands' packing and parsing alone cost ~1 s a cycle
         pipe = self.client.pipeline(transaction=False)
         for i in range(0, len(keys), WRITE_CHUNK):
             blob = b"".join(values[i : i + WRITE_CHUNK])
-            self._write_slots(keys=keys[i : i + WRITE_CHUNK], args=[slot * 4, blob, self.ttl_s, renew], client=pipe)
+            self._write_slots(keys=keys[i : i + WRITE_CHUNK], args=[slot * SLOT_BYTES, blob, self.ttl_s, renew],
+                              client=pipe)  # fmt: skip
         pipe.execute()
         return written
 
@@ -142,9 +145,9 @@ class RealtimeWindow:
             return None
         newest = self.cycle_of(now)
         oldest = newest - (self.slots - 1 if span_s is None else min(self.slots - 1, int(span_s // self.interval_s)))
-        n = min(len(cycles_raw), len(values_raw)) // 4
-        cycles = struct.unpack_from(f"<{n}I", cycles_raw)
-        values = struct.unpack_from(f"<{n}f", values_raw)
+        n = min(len(cycles_raw), len(values_raw)) // SLOT_BYTES
+        cycles = struct.unpack_from(f"<{n}Q", cycles_raw)
+        values = struct.unpack_from(f"<{n}d", values_raw)
         # visit only the slots the span maps to (61 of 720 for 5 min), in time order
         span = self._span(oldest, newest)
         return (span if n == self.slots else [s for s in span if s[1] < n]), values, cycles
