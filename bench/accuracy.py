@@ -191,8 +191,8 @@ def section(trials: int) -> str:
         "A bend only shortens the memory regime (less evidence, never a leak by itself). The trend stage's level "
         "shift is the CUSUM test with the long-run variance of AR(1) residuals and a critical value grown for few "
         "effective points (`trends.change_point`), stored as `trends.change_at`. On AR(1) 0.7 noise a 5 min window "
-        "holds about 11 effective points: a 3-sigma shift in its last 75 s is within the noise there, and is found "
-        "by the hour's window instead.",
+        "holds about 11 effective points: a 3-sigma shift in its last 75 s is within the noise there (the 720-point "
+        "rows show what an hour of points finds).",
         "",
         "**Change points per series-hour** (the trend stage reads a 5 min window every minute: 60 overlapping "
         "windows an hour; an hour with any change point on noise alone is a false alarm):",
