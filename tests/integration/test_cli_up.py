@@ -19,6 +19,7 @@ from tests.integration.conftest import poll
 from tests.store_contract import make_collection
 from vsmmon.config import Settings
 from vsmmon.local.embedded import free_port, server_home
+from vsmmon.models import HealthRow
 from vsmmon.store import migrations
 from vsmmon.store.postgres import store_for
 
@@ -156,7 +157,25 @@ def test_status_and_db_commands_against_the_configured_database(settings: Settin
     assert shown.returncode == 0, shown.stderr
     assert "aggregated      yes" in shown.stdout
     assert "5 min windows stored up to none yet; 1 collections pending" in shown.stdout
+    with store_for(settings.sqlalchemy_url()) as store:
+        store.update_registry(collection)
+        at = datetime.now(UTC)
+        store.save_health(
+            [
+                HealthRow(at, "agent", "celery@w0", 0.9, "healthy", {"factors": []}),
+                HealthRow(at, "viability", "viability", 0.95, "normal", {}),
+            ]
+        )  # w1: not assessed yet
+    shown = vsmmon("status", env=env)
+    assert "agents            2 known" in shown.stdout
+    listed = [line.split() for line in shown.stdout.splitlines() if line.startswith("  celery@")]
+    assert listed == [["celery@w0", "celery_worker", "online", "0.90", "healthy"],
+                      ["celery@w1", "celery_worker", "online", "-"]]  # fmt: skip
     as_json = json.loads(vsmmon("status", "--json", env=env).stdout)
+    assert [(a["id"], a["kind"], a["status"], a["health"], a["state"]) for a in as_json["agents"]] == [
+        ("celery@w0", "celery_worker", "online", 0.9, "healthy"),
+        ("celery@w1", "celery_worker", "online", None, None),
+    ]
     assert as_json["latest"]["id"] == str(collection.id)
     assert as_json["rollups"] == {"closed_to": None, "pending": 1,
                                   "oldest_pending": collection.started_at.isoformat()}  # fmt: skip

@@ -282,13 +282,15 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
     answers = [
         client.get("/"),
         client.get("/static/app.js"),
+        client.get("/favicon.ico"),
         client.get("/api/v1/agents"),
         client.get("/api/v1/nothing-here"),
         client.get("/openapi.json"),
         client.post("/api/v1/metrics", json={}),  # 401
         client.get("/", headers={"Host": "elsewhere.example"}),  # 400
     ]
-    assert [a.status_code for a in answers] == [200, 200, 200, 404, 200, 401, 400]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 404, 200, 401, 400]
+    assert answers[2].headers["content-type"] == "image/svg+xml"  # the page's icon, no 404 in every tab
     for answer in answers:
         csp = [d.strip() for d in answer.headers["content-security-policy"].split(";")]
         assert {"default-src 'self'", "frame-ancestors 'none'"} <= set(csp), (answer.url, csp)

@@ -11,7 +11,8 @@ import json
 import socket
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from vsmmon import __version__, names
 from vsmmon.cli import agents as cli_agents
@@ -22,6 +23,10 @@ from vsmmon.config import Settings, load_settings
 from vsmmon.errors import ConfigError, VsmmonError
 from vsmmon.local import runfile
 from vsmmon.redact import redact_url
+
+if TYPE_CHECKING:
+    from vsmmon.models import AgentInfo
+    from vsmmon.store.base import AgentScore
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -34,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("up", help="run everything here (embedded PostgreSQL and Redis when no URL is set)")
 
-    status = sub.add_parser("status", help="the latest persisted collection")
+    status = sub.add_parser("status", help="the latest persisted collection and the agents vsmmon knows")
     status.add_argument("--json", action="store_true", help="print JSON")
 
     db = sub.add_parser("db", help="database migrations")
@@ -94,11 +99,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     with store_for(settings.sqlalchemy_url()) as store:
         latest = store.latest_collection()
         rollups = store.rollup_progress()
+        agents = store.agents()
+        _, scores = store.agent_scores(datetime.now(UTC) - timedelta(hours=1))
+    listed = [agent_row(a, scores.get(a.agent_id)) for a in sorted(agents, key=lambda a: a.agent_id)]
     if latest is None:
-        print("no collection stored yet" if not args.json else json.dumps({"latest": None}))
+        print(json.dumps({"latest": None, "agents": listed}) if args.json else "no collection stored yet")
         return EXIT_ERROR
     if args.json:
-        print(json.dumps({"latest": summary_to_dict(latest), "rollups": progress_to_dict(rollups)}))
+        print(json.dumps({"latest": summary_to_dict(latest), "rollups": progress_to_dict(rollups), "agents": listed}))
         return 0
     age_s = (datetime.now(UTC) - latest.started_at).total_seconds()
     print(f"database          {redact_url(settings.sqlalchemy_url())}")
@@ -113,7 +121,19 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     closed = rollups.closed_to.isoformat(timespec="seconds") if rollups.closed_to else "none yet"
     oldest = f" (oldest {rollups.oldest_pending.isoformat(timespec='seconds')})" if rollups.oldest_pending else ""
     print(f"rollups           5 min windows stored up to {closed}; {rollups.pending} collections pending{oldest}")
+    print(f"agents            {len(listed)} known")
+    width = max((len(a["id"]) for a in listed), default=2)
+    for a in listed:
+        health = "-" if a["health"] is None else f"{a['health']:.2f} {a['state']}"
+        print(f"  {a['id']:<{width}}  {a['kind']:<13} {a['status']:<8} {health}")
     return 0
+
+
+def agent_row(agent: AgentInfo, score: AgentScore | None) -> dict[str, Any]:
+    """One agent as `vsmmon status` lists it: identity, registry status, health in the latest assessment."""
+    return {"id": agent.agent_id, "kind": agent.kind.value, "host": agent.host, "status": agent.status.value,
+            "last_seen": agent.last_seen.isoformat(), "health": None if score is None else score.score,
+            "state": None if score is None else score.state}  # fmt: skip
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:

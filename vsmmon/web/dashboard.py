@@ -57,6 +57,13 @@ async def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+@page_router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The page's icon where browsers (and bookmarks, and tabs of other pages of the service) look for it."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})  # fmt: skip
+
+
 @router.get("/dashboard/agents", dependencies=[Depends(require_token_for_reads)], response_class=Response)
 async def dashboard_agents(res: Res) -> Response:
     """Every agent of the live views with its status, the latest health score and a few figures."""
