@@ -13,7 +13,7 @@ from vsmmon.config import load_settings
 from vsmmon.errors import NotFound
 from vsmmon.models import AgentKind, AgentReport, AgentStatus, Collection, HealthRow, Sample
 from vsmmon.store.aggregator import aggregate, fold, window_start
-from vsmmon.store.base import Store
+from vsmmon.store.base import AgentScore, Store
 from vsmmon.store.retention import policies
 
 T0 = datetime(2026, 11, 26, 12, 0, 3, tzinfo=UTC)
@@ -256,6 +256,25 @@ class StoreContract:
         assert store.health_history("system", "S1", T0 + timedelta(seconds=30)) == s1[1:]  # oldest first
         assert store.health_history("system", "S2", T0) == [other]
         assert store.health_history("agent", "S1", T0) == []
+
+    def test_ad_hoc_checks_are_kept_apart_from_the_scheduled_history_and_found_by_id(self, store: Store) -> None:
+        scheduled = [HealthRow(T0, "agent", "w0", 0.9, "healthy", {"factors": []}),
+                     HealthRow(T0, "viability", "viability", 0.9, "normal", {})]  # fmt: skip
+        first, second = uuid.uuid4(), uuid.uuid4()
+
+        def check(at: datetime, check_id: uuid.UUID, score: float) -> list[HealthRow]:
+            return [HealthRow(at, "agent", "w0", score, "degraded", {"factors": []}, check_id),
+                    HealthRow(at, "viability", "viability", score, "warning", {"s": 1}, check_id)]  # fmt: skip
+
+        store.save_health(scheduled)
+        store.save_health(check(T0 + timedelta(seconds=10), first, 0.4))
+        store.save_health(check(T0 + timedelta(seconds=20), second, 0.3))
+        assert store.health_history("viability", "viability", T0) == [scheduled[1]]  # the checks are not history
+        assert store.agent_scores(T0) == (T0, {"w0": AgentScore(0.9, "healthy", {})})
+        assert [r.check_id for r in store.health_checks(T0)] == [second, first]  # newest first
+        assert [r.check_id for r in store.health_checks(T0 + timedelta(seconds=15))] == [second]
+        assert [(r.scope, r.score) for r in store.health_check(first)] == [("agent", 0.4), ("viability", 0.4)]
+        assert store.health_check(uuid.uuid4()) == []
 
     def test_agent_scores_are_those_of_the_latest_viability_assessment_since_a_time(self, store: Store) -> None:
         def factors(score: float | None) -> dict[str, object]:

@@ -110,6 +110,8 @@ AUDIT_KEY = PREFIX + "audit:last"
 S5_STANDING_KEY = PREFIX + "s5:standing"
 S3_CLAIM_KEY = PREFIX + "s3:claim:{target}"  # one S3 action per target per cooldown, across S3's processes
 BEAT_SLOT_KEY = PREFIX + "beat:slot:{name}:{slot}"
+HEALTH_CHECK_SENT_KEY = PREFIX + "health-check:{id}"  # an ad-hoc check the API sent: pending, not unknown
+HEALTH_CHECK_SENT_TTL_S = 3600
 STREAM_TICKET_KEY = PREFIX + "stream-ticket:{digest}"  # a dashboard's single-use event-stream ticket (its SHA-256)
 
 # --- pub/sub channels of the dashboard ---------------------------------------------------------------

@@ -5,7 +5,7 @@ live, since only it sees the goodbyes of workers stopped on purpose (a worker th
 moment ago may be one); it judges a worker that missed two collections offline, and that persist task
 asks for an assessment at once (`vsmmon.persist.collection`). The scheduled one stores its rows, carries
 its state (hysteresis, edges) to the next, and publishes a summary for the dashboard; an ad-hoc check
-reads that state but changes nothing.
+reads that state but changes none of it: its rows are stored apart, under the check's id (its task id).
 """
 
 from __future__ import annotations
@@ -93,7 +93,18 @@ def register(app: Celery) -> None:
 
     @app.task(name=names.HEALTH_CHECK, base=VsmTask, bind=True, shared=False, ignore_result=False)
     def check(self: VsmTask) -> dict[str, Any]:
-        """An ad-hoc assessment, returned as JSON (for `vsmmon check`, the API and Flower)."""
+        """An ad-hoc assessment, stored under its id and returned as JSON (for `vsmmon check`, the API and Flower)."""
         result = assess(self.ctx)
+        check_id = check_id_of(self.request.id)
+        self.ctx.store.save_health(rows(result, check_id))  # apart: scheduled history and scores ignore these rows
         active = [public_alert(a) for a in self.ctx.alert_book.read().state.alerts.values() if a.status in ACTIVE]
-        return {"check_id": str(uuid.uuid4()), **assessment_to_dict(result), "active_alerts": active}
+        return {"check_id": str(check_id), **assessment_to_dict(result), "active_alerts": active}
+
+
+def check_id_of(task_id: str | None) -> uuid.UUID:
+    """The check's id is its task's, so the API finds the stored check by the id it answered; a task called
+    in-process (no id) gets a new one."""
+    try:
+        return uuid.UUID(str(task_id))
+    except ValueError:
+        return uuid.uuid4()

@@ -109,6 +109,17 @@ def test_check_through_the_api(checker: PipelineApp, store: PostgresStore, setti
             deadline_s=20, what="the health check to finish",
         )  # fmt: skip
         assert finished["result"]["systems"]["S1"]["state"] == "healthy"
+        listed = client.get("/api/v1/health-checks").json()
+        assert [c["id"] for c in listed] == [started["id"], done.json()["id"]]  # newest first
+        assert listed[0]["state"] == "normal"
+        checker.AsyncResult(started["id"]).forget()  # the result backend's copy expires; the stored one stays
+        kept = client.get(f"/api/v1/health-checks/{started['id']}").json()
+        assert kept["state"] == "SUCCESS"
+        assert kept["result"]["systems"]["S1"]["state"] == "healthy"
+        assert client.get(f"/api/v1/health-checks/{uuid.uuid4()}").status_code == 404  # never sent
+        assert client.get("/api/v1/health-checks/not-a-check").status_code == 404
+    assert store.health_history("viability", "viability", datetime.now(UTC) - timedelta(hours=1)) == []
+    assert store.agent_scores(datetime.now(UTC) - timedelta(hours=1)) == (None, {})  # checks are kept apart
 
 
 def test_health_check_task_is_applied_by_name_and_returns_json(checker: PipelineApp, store: PostgresStore) -> None:

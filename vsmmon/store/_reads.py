@@ -16,13 +16,14 @@ from vsmmon.store.base import AgentScore, CollectionDuration, ForecastPoint, Gri
 _AGENT_SCORES = sa.text(
     "SELECT subject, score, status, (SELECT jsonb_object_agg(f->>'name', f->'score') "
     "FROM jsonb_array_elements(inputs->'factors') AS f) AS factors "
-    "FROM health_assessments WHERE scope = 'agent' AND at = :at"
+    "FROM health_assessments WHERE scope = 'agent' AND at = :at AND check_id IS NULL"
 )
 
 
 def agent_scores(conn: Connection, since: datetime) -> tuple[datetime | None, dict[str, AgentScore]]:
     h = health_assessments.c
-    at = conn.execute(sa.select(sa.func.max(h.at)).where(h.scope == "viability", h.at >= since)).scalar()
+    latest = sa.select(sa.func.max(h.at)).where(h.scope == "viability", h.at >= since, h.check_id.is_(None))
+    at = conn.execute(latest).scalar()
     if at is None:
         return None, {}
     rows = conn.execute(_AGENT_SCORES, {"at": at}).all()

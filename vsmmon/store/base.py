@@ -168,7 +168,15 @@ class Store(Protocol):
         ...
 
     def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
-        """Stored rows of one subject since a time, oldest first."""
+        """Stored rows of one subject since a time, oldest first: the scheduled assessments (ad-hoc checks apart)."""
+        ...
+
+    def health_checks(self, since: datetime) -> list[HealthRow]:
+        """The viability rows of the ad-hoc checks made since a time, newest first."""
+        ...
+
+    def health_check(self, check_id: UUID) -> list[HealthRow]:
+        """Every row of one ad-hoc check (agents, systems, viability); none for an unknown id."""
         ...
 
     def save_analysis(self, result: AnalysisResult) -> int:

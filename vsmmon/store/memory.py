@@ -146,8 +146,16 @@ class MemoryStore:
         return added
 
     def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
-        found = [r for (sc, su, at), r in self.health.items() if (sc, su) == (scope, subject) and at >= since]
+        found = [r for (sc, su, at), r in self.health.items()
+                 if (sc, su) == (scope, subject) and at >= since and r.check_id is None]  # fmt: skip
         return sorted(found, key=lambda r: r.at)
+
+    def health_checks(self, since: datetime) -> list[HealthRow]:
+        found = [r for r in self.health.values() if r.scope == "viability" and r.at >= since and r.check_id]
+        return sorted(found, key=lambda r: r.at, reverse=True)
+
+    def health_check(self, check_id: UUID) -> list[HealthRow]:
+        return sorted((r for r in self.health.values() if r.check_id == check_id), key=lambda r: (r.scope, r.subject))
 
     def save_analysis(self, result: AnalysisResult) -> int:
         for agent, metric, window_s, t in result.trends:
@@ -183,10 +191,12 @@ class MemoryStore:
         return accuracy(pairs), len(pairs)
 
     def agent_scores(self, since: datetime) -> tuple[datetime | None, dict[str, AgentScore]]:
-        at = max((at for sc, _, at in self.health if sc == "viability" and at >= since), default=None)
+        scheduled = [at for (sc, _, at), r in self.health.items() if sc == "viability" and r.check_id is None]
+        at = max((t for t in scheduled if t >= since), default=None)
         found = {
             subject: AgentScore(row.score, row.status, {f["name"]: f["score"] for f in row.inputs.get("factors", [])})
-            for (scope, subject, when), row in self.health.items() if scope == "agent" and when == at
+            for (scope, subject, when), row in self.health.items()
+            if scope == "agent" and when == at and row.check_id is None
         }  # fmt: skip
         return at, found
 

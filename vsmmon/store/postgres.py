@@ -194,8 +194,24 @@ class PostgresStore:
     def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
         h = health_assessments.c
         query = (
-            sa.select(health_assessments).where(h.scope == scope, h.subject == subject, h.at >= since).order_by(h.at)
+            sa.select(health_assessments)
+            .where(h.scope == scope, h.subject == subject, h.at >= since, h.check_id.is_(None))
+            .order_by(h.at)
         )
+        return self._health_rows(query)
+
+    def health_checks(self, since: datetime) -> list[HealthRow]:
+        h = health_assessments.c
+        query = sa.select(health_assessments).where(h.scope == "viability", h.at >= since, h.check_id.is_not(None))
+        return self._health_rows(query.order_by(h.at.desc()))
+
+    def health_check(self, check_id: UUID) -> list[HealthRow]:
+        h = health_assessments.c
+        return self._health_rows(
+            sa.select(health_assessments).where(h.check_id == check_id).order_by(h.scope, h.subject)
+        )
+
+    def _health_rows(self, query: sa.Select[Any]) -> list[HealthRow]:
         found = self._in_transaction(lambda conn: conn.execute(query).all())
         return [HealthRow(r.at, r.scope, r.subject, r.score, r.status, r.inputs, r.check_id) for r in found]
 
