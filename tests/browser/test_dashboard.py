@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -12,6 +13,8 @@ import redis
 from tests.browser.seed import assessment, raise_alert, seed, store_and_publish
 from tests.integration.conftest import API_TOKEN, poll
 from vsmmon.config import Settings
+from vsmmon.models import AgentKind, AgentReport, Collection
+from vsmmon.store.alert_records import AlertRecords, ControlAction, PolicyDecision
 from vsmmon.store.postgres import PostgresStore
 
 TIMEOUT_MS = 15_000  # predicates of wait_for_function are functions: Playwright evals an expression, the CSP refuses
@@ -212,3 +215,58 @@ def test_writes_from_the_page_without_the_token_are_refused(
     assert len(messages) == 2, messages
     assert messages[1].startswith("ack failed (401)")
     assert httpx.get(f"{live_api}/api/v1/alerts").json()["alerts"][0]["status"] == "firing"
+
+
+def test_s3_actions_and_s5_decisions_read_as_sentences_that_link_to_the_alert_and_the_agent(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis, settings: Settings
+) -> None:
+    fleet = seed(store, redis_client, agents=3, offline=0, cycles=12)
+    target = fleet.workers[1]
+    alert = raise_alert(store, redis_client, settings, target)
+    records = AlertRecords(store.engine)
+    alert_id = uuid.UUID(alert["id"])
+    grown = ControlAction(uuid.uuid4(), fleet.now, target, "pool_grow", {"n": 1}, "backlog 40 over 60 s", alert_id,
+                          False, {"concurrency": 2}, {"concurrency": 3}, fleet.now, True)  # fmt: skip
+    records.save_action(grown)
+    detail = {"reason": "critical, no standing policy", "alert": alert, "lifts": []}
+    records.save_decision(PolicyDecision(uuid.uuid4(), fleet.now, alert_id, "notify", detail))
+    open_dashboard(page, live_api)
+    action = page.locator("#actions .item[data-action='pool_grow']")
+    action.wait_for(timeout=TIMEOUT_MS)
+    assert action.text_content().split("\n")[0].strip() == (
+        f"Grew the pool of {target} by 1 (pool 2 \u2192 3), for its alert: backlog 40 over 60 s; it helped."
+    )
+    decision = page.locator("#decisions .item[data-decision='notify']")
+    assert decision.text_content().split("\n")[0].strip() == (
+        f"Notified the operators of critical memory_high on {target} (the alert: critical, no standing policy)."
+    )
+    assert "{" not in decision.text_content()  # no raw JSON document
+    decision.locator(f"a[data-chart-agent='{target}']").click()
+    assert page.input_value("#chart-agent") == target
+    page.select_option("#alert-filter", "resolved")  # the alert is not listed: the link finds it anyway
+    decision.locator("a[data-alert-link]").click()
+    page.wait_for_selector(f"#alerts .alert.picked[data-id='{alert['id']}']", timeout=TIMEOUT_MS)
+
+
+def test_charts_start_on_an_agent_with_data_and_draw_no_axes_without_any(
+    page: Any, live_api: str, store: PostgresStore, redis_client: redis.Redis
+) -> None:
+    fleet = seed(store, redis_client, agents=2, offline=0, cycles=12)
+    sensor = Collection(uuid.uuid4(), fleet.now, 1.0, (AgentReport("a-sensor", AgentKind.SENSOR, "edge", {}),))
+    store.update_registry(sensor)  # first in id order, with nothing to chart
+    open_dashboard(page, live_api)
+    page.wait_for_function(
+        "() => document.querySelector('#chart-agent').value === 'celery@worker-0000'", timeout=TIMEOUT_MS
+    )
+    page.wait_for_selector("#chart-memory canvas", timeout=TIMEOUT_MS)
+    for chart, unit in (("cpu", " %"), ("throughput", " tasks/s"), ("memory", "B")):
+        ticks = (page.get_attribute(f"#chart-{chart}", "data-yticks") or "").split("|")
+        assert len(ticks) >= 2, (chart, ticks)
+        assert all(t.endswith(unit) for t in ticks), (chart, ticks)  # each with its unit
+        assert len(set(ticks)) == len(ticks), (chart, ticks)  # none twice
+    page.select_option("#chart-agent", "a-sensor")
+    page.wait_for_function(
+        "() => document.querySelector('#chart-memory .note').textContent === 'no data in this window'",
+        timeout=TIMEOUT_MS,
+    )
+    assert page.locator("#chart-memory canvas").count() == 0  # no empty axes reading "1 B ... 0 B"

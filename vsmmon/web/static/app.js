@@ -174,14 +174,34 @@ function debounce(fn, ms) {
 // ---------- charts ----------
 function fillChartAgents() {
   const select = $("#chart-agent");
-  const candidates = state.agents.filter((a) => !["queue", "broker"].includes(a.kind)).map((a) => a.id).sort();
-  if (!state.agent || !candidates.includes(state.agent)) state.agent = candidates[0] || null;
+  const charted = state.agents.filter((a) => !["queue", "broker"].includes(a.kind));
+  const candidates = charted.map((a) => a.id).sort();
+  if (!state.agent || !candidates.includes(state.agent)) state.agent = chartDefault(charted);
   const current = [...select.options].map((o) => o.value).join("\n");
   if (current !== candidates.join("\n")) {
     select.innerHTML = candidates.map((id) => `<option>${esc(id)}</option>`).join("");
   }
   select.value = state.agent || "";
   if (!Object.keys(state.plots).length) loadCharts();
+}
+
+// the agent charted first: one with memory and task figures (a worker), live, before a host or a data-less sensor
+function chartDefault(agents) {
+  const rank = (a) => (a.status === "online" ? 0 : 4) + (a.rss === null ? 2 : 0)
+    + (a.metrics.tasks_succeeded_total === undefined && a.metrics.active === undefined ? 1 : 0);
+  const best = [...agents].sort((a, b) => rank(a) - rank(b) || (a.id < b.id ? -1 : 1))[0];
+  return best ? best.id : null;
+}
+
+// tick labels with their unit, each once: a range of a few bytes or a flat series would repeat "0 B" / "1 B"
+// (the canvas holds them; the chart's box keeps a copy in data-yticks, for a reader of the page)
+function tickLabels(format, box) {
+  return (u, ticks) => {
+    const seen = new Set();
+    const labels = ticks.map((t) => { const label = format(t); return seen.has(label) ? "" : (seen.add(label), label); });
+    box.dataset.yticks = labels.filter(Boolean).join("|");
+    return labels;
+  };
 }
 
 function seriesData(lines, forecast, interval) {
@@ -218,6 +238,12 @@ function drawChart(id, title, body) {
   const described = fc?.kind === "forecast" ? `forecast of ${fc.metric} made ${made}, with its interval`
     : `Holt projection of ${fc?.metric} from ${made}`;
   note.textContent = lines.length ? (fc ? `dashed: ${described}` : "") : "no data in this window";
+  if (!lines.some((l) => l.points.length)) { // nothing to draw: no empty axes whose ticks mean nothing
+    if (state.plots[id]) { state.plots[id].plot.destroy(); delete state.plots[id]; }
+    box.querySelector(".plot").innerHTML = "";
+    note.textContent = "no data in this window";
+    return;
+  }
   const fmt = body.unit === "bytes" ? (u, v) => bytes(v) : (u, v) => (v === null ? "–" : `${+v.toPrecision(4)} ${body.unit}`);
   const series = [{}].concat(lines.map((l, i) => ({ label: l.name, stroke: PALETTE[i % PALETTE.length], width: 1.5, value: fmt, spanGaps: false })));
   const interval = Boolean(body.forecast) && body.forecast.points.some((p) => p[2] !== null);
@@ -238,8 +264,9 @@ function drawChart(id, title, body) {
     axes: [
       { stroke: "#8a96a3", grid: { stroke: "#222c36" } },
       body.unit === "bytes"
-        ? { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 76, values: (u, ticks) => ticks.map(bytes) }
-        : { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 56 },
+        ? { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 76, values: tickLabels(bytes, box) }
+        : { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 76,
+            values: tickLabels((v) => `${+v.toPrecision(3)} ${body.unit}`, box) },
     ],
     legend: { live: true },
   };
@@ -325,19 +352,73 @@ function simpleList(sel, items, line) {
   $(sel).innerHTML = items.length ? items.map(line).join("") : `<div class="muted">none</div>`;
 }
 
+// links from S3's and S5's records to what they are about: the alert in the list, the agent in the charts
+const agentLink = (id) => (id ? `<a href="#charts" data-chart-agent="${esc(id)}">${esc(id)}</a>` : "");
+const alertLink = (id, text) => (id ? `<a href="#alerts-card" data-alert-link="${esc(id)}">${esc(text)}</a>` : esc(text));
+const hostList = (byQueue) => Object.entries(byQueue || {}).map(([q, hosts]) => `${q} on ${[].concat(hosts).join(", ")}`).join("; ");
+
+function actionSentence(a) {
+  const p = a.params || {};
+  const before = a.before?.concurrency, after = a.after?.concurrency;
+  const sizes = before !== undefined && after !== undefined ? ` (pool ${before} → ${after})` : "";
+  const what = {
+    pool_grow: `Grew the pool of ${agentLink(a.target)} by ${esc(p.n ?? 1)}${sizes}`,
+    pool_shrink: `Shrank the pool of ${agentLink(a.target)} by ${esc(p.n ?? 1)}${sizes}`,
+    autoscale: `Set autoscaling of ${agentLink(a.target)} to ${esc(p.min ?? "?")}–${esc(p.max ?? "?")}`,
+    none: `Took no action on ${agentLink(a.target)}`,
+  }[a.action] || `${esc(a.action)} on ${agentLink(a.target)}`;
+  const verdict = a.effective === true ? "it helped" : a.effective === false ? "it did not help" : a.action === "none" || a.dry_run ? "" : "not verified yet";
+  return `${what}${a.dry_run ? " (dry run: nothing sent)" : ""}, for ${alertLink(a.alert_id, "its alert")}: ${esc(a.reason)}${verdict ? `; ${verdict}` : ""}.`;
+}
+
+function decisionSentence(d) {
+  const x = d.detail || {};
+  const al = x.alert || {};
+  const about = al.type ? `${esc(al.severity)} ${esc(al.type)} on ${agentLink(al.target)}` : "an alert";
+  const cause = alertLink(d.alert_id, "the alert");
+  const said = {
+    notify: `Notified the operators of ${about}`,
+    protective_mode: `Entered protective mode for ${about}: stopped consuming ${esc(hostList(x.cancelled)) || "no queue"}`,
+    hold: `Held S3's actions until ${x.hold_until ? esc(new Date(x.hold_until).toLocaleTimeString()) : "lifted"}, for ${about}`,
+  }[d.decision] || `${esc(d.decision)} for ${about}`;
+  const lifted = (x.lifts || []).map((l) => (l === "protective_mode"
+    ? `left protective mode${x.restored ? ` (consuming ${esc(hostList(x.restored))} again)` : ""}` : `lifted the ${esc(l)}`));
+  return `${said}${lifted.length ? `, and ${lifted.join(", ")}` : ""} (${cause}${x.reason ? `: ${esc(x.reason)}` : ""}).`;
+}
+
 async function loadActions() {
   const r = await api("/api/v1/control-actions");
   if (!r.ok) { $("#actions").innerHTML = `<div class="muted">unavailable (${r.status})</div>`; return; }
-  simpleList("#actions", firstList(r.body), (a) => `<div class="item"><b>${esc(a.action)}</b> on ${esc(a.target)}
-    ${a.dry_run ? '<span class="muted">(dry run)</span>' : ""}<div>${esc(a.reason)}</div>
-    <div class="meta">${ago(a.at)}${a.effective === true ? ", effective" : a.effective === false ? ", not effective" : ""}</div></div>`);
+  simpleList("#actions", firstList(r.body), (a) => `<div class="item" data-action="${esc(a.action)}">${actionSentence(a)}
+    <div class="meta">${ago(a.at)}</div></div>`);
 }
 
 async function loadDecisions() {
   const r = await api("/api/v1/policy-decisions");
   if (!r.ok) { $("#decisions").innerHTML = `<div class="muted">unavailable (${r.status})</div>`; return; }
-  simpleList("#decisions", firstList(r.body), (d) => `<div class="item"><b>${esc(d.decision)}</b>
-    <div class="meta">${ago(d.at)} ${esc(JSON.stringify(d.detail ?? {}))}</div></div>`);
+  simpleList("#decisions", firstList(r.body), (d) => `<div class="item" data-decision="${esc(d.decision)}">${decisionSentence(d)}
+    <div class="meta">${ago(d.at)}</div></div>`);
+}
+
+async function showAlert(id) {
+  if (!document.querySelector(`#alerts .alert[data-id="${CSS.escape(id)}"]`)) {
+    $("#alert-filter").value = "all"; // a resolved alert is not among the active ones
+    await loadAlerts();
+  }
+  const item = document.querySelector(`#alerts .alert[data-id="${CSS.escape(id)}"]`);
+  if (item) { item.scrollIntoView({ block: "center" }); item.classList.add("picked"); setTimeout(() => item.classList.remove("picked"), 2000); }
+}
+
+function chartAgent(id) {
+  if (!state.agents.some((a) => a.id === id && !["queue", "broker"].includes(a.kind))) {
+    $("#agent-filter").value = id; // not charted (a queue, or gone from the registry): find it in the grid
+    renderAgents();
+    return;
+  }
+  state.agent = id;
+  $("#chart-agent").value = id;
+  renderAgents();
+  loadCharts();
 }
 
 async function loadRecommendations() {
@@ -438,6 +519,14 @@ function wire() {
     loadCharts();
   });
   $("#chart-agent").addEventListener("change", (e) => { state.agent = e.target.value; renderAgents(); loadCharts(); });
+  for (const box of ["#actions", "#decisions"]) {
+    $(box).addEventListener("click", (e) => {
+      const link = e.target.closest("a");
+      if (!link) return;
+      if (link.dataset.chartAgent) chartAgent(link.dataset.chartAgent);
+      if (link.dataset.alertLink) { e.preventDefault(); showAlert(link.dataset.alertLink); }
+    });
+  }
   document.querySelectorAll(".windows button").forEach((b) => b.addEventListener("click", () => {
     document.querySelectorAll(".windows button").forEach((x) => x.classList.toggle("on", x === b));
     state.window = Number(b.dataset.window);
