@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from vsmmon.models import AgentInfo, HealthRow
+from vsmmon.store._tables import agents as agent_table
 from vsmmon.store._tables import collections, forecasts, health_assessments, trends
 from vsmmon.store.base import AgentScore, CollectionDuration, ForecastPoint, GridRow, StoredForecast, StoredTrend
 
@@ -75,3 +79,39 @@ def collection_durations(conn: Connection, since: datetime | None) -> list[Colle
     if since is not None:
         query = query.where(c.persisted_at >= since)
     return [CollectionDuration(r.id, r.persisted_at, r.duration_ms) for r in conn.execute(query).all()]
+
+
+def agents(conn: Connection) -> list[AgentInfo]:
+    rows = conn.execute(sa.select(agent_table).order_by(agent_table.c.id)).all()
+    return [
+        AgentInfo(r.id, r.kind, r.host, r.version, r.status, r.status_since, r.first_seen, r.last_seen, r.interval_s,
+                  r.config_hash, tuple(r.queues), dict(r.last_metrics), dict(r.last_errors))
+        for r in rows
+    ]  # fmt: skip
+
+
+def health_history(conn: Connection, scope: str, subject: str, since: datetime) -> list[HealthRow]:
+    """The scheduled assessments of one subject; ad-hoc checks (a check id) are kept apart."""
+    h = health_assessments.c
+    query = sa.select(health_assessments).where(
+        h.scope == scope, h.subject == subject, h.at >= since, h.check_id.is_(None)
+    )
+    return _health_rows(conn, query.order_by(h.at))
+
+
+def health_checks(conn: Connection, since: datetime) -> list[HealthRow]:
+    """Each ad-hoc check's viability row, newest first."""
+    h = health_assessments.c
+    query = sa.select(health_assessments).where(h.scope == "viability", h.at >= since, h.check_id.is_not(None))
+    return _health_rows(conn, query.order_by(h.at.desc()))
+
+
+def health_check(conn: Connection, check_id: UUID) -> list[HealthRow]:
+    h = health_assessments.c
+    query = sa.select(health_assessments).where(h.check_id == check_id)
+    return _health_rows(conn, query.order_by(h.scope, h.subject))
+
+
+def _health_rows(conn: Connection, query: sa.Select[Any]) -> list[HealthRow]:
+    return [HealthRow(r.at, r.scope, r.subject, r.score, r.status, r.inputs, r.check_id)
+            for r in conn.execute(query).all()]  # fmt: skip

@@ -156,25 +156,7 @@ class PostgresStore:
         return self._in_transaction(write) if transitions else 0
 
     def agents(self) -> list[AgentInfo]:
-        rows = self._in_transaction(lambda conn: conn.execute(sa.select(agents).order_by(agents.c.id)).all())
-        return [
-            AgentInfo(
-                r.id,
-                r.kind,
-                r.host,
-                r.version,
-                r.status,
-                r.status_since,
-                r.first_seen,
-                r.last_seen,
-                r.interval_s,
-                r.config_hash,
-                tuple(r.queues),
-                dict(r.last_metrics),
-                dict(r.last_errors),
-            )
-            for r in rows
-        ]
+        return self._in_transaction(reads.agents)
 
     def transitions(self, agent_id: str) -> list[Transition]:
         t = agent_transitions.c
@@ -192,28 +174,13 @@ class PostgresStore:
         return self._in_transaction(lambda conn: len(conn.execute(stmt.returning(health_assessments.c.at)).all()))
 
     def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
-        h = health_assessments.c
-        query = (
-            sa.select(health_assessments)
-            .where(h.scope == scope, h.subject == subject, h.at >= since, h.check_id.is_(None))
-            .order_by(h.at)
-        )
-        return self._health_rows(query)
+        return self._in_transaction(lambda conn: reads.health_history(conn, scope, subject, since))
 
     def health_checks(self, since: datetime) -> list[HealthRow]:
-        h = health_assessments.c
-        query = sa.select(health_assessments).where(h.scope == "viability", h.at >= since, h.check_id.is_not(None))
-        return self._health_rows(query.order_by(h.at.desc()))
+        return self._in_transaction(lambda conn: reads.health_checks(conn, since))
 
     def health_check(self, check_id: UUID) -> list[HealthRow]:
-        h = health_assessments.c
-        return self._health_rows(
-            sa.select(health_assessments).where(h.check_id == check_id).order_by(h.scope, h.subject)
-        )
-
-    def _health_rows(self, query: sa.Select[Any]) -> list[HealthRow]:
-        found = self._in_transaction(lambda conn: conn.execute(query).all())
-        return [HealthRow(r.at, r.scope, r.subject, r.score, r.status, r.inputs, r.check_id) for r in found]
+        return self._in_transaction(lambda conn: reads.health_check(conn, check_id))
 
     def save_analysis(self, result: AnalysisResult) -> int:
         """Trends and forecasts of one analysis; recommendations upserted on their fingerprint."""
