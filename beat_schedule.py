@@ -9,6 +9,7 @@ collections would only measure the past.
 from vsmmon import names
 
 ANALYSIS_EVERY_S = 60
+WEBHOOK_FLUSH_EVERY_S = 5  # a group goes out within 5 s of its due time
 
 SCHEDULE = {
     "collect-metrics": {
@@ -34,6 +35,11 @@ SCHEDULE = {
     "resend-to-alertmanager": {  # firing alerts again before their endsAt (a no-op without ALERTMANAGER_URLS)
         "task": names.ALERTS_RESEND,
         "every": "alertmanager_resend_s",
+        "expires_after_period": True,
+    },
+    "flush-webhook-groups": {  # webhook groups whose group_wait / interval ran out (a no-op without WEBHOOK_URLS)
+        "task": names.ALERTS_FLUSH_WEBHOOKS,
+        "every": WEBHOOK_FLUSH_EVERY_S,
         "expires_after_period": True,
     },
     "maintain-storage": {  # partitions ahead of time, retention by dropping partitions

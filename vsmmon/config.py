@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     alert_resolve_after_s: float = Field(default=60, ge=0, description="an alert resolves once clear this long")
     alert_escalate_after_s: float = Field(default=900, gt=0, description="unacknowledged firing alert escalates")
     webhook_urls: str = Field(default="", description="comma-separated Alertmanager-format webhook receivers")
+    webhook_group_wait_s: float = Field(
+        default=30, ge=0, le=3600, description="a new webhook group waits this long before its first message"
+    )
+    webhook_group_interval_s: float = Field(
+        default=300, ge=0, le=86400, description="a changed webhook group is sent again at most this often"
+    )
+    webhook_repeat_interval_s: float = Field(
+        default=14400, gt=0, le=604800, description="an unchanged, still firing webhook group is sent again this often"
+    )
     alertmanager_urls: str = Field(
         default="", description="comma-separated Alertmanager base URLs: alerts are posted to their /api/v2/alerts"
     )

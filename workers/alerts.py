@@ -6,6 +6,8 @@
   record, never an alert;
 - `deliver(notifications)`: notifications decided elsewhere (a resolve from the API or the CLI);
 - `webhook(url, payload)`: one Alertmanager-format POST, retried with backoff on 5xx and network errors;
+  the messages are groups, one per alert name, sent on Alertmanager's timers (`vsmmon.alerts.grouping`):
+  at once when a notification makes a group due, else by `flush_webhooks()` (beat, every few seconds);
 - `alertmanager(url, alerts)`: alerts posted to an Alertmanager's API v2, the same way; `resend()` (beat,
   every `VSMMON_ALERTMANAGER_RESEND_S`) posts every firing alert again, as Alertmanager expects.
 Each POST's outcome (sent, refused, retried, failed) is counted per receiver for `/metrics`.
@@ -35,8 +37,10 @@ from vsmmon.alerts.codec import (
     signals_from_list,
 )
 from vsmmon.alerts.desk import Outcome, policy_for, report
+from vsmmon.alerts.groupbook import GroupBook
+from vsmmon.alerts.grouping import Timers
 from vsmmon.alerts.model import Alert, Event, Notification, Signal
-from vsmmon.alerts.routing import webhook_messages
+from vsmmon.alerts.routing import alertmanager_payload
 from vsmmon.errors import InvalidInput, StoreUnavailable, TransientError
 from vsmmon.redact import redact_url
 from workers.context import VsmTask, WorkerContext
@@ -64,7 +68,7 @@ def dispatch(app: Celery, ctx: WorkerContext, outcome: Outcome) -> None:
 
 
 def deliver(app: Celery, ctx: WorkerContext, notifications: Sequence[Notification]) -> None:
-    """S5 and S3 by their queues, the dashboard by pub/sub, webhooks by a retried task each."""
+    """S5 and S3 by their queues, the dashboard by pub/sub, webhooks by group (a retried task per due group)."""
     for route, task in (("s5", names.S5_POLICY), ("s3", names.S3_CONTROL)):
         for n in notifications:
             if route in n.routes:
@@ -72,11 +76,23 @@ def deliver(app: Celery, ctx: WorkerContext, notifications: Sequence[Notificatio
     for n in notifications:
         ctx.realtime.client.publish(names.ALERTS_CHANNEL, alert_message(n.alert, n.kind, over_cap=n.over_cap))
     hooked = [n for n in notifications if "webhook" in n.routes]
-    urls = ctx.settings.webhooks
-    if hooked and urls:
-        for payload in webhook_messages(hooked, WEBHOOK_RECEIVER, ctx.settings.external_url):
-            for url in urls:
-                app.send_task(names.ALERTS_WEBHOOK, args=(url, payload))
+    if hooked:
+        to_webhooks(app, ctx, hooked)
+
+
+def to_webhooks(app: Celery, ctx: WorkerContext, notifications: Sequence[Notification]) -> int:
+    """These notifications into their webhook groups; each group now due to every webhook. The groups sent."""
+    settings = ctx.settings
+    if not settings.webhooks:
+        return 0
+    timers = Timers(settings.webhook_group_wait_s, settings.webhook_group_interval_s,
+                    settings.webhook_repeat_interval_s)  # fmt: skip
+    due = GroupBook(ctx.realtime.client).settle(notifications, ctx.clock(), timers)
+    for group in due:
+        payload = alertmanager_payload(list(group.alerts.values()), WEBHOOK_RECEIVER, settings.external_url)
+        for url in settings.webhooks:
+            app.send_task(names.ALERTS_WEBHOOK, args=(url, payload))
+    return len(due)
 
 
 def to_alertmanagers(app: Celery, ctx: WorkerContext, alerts: Sequence[Alert]) -> None:
@@ -179,6 +195,11 @@ def register(app: Celery) -> None:
     def webhook(self: VsmTask, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         response = post(self, "webhook", url, payload)
         return {"url": redact_url(url), "status": response.status_code, "alerts": len(payload.get("alerts", []))}
+
+    @app.task(name=names.ALERTS_FLUSH_WEBHOOKS, base=VsmTask, bind=True, shared=False, ignore_result=False)
+    def flush_webhooks(self: VsmTask) -> int:
+        """The webhook groups whose timer ran out since the last notification (a no-op without WEBHOOK_URLS)."""
+        return to_webhooks(self.app, self.ctx, [])
 
     @app.task(name=names.ALERTS_ALERTMANAGER, base=VsmTask, bind=True, shared=False)
     def alertmanager_task(self: VsmTask, url: str, alerts: list[Any]) -> dict[str, Any]:

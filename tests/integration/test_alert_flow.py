@@ -23,8 +23,9 @@ from tests.integration.fleet import control_app, fleet_workers
 from vsmmon import names
 from vsmmon.alerts.book import AlertBook
 from vsmmon.alerts.codec import notification_to_dict
+from vsmmon.alerts.groupbook import GroupBook
 from vsmmon.alerts.manager import step
-from vsmmon.alerts.model import Alert, AlertState, AlertStatus, Notification, Severity, Signal
+from vsmmon.alerts.model import Alert, AlertPolicy, AlertState, AlertStatus, Notification, Severity, Signal
 from vsmmon.config import Settings
 from vsmmon.store.alert_records import AlertRecords, ControlAction
 from vsmmon.store.postgres import PostgresStore, create_engine
@@ -260,7 +261,8 @@ def receiver() -> Iterator[str]:
 def test_pain_reaches_s5_as_a_message_and_a_decision_and_the_webhook_gets_alertmanager_json(
     app_for: Any, alert_settings: Settings, store: PostgresStore, records: AlertRecords, receiver: str,
 ) -> None:  # fmt: skip
-    settings = alert_settings.model_copy(update={"watch_queues": "orphan", "webhook_urls": receiver})
+    settings = alert_settings.model_copy(update={"watch_queues": "orphan", "webhook_urls": receiver,
+                                                 "webhook_group_wait_s": 0.0})  # fmt: skip
     client = redis.Redis.from_url(settings.require("redis_url"))
     producer = control_app(settings.require("broker_url"))
     for _ in range(3):
@@ -301,6 +303,36 @@ def test_pain_reaches_s5_as_a_message_and_a_decision_and_the_webhook_gets_alertm
     assert "queue orphan" in decision.detail["reason"]
     assert client.llen(names.S5_POLICY_QUEUE) == 0
     assert s5_app
+
+
+def test_webhook_groups_wait_out_group_wait_and_the_flush_sends_one_message_per_alert_name(
+    app_for: Any, alert_settings: Settings, receiver: str
+) -> None:
+    Receiver.fail_first = 0
+    settings = alert_settings.model_copy(update={"webhook_urls": receiver, "webhook_group_wait_s": 10.0})
+    now = datetime.now(UTC)
+    signals = [Signal("bottleneck", f"w{i}@h", Severity.CRITICAL, {"factor": "queue"}, f"w{i}@h saturated",
+                      resource=True) for i in (1, 2)] + [Signal("algedonic", "queue q", Severity.CRITICAL)]  # fmt: skip
+    _, notes, _, _ = step(AlertState(), signals, now, AlertPolicy(pending_s={}, webhook=True))
+    assert all("webhook" in n.routes for n in notes)
+    app, worker = app_for([names.ALERTS_QUEUE], settings)
+    with worker:
+        app.send_task(names.ALERTS_DELIVER, args=([notification_to_dict(n) for n in notes],))
+        book = GroupBook(redis.Redis.from_url(settings.require("redis_url")))
+        groups = poll(lambda: book.read() or None, deadline_s=20, what="the notifications in their groups")
+        assert {name: len(g.alerts) for name, g in groups.items()} == {"bottleneck": 2, "algedonic": 1}
+        assert app.send_task(names.ALERTS_FLUSH_WEBHOOKS).get(timeout=20) == 0  # still in group_wait
+        assert Receiver.received == []
+        sent = poll(lambda: app.send_task(names.ALERTS_FLUSH_WEBHOOKS).get(timeout=20) or None, deadline_s=40,
+                    what="the groups to come due after their 10 s wait")  # fmt: skip
+        assert sent == 2
+        poll(lambda: len(Receiver.received) == 2 or None, deadline_s=20, what="both groups' messages")
+        assert app.send_task(names.ALERTS_FLUSH_WEBHOOKS).get(timeout=20) == 0  # sent, unchanged: nothing due
+    by_name = {m["groupLabels"]["alertname"]: m for m in Receiver.received}
+    assert by_name.keys() == {"bottleneck", "algedonic"}
+    assert by_name["bottleneck"]["groupKey"] == '{}:{alertname="bottleneck"}'
+    assert sorted(a["labels"]["target"] for a in by_name["bottleneck"]["alerts"]) == ["w1@h", "w2@h"]
+    assert [a["labels"]["target"] for a in by_name["algedonic"]["alerts"]] == ["queue q"]
 
 
 def test_an_action_that_did_not_help_is_pain_for_s5_which_holds_s3(

@@ -16,7 +16,6 @@ from vsmmon.alerts.routing import (
     signal_from_recommendation,
     signals_from_assessment,
     signals_from_pain,
-    webhook_messages,
 )
 from vsmmon.analyse.recommend import Recommendation
 from vsmmon.health.assessment import HealthAssessment, pain
@@ -120,20 +119,6 @@ def test_payload_truncates_like_max_alerts_and_refuses_an_empty_group() -> None:
     assert (len(payload["alerts"]), payload["truncatedAlerts"]) == (2, 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least one"):
         alertmanager_payload([], "ops", "http://v")
-
-
-def test_webhook_messages_are_one_group_per_alert_name_like_alertmanagers_group_by() -> None:
-    notes = fire(
-        Signal("queue_backlog", "q1", Severity.CRITICAL, {"queue": "q1"}, "q1 backlog 900", resource=True),
-        Signal("bottleneck", "w1@h", Severity.CRITICAL, {"factor": "queue"}, "w1@h saturated", resource=True),
-        Signal("queue_backlog", "q2", Severity.CRITICAL, {"queue": "q2"}, "q2 backlog 50", resource=True),
-    )
-    messages = webhook_messages(notes, "vsmmon", "http://v")
-    assert [m["groupLabels"] for m in messages] == [{"alertname": "bottleneck"}, {"alertname": "queue_backlog"}]
-    assert [m["groupKey"] for m in messages] == ['{}:{alertname="bottleneck"}', '{}:{alertname="queue_backlog"}']
-    targets = [[a["labels"]["target"] for a in m["alerts"]] for m in messages]  # type: ignore[attr-defined]
-    assert targets == [["w1@h"], ["q1", "q2"]]
-    assert webhook_messages([], "vsmmon", "http://v") == []
 
 
 def assessment(**kw: object) -> HealthAssessment:

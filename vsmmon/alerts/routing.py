@@ -118,17 +118,6 @@ def alertmanager_payload(
     }
 
 
-def webhook_messages(
-    notifications: Sequence[Notification], receiver: str, external_url: str
-) -> list[dict[str, object]]:
-    """One webhook message per alert name, as Alertmanager's `group_by: [alertname]` sends them: a receiver
-    keying on `groupKey` or `groupLabels` sees each group on its own, never one message mixing names."""
-    groups: dict[str, list[Notification]] = {}
-    for n in notifications:
-        groups.setdefault(n.alert.type, []).append(n)
-    return [alertmanager_payload(group, receiver, external_url) for _, group in sorted(groups.items())]
-
-
 def _labels(alert: Alert) -> dict[str, str]:
     return {"alertname": alert.type, "severity": str(alert.severity), "target": alert.target, **alert.labels}
 

@@ -1,0 +1,86 @@
+"""The webhook groups between calls, in Redis, changed under a lock of their own.
+
+`settle` is one read-modify-write: the new notifications join their groups, and the groups whose message
+is due come out, marked sent. The alerts workers call it with each outcome's notifications, and the beat's
+flush with none, so a group waiting out its timer is sent within a flush period of its due time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from vsmmon import names
+from vsmmon.alerts import grouping
+from vsmmon.alerts.codec import notification_from_dict, notification_to_dict
+from vsmmon.alerts.grouping import Group, Timers
+from vsmmon.alerts.model import Notification
+from vsmmon.errors import TransientError
+
+
+def groups_to_json(groups: dict[str, Group]) -> str:
+    return json.dumps({
+        name: {"alerts": [notification_to_dict(n) for n in g.alerts.values()], "since": g.since.isoformat(),
+               "sent_at": None if g.sent_at is None else g.sent_at.isoformat(), "changed": g.changed}
+        for name, g in groups.items()
+    })  # fmt: skip
+
+
+def groups_from_json(raw: str | bytes) -> dict[str, Group]:
+    data: dict[str, Any] = json.loads(raw)
+    out = {}
+    for name, g in data.items():
+        alerts = [notification_from_dict(n) for n in g["alerts"]]
+        sent_at = None if g["sent_at"] is None else datetime.fromisoformat(g["sent_at"])
+        out[name] = Group(name, {n.alert.fingerprint: n for n in alerts}, datetime.fromisoformat(g["since"]), sent_at,
+                          bool(g["changed"]))  # fmt: skip
+    return out
+
+
+class GroupBook:
+    """The groups in Redis."""
+
+    def __init__(self, client: redis.Redis, *, lock_timeout_s: float = 10.0, wait_s: float = 10.0) -> None:
+        self.client = client
+        self.lock_timeout_s = lock_timeout_s
+        self.wait_s = wait_s
+
+    def read(self) -> dict[str, Group]:
+        raw = self.client.get(names.WEBHOOK_GROUPS_KEY)
+        return groups_from_json(raw) if raw else {}
+
+    def settle(self, notifications: Sequence[Notification], now: datetime, timers: Timers) -> list[Group]:
+        """Add `notifications` to their groups; return the groups due now (as they are sent), marked sent.
+
+        Raises:
+            TransientError: Redis is unreachable, or the groups stayed locked for `wait_s`.
+        """
+        lock = self.client.lock(names.WEBHOOK_GROUPS_LOCK_KEY, timeout=self.lock_timeout_s,
+                                blocking_timeout=self.wait_s)  # fmt: skip
+        try:
+            if not lock.acquire():
+                raise TransientError(f"the webhook groups stayed locked for {self.wait_s:g} s")
+            try:
+                groups = grouping.add(self.read(), notifications, now)
+                due = grouping.due(groups, now, timers)
+                for g in due:
+                    after = g.sent(now)
+                    if after is None:
+                        groups.pop(g.name)
+                    else:
+                        groups[g.name] = after
+                if groups:
+                    self.client.set(names.WEBHOOK_GROUPS_KEY, groups_to_json(groups), ex=names.STATE_TTL_S)
+                else:
+                    self.client.delete(names.WEBHOOK_GROUPS_KEY)
+                return due
+            finally:
+                with contextlib.suppress(redis.RedisError):  # expired, or Redis went away: it expires by itself
+                    lock.release()
+        except redis.RedisError as e:
+            raise TransientError(f"Redis unavailable: {e}") from e
