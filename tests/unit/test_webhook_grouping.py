@@ -29,16 +29,7 @@ def resolved(n: Notification, when: datetime) -> Notification:
 
 
 def settle(groups: dict[str, Group], notes: list[Notification], s: float) -> tuple[dict[str, Group], list[Group]]:
-    """One settle as the GroupBook does it: add, take what is due, mark it sent."""
-    groups = grouping.add(groups, notes, at(s))
-    due = grouping.due(groups, at(s), TIMERS)
-    for g in due:
-        after = g.sent(at(s))
-        if after is None:
-            groups.pop(g.name)
-        else:
-            groups[g.name] = after
-    return groups, due
+    return grouping.settle(groups, notes, at(s), TIMERS)
 
 
 def targets(g: Group) -> list[str]:

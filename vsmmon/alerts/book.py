@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from redis.exceptions import LockNotOwnedError
 
 from vsmmon import names
 from vsmmon.alerts.codec import signal_from_dict, signal_to_dict, state_from_dict, state_to_dict
+from vsmmon.alerts.locked import held
 from vsmmon.alerts.model import AlertState, Severity, Signal
 from vsmmon.errors import InvalidInput, TransientError
 from vsmmon.models import utc
@@ -170,39 +170,28 @@ class AlertBook:
         Raises:
             TransientError: Redis is unreachable, or the lock is held by someone else for `wait_s`.
         """
-        lock = self.client.lock(names.ALERTS_LOCK_KEY, timeout=self.lock_timeout_s, blocking_timeout=self.wait_s)
-        try:
-            if not lock.acquire():
-                raise TransientError(f"the alert ledger stayed locked for {self.wait_s:g} s")
-        except redis.RedisError as e:
-            raise TransientError(f"Redis unavailable: {e}") from e
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(names.ALERTS_STATE_KEY)
-            pipe.expire(names.ALERTS_STATE_KEY, names.STATE_TTL_S)  # renewed at every step, changed or not
-            raw, _ = pipe.execute()
-            ledger = ledger_from_json(raw) if raw else Ledger()
-            yield ledger
-            written = ledger_to_json(ledger)
-            changed = raw is None or written != _text(raw)  # a change that changed nothing writes nothing
+        with held(self.client, names.ALERTS_LOCK_KEY, timeout_s=self.lock_timeout_s, wait_s=self.wait_s,
+                  what="the alert ledger"):  # fmt: skip
             try:
-                if changed:
-                    self.client.set(names.ALERTS_STATE_KEY, written, ex=names.STATE_TTL_S)
-                if then is not None:
-                    then()
-            except BaseException:
-                if changed:
-                    self._put_back(raw)
-                raise
-        except redis.RedisError as e:
-            raise TransientError(f"Redis unavailable: {e}") from e
-        finally:
-            try:
-                lock.release()
-            except LockNotOwnedError:
-                log.warning("the alert ledger lock expired before its holder finished (over %g s)", self.lock_timeout_s)
-            except redis.RedisError:
-                pass  # the lock expires by itself
+                pipe = self.client.pipeline(transaction=False)
+                pipe.get(names.ALERTS_STATE_KEY)
+                pipe.expire(names.ALERTS_STATE_KEY, names.STATE_TTL_S)  # renewed at every step, changed or not
+                raw, _ = pipe.execute()
+                ledger = ledger_from_json(raw) if raw else Ledger()
+                yield ledger
+                written = ledger_to_json(ledger)
+                changed = raw is None or written != _text(raw)  # a change that changed nothing writes nothing
+                try:
+                    if changed:
+                        self.client.set(names.ALERTS_STATE_KEY, written, ex=names.STATE_TTL_S)
+                    if then is not None:
+                        then()
+                except BaseException:
+                    if changed:
+                        self._put_back(raw)
+                    raise
+            except redis.RedisError as e:
+                raise TransientError(f"Redis unavailable: {e}") from e
 
     def _put_back(self, raw: bytes | str | None) -> None:
         """Undo a ledger write whose other half failed (best effort: Redis may be what failed)."""

@@ -7,7 +7,6 @@ flush with none, so a group waiting out its timer is sent within a flush period 
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ from vsmmon import names
 from vsmmon.alerts import grouping
 from vsmmon.alerts.codec import notification_from_dict, notification_to_dict
 from vsmmon.alerts.grouping import Group, Timers
+from vsmmon.alerts.locked import held
 from vsmmon.alerts.model import Notification
 from vsmmon.errors import TransientError
 
@@ -60,27 +60,16 @@ class GroupBook:
         Raises:
             TransientError: Redis is unreachable, or the groups stayed locked for `wait_s`.
         """
-        lock = self.client.lock(names.WEBHOOK_GROUPS_LOCK_KEY, timeout=self.lock_timeout_s,
-                                blocking_timeout=self.wait_s)  # fmt: skip
-        try:
-            if not lock.acquire():
-                raise TransientError(f"the webhook groups stayed locked for {self.wait_s:g} s")
+        with held(self.client, names.WEBHOOK_GROUPS_LOCK_KEY, timeout_s=self.lock_timeout_s, wait_s=self.wait_s,
+                  what="the webhook groups"):  # fmt: skip
             try:
-                groups = grouping.add(self.read(), notifications, now)
-                due = grouping.due(groups, now, timers)
-                for g in due:
-                    after = g.sent(now)
-                    if after is None:
-                        groups.pop(g.name)
-                    else:
-                        groups[g.name] = after
-                if groups:
+                raw = self.client.get(names.WEBHOOK_GROUPS_KEY)
+                groups, due = grouping.settle(groups_from_json(raw) if raw else {}, notifications, now, timers)
+                if not groups:
+                    if raw:
+                        self.client.delete(names.WEBHOOK_GROUPS_KEY)
+                elif notifications or due:  # a flush with nothing due changed nothing: no write
                     self.client.set(names.WEBHOOK_GROUPS_KEY, groups_to_json(groups), ex=names.STATE_TTL_S)
-                else:
-                    self.client.delete(names.WEBHOOK_GROUPS_KEY)
                 return due
-            finally:
-                with contextlib.suppress(redis.RedisError):  # expired, or Redis went away: it expires by itself
-                    lock.release()
-        except redis.RedisError as e:
-            raise TransientError(f"Redis unavailable: {e}") from e
+            except redis.RedisError as e:
+                raise TransientError(f"Redis unavailable: {e}") from e

@@ -89,3 +89,18 @@ def add(groups: Mapping[str, Group], notifications: Iterable[Notification], now:
 def due(groups: Mapping[str, Group], now: datetime, timers: Timers) -> list[Group]:
     """The groups whose message is due, by name."""
     return [g for _, g in sorted(groups.items()) if g.alerts and g.due(now, timers)]
+
+
+def settle(
+    groups: Mapping[str, Group], notifications: Iterable[Notification], now: datetime, timers: Timers
+) -> tuple[dict[str, Group], list[Group]]:
+    """One step: the notifications join their groups, the groups due now come out (as they are to be sent),
+    and the groups kept are marked sent (a group with nothing left to tell is gone)."""
+    after = add(groups, notifications, now)
+    sent = due(after, now, timers)
+    for g in sent:
+        if (kept := g.sent(now)) is None:
+            after.pop(g.name)
+        else:
+            after[g.name] = kept
+    return after, sent
