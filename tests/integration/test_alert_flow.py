@@ -24,6 +24,7 @@ from vsmmon import names
 from vsmmon.alerts.book import AlertBook
 from vsmmon.alerts.codec import notification_to_dict
 from vsmmon.alerts.groupbook import GroupBook
+from vsmmon.alerts.grouping import Timers
 from vsmmon.alerts.manager import step
 from vsmmon.alerts.model import Alert, AlertPolicy, AlertState, AlertStatus, Notification, Severity, Signal
 from vsmmon.config import Settings
@@ -333,6 +334,20 @@ def test_webhook_groups_wait_out_group_wait_and_the_flush_sends_one_message_per_
     assert by_name["bottleneck"]["groupKey"] == '{}:{alertname="bottleneck"}'
     assert sorted(a["labels"]["target"] for a in by_name["bottleneck"]["alerts"]) == ["w1@h", "w2@h"]
     assert [a["labels"]["target"] for a in by_name["algedonic"]["alerts"]] == ["queue q"]
+
+
+@pytest.mark.parametrize("stored", [b"not json", b"[1, 2]", b'{"bottleneck": {"alerts": [{"x": 1}]}}'])
+def test_webhook_groups_that_are_not_groups_break_no_flush_and_are_replaced(
+    alert_settings: Settings, clean_services: None, stored: bytes
+) -> None:
+    client = redis.Redis.from_url(alert_settings.require("redis_url"))
+    client.set(names.WEBHOOK_GROUPS_KEY, stored)
+    book, now, timers = GroupBook(client), datetime.now(UTC), Timers(0, 0, 14400)
+    assert book.settle([], now, timers) == []  # no exception: the flush goes on
+    _, notes, _, _ = step(AlertState(), [Signal("bottleneck", "w1@h", Severity.CRITICAL)], now,
+                          AlertPolicy(pending_s={}, webhook=True))  # fmt: skip
+    assert book.settle(notes, now, Timers(60, 0, 14400)) == []  # a new group, waiting out its minute
+    assert {name: len(g.alerts) for name, g in book.read().items()} == {"bottleneck": 1}  # what it held is replaced
 
 
 def test_an_action_that_did_not_help_is_pain_for_s5_which_holds_s3(

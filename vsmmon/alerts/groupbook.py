@@ -8,6 +8,7 @@ flush with none, so a group waiting out its timer is sent within a flush period 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,9 @@ from vsmmon.alerts.codec import notification_from_dict, notification_to_dict
 from vsmmon.alerts.grouping import Group, Timers
 from vsmmon.alerts.locked import held
 from vsmmon.alerts.model import Notification
-from vsmmon.errors import TransientError
+from vsmmon.errors import InvalidInput, TransientError
+
+log = logging.getLogger(__name__)
 
 
 def groups_to_json(groups: dict[str, Group]) -> str:
@@ -64,7 +67,7 @@ class GroupBook:
                   what="the webhook groups"):  # fmt: skip
             try:
                 raw = self.client.get(names.WEBHOOK_GROUPS_KEY)
-                groups, due = grouping.settle(groups_from_json(raw) if raw else {}, notifications, now, timers)
+                groups, due = grouping.settle(_parsed(raw), notifications, now, timers)
                 if not groups:
                     if raw:
                         self.client.delete(names.WEBHOOK_GROUPS_KEY)
@@ -73,3 +76,15 @@ class GroupBook:
                 return due
             except redis.RedisError as e:
                 raise TransientError(f"Redis unavailable: {e}") from e
+
+
+def _parsed(raw: bytes | str | None) -> dict[str, Group]:
+    """The stored groups; none when the value is not groups (written by hand, by another version): every later
+    flush would fail on it, and a lost group only means its alerts are grouped anew, with a new wait."""
+    if not raw:
+        return {}
+    try:
+        return groups_from_json(raw)
+    except (InvalidInput, ValueError, KeyError, TypeError, AttributeError) as e:
+        log.error("the webhook groups in Redis (%s) are not groups, started anew: %r", names.WEBHOOK_GROUPS_KEY, e)
+        return {}
