@@ -12,7 +12,7 @@ from celery import Celery, chain
 
 from vsmmon import names
 from vsmmon.collect.broker import QueueStats
-from vsmmon.collect.collector import collect, consumed_queues
+from vsmmon.collect.collector import collect, consumed_queues, stopping
 from vsmmon.collect.screen import screen
 from vsmmon.models import AgentKind, AgentReport
 from workers.alerts import report_signals
@@ -52,7 +52,7 @@ def register(app: Celery) -> None:
         if pain := screen(collection):  # algedonic conditions go to the alert manager at once, not in 30 s
             report_signals(self.app, "screen", pain, ttl_s=3 * settings.collect_interval_s)
         ctx.staging.put(collection)
-        ctx.staging.mark_seen(replies, now)
+        ctx.staging.mark_seen(set(replies) - stopping(replies), now)  # a stopping worker is not asked by name again
         cid = str(collection.id)
         chain(
             self.app.signature(names.PERSIST_COLLECTION, args=(cid,), immutable=True),

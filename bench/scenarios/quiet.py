@@ -6,6 +6,7 @@ Idle install, steady load well under capacity, a planned scale-in, a scale-out a
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 from bench.scenarios.context import Run
 from bench.scenarios.scenario import Scenario
@@ -23,7 +24,18 @@ def statuses(run: Run, names: list[str]) -> dict[str, str]:
 
 def expect_statuses(run: Run, wanted: dict[str, str]) -> None:
     seen = statuses(run, list(wanted))
-    run.check("registry", seen == wanted, ", ".join(f"{n} {seen.get(n, 'absent')}" for n in wanted))
+    detail = ", ".join(f"{n} {seen.get(n, 'absent')}" for n in wanted)
+    if seen != wanted:  # how each wrong one got there, so a failure can be read without the run's logs
+        store, fault_at = run.observer.store, run.fault_at or datetime.now(UTC)
+        detail += "; " + "; ".join(
+            f"{n}: " + " / ".join(f"{(t.at - fault_at).total_seconds():+.0f} s from the fault: {t.from_status}->"
+                                  f"{t.to_status} ({t.reason})"
+                                  for t in store.transitions(run.workers[n].hostname))
+            + "".join(f" / log: {line.strip()}" for line in run.workers[n].log_tail(20000).splitlines()
+                      if "vsmmon" in line)
+            for n in wanted if seen.get(n) != wanted[n]
+        )  # fmt: skip
+    run.check("registry", seen == wanted, detail)
 
 
 def idle(run: Run) -> None:

@@ -162,3 +162,43 @@ def test_the_queues_the_fleet_consumes_are_discovered_from_the_replies_bounded_a
     assert consumed_queues(replies) == ("email", "work")  # the pipeline's own queues are probed already
     many = {f"w{i}@h": {"queues": [f"q{i:04d}"]} for i in range(1000)}
     assert len(consumed_queues(many)) == MAX_DISCOVERED_QUEUES
+
+
+def _cycles(replies_by_cycle: list[tuple[dict[str, object], list[str]]]) -> list[tuple[int, str]]:
+    """Run collections 5 s apart through the registry as the persist task does; the transitions, by cycle."""
+    from vsmmon.collect.registry import evaluate
+    from vsmmon.store.memory import MemoryStore
+
+    store, seen = MemoryStore(), []
+    for cycle, (replies, goodbyes) in enumerate(replies_by_cycle):
+        now = NOW + timedelta(seconds=5 * cycle)
+        c = collect(collection_id=uuid.uuid4(), now=now, duration_ms=1.0, host_reports=[], worker_replies=replies,
+                    expected_workers=["celery@w1"], stopped=goodbyes)  # fmt: skip
+        store.update_registry(c)
+        transitions = evaluate(store.agent_records(), now, c.stopped)
+        store.apply_transitions(transitions)
+        seen += [(cycle, t.to_status.value) for t in transitions]
+    return seen
+
+
+def test_a_worker_still_answering_while_it_stops_stays_stopped_and_is_never_lost() -> None:
+    answering, stopping = {"celery@w1": reply(cpu_percent=1.0)}, {"celery@w1": {**reply(), "stopping": True}}
+    # its goodbye is collected in cycle 1; the warm shutdown still answers cycles 1 and 2, then it is gone
+    cycles = [(answering, []), (stopping, ["celery@w1"]), (stopping, []), *[({}, [])] * 8, (answering, [])]
+    assert _cycles(cycles) == [(1, "stopped"), (11, "online")]  # back only when a new process answers
+    c = collect(collection_id=uuid.uuid4(), now=NOW, duration_ms=1.0, host_reports=[], worker_replies=stopping,
+                expected_workers=["celery@w1"])  # fmt: skip
+    assert (c.reports, c.unreachable, c.stopped) == ((), (), ("celery@w1",))  # no report, not waited for
+
+
+def test_a_stopping_reply_before_the_goodbye_arrives_is_the_goodbye() -> None:
+    answering, stopping = {"celery@w1": reply(cpu_percent=1.0)}, {"celery@w1": {**reply(), "stopping": True}}
+    cycles = [(answering, []), (stopping, []), ({}, ["celery@w1"]), *[({}, [])] * 6]
+    assert _cycles(cycles) == [(1, "stopped")]
+
+
+@pytest.mark.parametrize("flag", [False, "yes", 1, None])
+def test_only_a_stopping_flag_of_true_means_stopping(flag: object) -> None:
+    c = collect(collection_id=uuid.uuid4(), now=NOW, duration_ms=1.0, host_reports=[],
+                worker_replies={"celery@w1": {**reply(), "stopping": flag}})  # fmt: skip
+    assert ([r.agent_id for r in c.reports], c.stopped) == (["celery@w1"], ())

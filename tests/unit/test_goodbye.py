@@ -38,7 +38,7 @@ def test_only_a_worker_stopping_cleanly_says_goodbye_and_a_failed_goodbye_never_
 def test_a_signal_says_goodbye_as_the_stop_begins_and_the_shutdown_does_not_say_it_again() -> None:
     from celery import Celery
 
-    from vsmmon.agent.goodbye import drain, on_worker_shutting_down
+    from vsmmon.agent.goodbye import drain, leaving, on_worker_shutting_down
 
     app = Celery("goodbye-test", broker="memory://", set_as_current=False)
 
@@ -49,7 +49,10 @@ def test_a_signal_says_goodbye_as_the_stop_begins_and_the_shutdown_does_not_say_
         def __init__(self) -> None:
             self.app = app
 
+    assert not leaving("w9@h")
     on_worker_shutting_down(app, sender="w9@h", sig="SIGINT", how="Warm", exitcode=1)
+    assert leaving("w9@h")  # its `vsm_metrics` replies say it is stopping from now on
+    assert not leaving("w8@h")
     on_worker_shutting_down(app, sender="w9@h", sig="SIGINT", how="Cold", exitcode=1)  # Ctrl+C twice
     on_worker_shutdown(Worker())  # waits for the goodbye said at the start; does not send another
     with app.connection_for_read() as conn:

@@ -58,6 +58,12 @@ class _Said:
 _said = _Said()
 
 
+def leaving(hostname: str) -> bool:
+    """Whether the worker `hostname` of this process is stopping on a signal: its `vsm_metrics` reply says so, so
+    a reply it still gives during a warm shutdown, after its goodbye was collected, does not read as its return."""
+    return hostname in _said.threads
+
+
 def on_worker_shutting_down(app: Celery, sender: Any = None, **_: Any) -> None:
     """`worker_shutting_down` handler (bind `app` first): a signal stops the worker; say goodbye now, from a
     thread, since this runs inside the signal handler and the broker may be slow."""

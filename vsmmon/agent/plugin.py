@@ -279,9 +279,10 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
     errors: dict[str, str] = {}
     children: list[int] = []
     queues: list[str] = []
-    direct_consumed = False
+    direct_consumed = stopping = False
     try:
         consumer = state.consumer
+        stopping = goodbye.leaving(str(getattr(consumer, "hostname", "")))
         info = getattr(consumer.pool, "info", None) or {}
         # the solo pool lists the worker's own process as its one "child": counted once, as the main process
         children = [int(pid) for pid in info.get("processes", []) if isinstance(pid, int) and pid != os.getpid()]
@@ -323,6 +324,7 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         "config_hash": _state.config_hash(),
         "queues": queues,
         "worker_direct": direct_consumed,
+        "stopping": stopping,  # a warm shutdown began: what it still answers is not a return (`goodbye.leaving`)
         "metrics": metrics,
         "tasks": per_task,
         "errors": errors,

@@ -48,10 +48,13 @@ def collect(
     `expected_workers` that did not answer is listed as unreachable. `pushed_reports` are what
     pushed agents sent since the last cycle, oldest first: the latest of each agent is kept.
     `queue_stats` and `queue_errors` are what the broker probes read, one report per queue.
-    `stopped` are the workers that said goodbye since the last cycle: stopped on purpose, not unreachable.
+    `stopped` are the workers that said goodbye since the last cycle: stopped on purpose, not unreachable. A
+    worker whose reply says it is stopping (a warm shutdown began, `goodbye.leaving`) is one of them, and its
+    reply is no report: answered after its goodbye was collected, it would read as back, then as lost.
     """
     reports = list(host_reports)
-    workers = [parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items())]
+    leaving = stopping(worker_replies)
+    workers = [parse_worker_reply(name, reply) for name, reply in sorted(worker_replies.items()) if name not in leaving]
     reports.extend(workers)
     reports.extend(host_report(reply) for reply in worker_replies.values() if _reports_host(reply))
     reports.extend(queue_reports(queue_stats, workers, queue_errors or {}))
@@ -60,10 +63,15 @@ def collect(
     unique: dict[str, AgentReport] = {}
     for report in reports:  # the first report of an id wins: a pushed agent cannot shadow a worker
         unique.setdefault(report.agent_id, report)
-    gone = set(stopped)
+    gone = set(stopped) | leaving
     unreachable = tuple(sorted({scrub(n) for n in set(expected_workers) - set(worker_replies) - gone}))
     return Collection(collection_id, utc(now), duration_ms, tuple(unique.values()), unreachable, interval_s,
                       tuple(sorted({scrub(n) for n in gone})))  # fmt: skip
+
+
+def stopping(replies: Mapping[str, Any]) -> set[str]:
+    """The workers whose `vsm_metrics` reply says they are stopping."""
+    return {name for name, reply in replies.items() if isinstance(reply, Mapping) and reply.get("stopping") is True}
 
 
 def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:

@@ -9,8 +9,9 @@ Judged at each collection's time `now`:
   that judges it so asks for a health assessment at once. (Two missed collections would be faster, but a
   collection slot that is late or skipped, or a self-report pushed a little late, would then read as an
   outage: the scenario suite's rolling restart did.)
-- stopped: it said goodbye (a clean stop, `vsmmon.agent.goodbye`): gone on purpose, not lost. It stays
-  stopped until it is seen again after its goodbye, so a planned scale-in or a restart is not an outage.
+- stopped: it said goodbye (a clean stop, `vsmmon.agent.goodbye`), or its reply says it is stopping: gone on
+  purpose, not lost. It stays stopped until it is seen again after its goodbye (a stopping reply is no
+  report, `vsmmon.collect.collector`), so a planned scale-in or a restart is not an outage.
 Offline and stopped agents stay in the registry and history; live views hide them after `purge_after_s`, and
 maintenance forgets them after `retention_agents_s` (`vsmmon.store.retention`).
 """
