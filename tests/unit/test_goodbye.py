@@ -58,3 +58,22 @@ def test_a_signal_says_goodbye_as_the_stop_begins_and_the_shutdown_does_not_say_
     with app.connection_for_read() as conn:
         said = drain(conn)
     assert [g.hostname for g in said] == ["w9@h"]
+
+
+def test_a_worker_replies_stopping_from_its_stop_signal_until_it_has_stopped() -> None:
+    from types import SimpleNamespace
+
+    from celery import Celery
+
+    from vsmmon.agent.goodbye import on_worker_shutting_down
+    from vsmmon.agent.plugin import vsm_metrics
+
+    app = Celery("stopping-test", broker="memory://", set_as_current=False)
+    pool = SimpleNamespace(info={"processes": []}, num_processes=2)
+    consumer = SimpleNamespace(hostname="w7@h", pool=pool, controller=None, task_consumer=None, app=app)
+    state = SimpleNamespace(consumer=consumer)
+    assert vsm_metrics(state)["stopping"] is False
+    on_worker_shutting_down(app, sender="w7@h", sig="SIGTERM", how="Warm", exitcode=0)
+    assert vsm_metrics(state)["stopping"] is True
+    on_worker_shutdown(SimpleNamespace(hostname="w7@h", exitcode=0, app=app))
+    assert vsm_metrics(state)["stopping"] is False  # the same hostname started again in this process

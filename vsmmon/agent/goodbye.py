@@ -84,14 +84,18 @@ def on_worker_shutdown(sender: Any, **_: Any) -> None:
     """`worker_shutdown` handler: unless a goodbye was said as the stop began, a worker stopping with exit code 0
     (the `shutdown` command) says it now; one that fails (non-zero exit code) stays silent, read as lost."""
     hostname = str(getattr(sender, "hostname", ""))
-    if (thread := _said.threads.get(hostname)) is not None:
-        thread.join(timeout=SAY_WAIT_S)
-        if hostname in _said.sent:
+    try:
+        if (thread := _said.threads.get(hostname)) is not None:
+            thread.join(timeout=SAY_WAIT_S)
+            if hostname in _said.sent:
+                return
+        exitcode = getattr(sender, "exitcode", None) or 0
+        if exitcode != 0 and thread is None:
             return
-    exitcode = getattr(sender, "exitcode", None) or 0
-    if exitcode != 0 and thread is None:
-        return
-    _try_send(lambda: sender.app, hostname)
+        _try_send(lambda: sender.app, hostname)
+    finally:  # stopped: a worker started again in this process (embedded, tests) is not leaving
+        _said.threads.pop(hostname, None)
+        _said.sent.discard(hostname)
 
 
 def _try_send(app: Callable[[], Celery], hostname: str) -> bool:
