@@ -51,7 +51,7 @@ screenshots: $(STAMP) browser
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy vsmmon workers beat_schedule.py
+	$(VENV)/bin/mypy vsmmon
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from vsmmon.collect.collector import collect
-from workers.fleet import FleetPoller, control_app
+from vsmmon.workers.fleet import FleetPoller, control_app
 
 TIMEOUT_S = 1.5
 """The pipeline's default `VSMMON_COLLECT_TIMEOUT_S`."""

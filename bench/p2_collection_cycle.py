@@ -14,7 +14,7 @@ from celery import Celery
 from bench.celery_worker import running_fleet
 from bench.common import Result, Stats, Target, alternating
 from bench.services import flushed_redis, redis_url
-from workers.fleet import FleetPoller, control_app
+from vsmmon.workers.fleet import FleetPoller, control_app
 
 ID = "P2"
 TARGET = Target(max_ratio=1.5)

@@ -42,8 +42,8 @@ from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.store.migrations import upgrade
 from vsmmon.store.realtime import RealtimeWindow
 from vsmmon.store.retention import policies
-from workers.app import create_app
-from workers.context import build_context
+from vsmmon.workers.app import create_app
+from vsmmon.workers.context import build_context
 
 ID = "P4"
 TARGET = Target(max_figure=1.0)

@@ -40,8 +40,8 @@ from vsmmon.config import load_settings
 from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.names import ALERTS_DELIVER
 from vsmmon.store import migrations
-from workers.alerts import report_signals
-from workers.app import create_app
+from vsmmon.workers.alerts import report_signals
+from vsmmon.workers.app import create_app
 
 ID = "P5"
 TARGET = Target(max_figure=100.0)

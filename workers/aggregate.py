@@ -13,7 +13,7 @@ from celery import Celery
 from vsmmon import names
 from vsmmon.codec import screen
 from vsmmon.errors import NotFound, TransientError
-from workers.context import VsmTask
+from vsmmon.workers.context import VsmTask
 
 
 def register(app: Celery) -> None:

@@ -43,7 +43,7 @@ from vsmmon.alerts.model import Alert, Event, Notification, Signal
 from vsmmon.alerts.routing import alertmanager_payload
 from vsmmon.errors import InvalidInput, StoreUnavailable, TransientError
 from vsmmon.redact import redact_url
-from workers.context import VsmTask, WorkerContext
+from vsmmon.workers.context import VsmTask, WorkerContext
 
 log = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_S = 5.0

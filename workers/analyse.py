@@ -8,15 +8,15 @@ from typing import Any
 
 from celery import Celery
 
-import beat_schedule
 from vsmmon import names
 from vsmmon.alerts.routing import signal_from_recommendation
 from vsmmon.analyse import inputs
 from vsmmon.analyse.analysis import analyse_fleet, observe
 from vsmmon.errors import TransientError
 from vsmmon.health.inputs import OPERATIONAL, queue_flows
-from workers.alerts import report_signals
-from workers.context import VsmTask, WorkerContext
+from vsmmon.workers import beat_schedule
+from vsmmon.workers.alerts import report_signals
+from vsmmon.workers.context import VsmTask, WorkerContext
 
 ACCURACY_WINDOW_S = 3600
 SIGNAL_TTL_S = 3.0 * beat_schedule.ANALYSIS_EVERY_S  # a recommendation holds for three analyses

@@ -1,6 +1,6 @@
 """The Celery app: JSON only, late acks, one queue per stage.
 
-`create_app(settings)` builds a configured app; `celery -A workers.app` (Flower, the celery CLI) gets
+`create_app(settings)` builds a configured app; `celery -A vsmmon.workers.app` (Flower, the celery CLI) gets
 one from the environment through the module attribute `app`, created on first access, not at import.
 """
 
@@ -12,14 +12,14 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-import beat_schedule
 from vsmmon import names
 from vsmmon.agent import install as install_plugin
 from vsmmon.config import Settings, load_settings
-from workers.context import ContextFactory, PipelineApp, build_context
-from workers.slots import AlignedSchedule
+from vsmmon.workers import beat_schedule
+from vsmmon.workers.context import ContextFactory, PipelineApp, build_context
+from vsmmon.workers.slots import AlignedSchedule
 
-REDIS_TRANSPORT = "workers.transport:Transport"
+REDIS_TRANSPORT = "vsmmon.workers.transport:Transport"
 MAX_MEMORY_PER_CHILD_KIB = 120 * 1024
 
 
@@ -81,7 +81,7 @@ def schedule_from(entries: dict[str, dict[str, Any]], settings: Settings) -> dic
         every = entry["every"]
         period_s = float(getattr(settings, every) if isinstance(every, str) else every)
         options = {"expires": period_s} if entry.get("expires_after_period") else {}
-        # on the wall-clock grid, each run claimed by one beat (workers.slots): any number of beats
+        # on the wall-clock grid, each run claimed by one beat (vsmmon.workers.slots): any number of beats
         resolved[key] = {"task": entry["task"], "schedule": AlignedSchedule(timedelta(seconds=period_s)),
                          "options": options}  # fmt: skip
     return resolved
@@ -95,7 +95,7 @@ def create_app(
     app = PipelineApp(settings, context_factory)
     app.conf.update(celery_config(settings))
     install_plugin(app)
-    from workers import aggregate, alerts, analyse, audit, collect, health, maintenance, persist, s3, s5
+    from vsmmon.workers import aggregate, alerts, analyse, audit, collect, health, maintenance, persist, s3, s5
 
     for module in (collect, persist, aggregate, analyse, health, maintenance, alerts, s3, s5, audit):
         module.register(app)
@@ -103,7 +103,7 @@ def create_app(
 
 
 def __getattr__(name: str) -> Celery:
-    # `celery -A workers.app …` and Flower look up `app`: build it from the environment only then.
+    # `celery -A vsmmon.workers.app …` and Flower look up `app`: build it from the environment only then.
     if name in {"app", "celery"}:
         built = create_app(load_settings())
         globals()[name] = built

@@ -27,9 +27,9 @@ from vsmmon.alerts.model import Severity, Signal
 from vsmmon.collect.broker import QueueProbe
 from vsmmon.health.audit import Audit, Said, Seen, audit_to_dict, canaries_run, candidates, judge, pick
 from vsmmon.models import AgentStatus
-from workers.alerts import report_signals
-from workers.context import VsmTask, WorkerContext
-from workers.fleet import FleetPoller
+from vsmmon.workers.alerts import report_signals
+from vsmmon.workers.context import VsmTask, WorkerContext
+from vsmmon.workers.fleet import FleetPoller
 
 DEADLINE_S = 5.0
 ASK_TIMEOUT_S = 1.5

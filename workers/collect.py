@@ -15,9 +15,9 @@ from vsmmon.collect.broker import QueueStats
 from vsmmon.collect.collector import collect, consumed_queues, stopping
 from vsmmon.collect.screen import screen
 from vsmmon.models import AgentKind, AgentReport
-from workers.alerts import report_signals
-from workers.context import VsmTask, WorkerContext
-from workers.fleet import FleetPoller
+from vsmmon.workers.alerts import report_signals
+from vsmmon.workers.context import VsmTask, WorkerContext
+from vsmmon.workers.fleet import FleetPoller
 
 DISCOVERY_EVERY_S = 30.0
 

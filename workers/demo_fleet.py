@@ -1,7 +1,7 @@
 """A demo monitored fleet for the compose file and demos: a Celery app with the vsmmon plugin, and a load.
 
-celery -A workers.demo_fleet worker -Q demo        # a monitored worker
-python -m workers.demo_fleet --rate 5              # publish ~5 demo tasks/s, forever
+celery -A vsmmon.workers.demo_fleet worker -Q demo        # a monitored worker
+python -m vsmmon.workers.demo_fleet --rate 5              # publish ~5 demo tasks/s, forever
 """
 
 from __future__ import annotations

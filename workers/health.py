@@ -26,8 +26,8 @@ from vsmmon.alerts.routing import signals_from_assessment
 from vsmmon.health.assessment import HealthAssessment, evaluate
 from vsmmon.health.codec import assessment_to_dict, previous_from_dict, previous_to_dict, rows
 from vsmmon.health.inputs import gather
-from workers.alerts import report_signals
-from workers.context import VsmTask, WorkerContext
+from vsmmon.workers.alerts import report_signals
+from vsmmon.workers.context import VsmTask, WorkerContext
 
 log = logging.getLogger(__name__)
 ACTIVE = (AlertStatus.FIRING, AlertStatus.ACKNOWLEDGED)  # what an ad-hoc check reports beside its scores

@@ -11,7 +11,7 @@ from celery import Celery
 from vsmmon import names
 from vsmmon.errors import TransientError
 from vsmmon.store.retention import policies
-from workers.context import VsmTask
+from vsmmon.workers.context import VsmTask
 
 AHEAD = timedelta(hours=3)
 

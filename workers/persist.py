@@ -14,7 +14,7 @@ from vsmmon.codec import screen
 from vsmmon.collect.registry import evaluate
 from vsmmon.errors import NotFound, TransientError
 from vsmmon.models import AgentStatus
-from workers.context import VsmTask, WorkerContext
+from vsmmon.workers.context import VsmTask, WorkerContext
 
 log = logging.getLogger(__name__)
 RETRY_MAX_S = 20  # while the database is down, each staged collection is retried at least this often

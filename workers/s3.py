@@ -33,10 +33,10 @@ from vsmmon.control.views import Known, candidates, last_actions, shown, worker_
 from vsmmon.errors import NotFound, TransientError
 from vsmmon.models import Pain, PainCondition
 from vsmmon.store.alert_records import ControlAction
-from workers.alerts import report_signals
-from workers.context import VsmTask, WorkerContext
-from workers.fleet import FleetPoller
-from workers.s5 import held_by
+from vsmmon.workers.alerts import report_signals
+from vsmmon.workers.context import VsmTask, WorkerContext
+from vsmmon.workers.fleet import FleetPoller
+from vsmmon.workers.s5 import held_by
 
 CONTROL_TIMEOUT_S = 2.0
 SETTLE_S = 10.0  # how long the pool may take to show the change in stats

@@ -20,8 +20,8 @@ from vsmmon.alerts.model import Notification
 from vsmmon.control.s5 import Standing, decide
 from vsmmon.errors import TransientError
 from vsmmon.store.alert_records import PolicyDecision
-from workers.context import VsmTask, WorkerContext
-from workers.fleet import FleetPoller
+from vsmmon.workers.context import VsmTask, WorkerContext
+from vsmmon.workers.fleet import FleetPoller
 
 log = logging.getLogger(__name__)
 HOLD_MAX_S = 3600.0  # a hold nobody lifts ends by itself

@@ -21,7 +21,7 @@ from celery.beat import PersistentScheduler, ScheduleEntry
 from celery.schedules import schedstate, schedule
 
 from vsmmon import names
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.web import create_app
-from workers.app import create_app as create_pipeline
-from workers.gateway import CeleryGateway
+from vsmmon.workers.app import create_app as create_pipeline
+from vsmmon.workers.gateway import CeleryGateway
 
 TRUTHY = {"1", "on", "t", "true", "y", "yes"}
 FALSY = {"0", "off", "f", "false", "n", "no"}

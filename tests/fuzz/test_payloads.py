@@ -40,8 +40,8 @@ from vsmmon.config import Settings
 from vsmmon.errors import InvalidInput, NotFound, VsmmonError
 from vsmmon.models import AgentKind
 from vsmmon.store.postgres import PostgresStore
-from workers.app import create_app
-from workers.context import PipelineApp
+from vsmmon.workers.app import create_app
+from vsmmon.workers.context import PipelineApp
 
 KINDS = [k.value for k in AgentKind]
 T = TypeVar("T")

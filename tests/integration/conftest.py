@@ -26,8 +26,8 @@ from vsmmon.config import Settings, load_settings
 from vsmmon.local.embedded import EmbeddedPostgres, EmbeddedRedis, server_home
 from vsmmon.store import migrations
 from vsmmon.store.postgres import PostgresStore, create_engine
-from workers.app import create_app
-from workers.context import PipelineApp
+from vsmmon.workers.app import create_app
+from vsmmon.workers.context import PipelineApp
 
 T = TypeVar("T")
 TABLES = (

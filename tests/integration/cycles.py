@@ -9,7 +9,7 @@ from tests.integration.conftest import CYCLE_INTERVAL_S, CYCLE_TIMEOUT_S, poll
 from vsmmon import names
 from vsmmon.models import CollectionSummary
 from vsmmon.store.postgres import PostgresStore
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 INTERVAL_S, TIMEOUT_S = CYCLE_INTERVAL_S, CYCLE_TIMEOUT_S
 

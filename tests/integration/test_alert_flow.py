@@ -30,8 +30,8 @@ from vsmmon.alerts.model import Alert, AlertPolicy, AlertState, AlertStatus, Not
 from vsmmon.config import Settings
 from vsmmon.store.alert_records import AlertRecords, ControlAction
 from vsmmon.store.postgres import PostgresStore, create_engine
-from workers.app import create_app
-from workers.context import PipelineApp
+from vsmmon.workers.app import create_app
+from vsmmon.workers.context import PipelineApp
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -152,7 +152,7 @@ def test_a_condition_gone_before_it_persisted_gets_no_action(
     alert_settings: Settings, clean_services: None, records: AlertRecords
 ) -> None:
     """S3 deferred a young alert; when the notification comes back the alert is no longer open: nothing done."""
-    from workers.s3 import act
+    from vsmmon.workers.s3 import act
 
     app = create_app(alert_settings)
     sig = Signal("bottleneck", "busy@h", Severity.CRITICAL, {"factor": "queue"}, "busy@h: queue 0.00", resource=True)
@@ -168,7 +168,7 @@ def test_a_young_condition_is_deferred_before_it_is_planned(
 ) -> None:
     """S3 decides nothing on an alert younger than `control_persist_s`, not even "none": it sends the
     notification back to itself and decides on what holds once the condition persisted."""
-    from workers.s3 import act
+    from vsmmon.workers.s3 import act
 
     app = create_app(alert_settings)
     sig = Signal("bottleneck", "busy@h", Severity.CRITICAL, {"factor": "queue"}, "busy@h: queue 0.00", resource=True)

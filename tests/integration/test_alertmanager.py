@@ -26,9 +26,9 @@ from vsmmon.alerts.model import Severity, Signal
 from vsmmon.config import Settings
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import create_engine
-from workers.alerts import report_signals
-from workers.app import create_app
-from workers.context import PipelineApp
+from vsmmon.workers.alerts import report_signals
+from vsmmon.workers.app import create_app
+from vsmmon.workers.context import PipelineApp
 
 ALERTMANAGER = os.environ.get("ALERTMANAGER", "/usr/bin/prometheus-alertmanager")  # `make alertmanager` installs it
 CONFIG = """\

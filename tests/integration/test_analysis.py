@@ -20,7 +20,7 @@ from vsmmon.names import ACCURACY_KEY, EXHAUSTION_KEY
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.store.realtime import RealtimeWindow
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.errors import NotFound
 from vsmmon.store.postgres import PostgresStore
-from workers.app import create_app
-from workers.context import PipelineApp
+from vsmmon.workers.app import create_app
+from vsmmon.workers.context import PipelineApp
 
 OUTAGE_S = float(os.environ.get("VSMMON_TEST_OUTAGE_S", "60"))
 INTERVAL_S = 2.0

@@ -33,7 +33,7 @@ from vsmmon.config import Settings
 from vsmmon.errors import NotFound
 from vsmmon.store._tables import metric_samples
 from vsmmon.store.postgres import PostgresStore
-from workers.app import create_app
+from vsmmon.workers.app import create_app
 
 VISIBILITY_TIMEOUT_S = 4
 
@@ -209,7 +209,7 @@ def test_a_pool_process_killed_mid_persist_has_its_task_requeued_at_once_and_sto
 def test_the_visibility_timeout_must_be_below_the_staging_horizon() -> None:
     from vsmmon.config import load_settings
     from vsmmon.errors import ConfigError
-    from workers.app import transport_options
+    from vsmmon.workers.app import transport_options
 
     with pytest.raises(ConfigError, match="VSMMON_VISIBILITY_TIMEOUT_S: must be below BUFFER_HORIZON_S"):
         load_settings({"VSMMON_VISIBILITY_TIMEOUT_S": "900"})

@@ -15,7 +15,7 @@ from tests.integration.conftest import poll
 from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.local.embedded import free_port
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 AUTH = ("ops", "s3cret-pass")
 

@@ -21,9 +21,9 @@ from vsmmon.config import Settings
 from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.web import create_app as create_web
-from workers.app import create_app
-from workers.context import PipelineApp
-from workers.gateway import CeleryGateway
+from vsmmon.workers.app import create_app
+from vsmmon.workers.context import PipelineApp
+from vsmmon.workers.gateway import CeleryGateway
 
 
 @pytest.fixture

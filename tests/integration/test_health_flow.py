@@ -14,7 +14,7 @@ from tests.integration.fleet import control_app, fleet_workers
 from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.store.postgres import PostgresStore
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 
 def assess(app: PipelineApp) -> dict[str, object]:

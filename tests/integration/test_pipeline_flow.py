@@ -17,8 +17,8 @@ from vsmmon.collect.staging import RedisStaging
 from vsmmon.models import CollectionSummary
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.store.realtime import RealtimeWindow
-from workers.collect import DISCOVERY_EVERY_S
-from workers.context import PipelineApp
+from vsmmon.workers.collect import DISCOVERY_EVERY_S
+from vsmmon.workers.context import PipelineApp
 
 
 def aggregated_collections(store: PostgresStore, after: CollectionSummary | None = None) -> Any:

@@ -32,7 +32,7 @@ from vsmmon.config import Settings
 from vsmmon.local.embedded import free_port
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.web import create_app
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "docs" / "monitoring"

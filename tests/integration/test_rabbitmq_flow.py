@@ -14,8 +14,8 @@ from tests.integration.conftest import poll
 from vsmmon import names
 from vsmmon.config import Settings
 from vsmmon.store.postgres import PostgresStore
-from workers.app import create_app
-from workers.context import PipelineApp
+from vsmmon.workers.app import create_app
+from vsmmon.workers.context import PipelineApp
 
 AMQP_URL = os.environ.get("VSMMON_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 

@@ -16,7 +16,7 @@ from vsmmon.config import Settings
 from vsmmon.models import CollectionSummary
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import PostgresStore
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 pytestmark = pytest.mark.timeout(180)
 

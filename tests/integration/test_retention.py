@@ -16,7 +16,7 @@ from vsmmon.config import Settings
 from vsmmon.models import Collection
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.store.retention import floor_to, policies
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 # a fixed past time, so these partitions never meet the ones the live pipeline uses
 NOW = datetime(2024, 3, 10, 12, 30, tzinfo=UTC)

@@ -15,7 +15,7 @@ from tests.integration.fleet import control_app, fleet_workers
 from vsmmon.agent import Reporter
 from vsmmon.config import Settings
 from vsmmon.store.postgres import PostgresStore
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 
 def status_of(store: PostgresStore, agent_id: str) -> str | None:

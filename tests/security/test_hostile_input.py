@@ -55,7 +55,7 @@ from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import PostgresStore, create_engine
 from vsmmon.web import create_app
 from vsmmon.web.resources import Resources, default_resources
-from workers.context import PipelineApp
+from vsmmon.workers.context import PipelineApp
 
 TOKEN = "hostile-input-token-7f2a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -2,7 +2,8 @@
 
 A module whose name starts with `_` (`vsmmon/store/_tables.py`) is private to its package: only modules
 of that package import it. Checked on the code that uses the library as others would (`vsmmon/`,
-`workers/`, `beat_schedule.py`, `alembic/`, `bench/`); tests may reach into a private module to test it.
+`workers/` with `beat_schedule.py`, shipped as `vsmmon.workers`, `alembic/`, `bench/`); tests may reach into a
+private module to test it. (`rglob` walks no symlink, so `vsmmon/workers` is not read twice.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ AGENT_THIRD_PARTY = {"celery", "kombu", "billiard", "psutil", "httpx"}  # billia
 
 def module_name(path: Path, root: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[0] in ("workers", "beat_schedule"):  # the tasks' name as shipped (the symlink vsmmon/workers)
+        parts = ["vsmmon", "workers", *parts[1:]] if parts[0] == "workers" else ["vsmmon", "workers", *parts]
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)

@@ -102,7 +102,7 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
             _publish(book, outcome)
             if outcome.notifications:
                 from vsmmon.names import ALERTS_DELIVER
-                from workers.app import create_app
+                from vsmmon.workers.app import create_app
 
                 notes = [notification_to_dict(n) for n in outcome.notifications]
                 create_app(resolved).send_task(ALERTS_DELIVER, args=(notes,))

@@ -48,8 +48,8 @@ def exit_code(result: dict[str, Any], agent: str | None) -> int:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from vsmmon.errors import TransientError
-    from workers.app import create_app
-    from workers.gateway import CeleryGateway
+    from vsmmon.workers.app import create_app
+    from vsmmon.workers.gateway import CeleryGateway
 
     settings = runfile.resolve(settings)
     try:

@@ -158,7 +158,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.app import create_app
+    from vsmmon.workers.app import create_app
 
     app = create_app(settings)
     hostname = args.hostname or f"vsmmon-{args.role}@{socket.gethostname()}"
@@ -180,7 +180,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     from vsmmon.collect.selfreport import SelfReporter
     from vsmmon.collect.staging import RedisStaging
-    from workers.app import create_app
+    from vsmmon.workers.app import create_app
 
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,7 @@ def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     try:
         app.Beat(
             schedule=str(data_dir / "celerybeat-schedule"),
-            scheduler="workers.slots:SlotScheduler",  # any number of beats; each run sent once
+            scheduler="vsmmon.workers.slots:SlotScheduler",  # any number of beats; each run sent once
             loglevel=settings.log_level,
             max_interval=5,
         ).run()
@@ -204,8 +204,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from vsmmon.web import create_app
     from vsmmon.web.serving import server_config
-    from workers.app import create_app as create_pipeline
-    from workers.gateway import CeleryGateway
+    from vsmmon.workers.app import create_app as create_pipeline
+    from vsmmon.workers.gateway import CeleryGateway
 
     resolved = runfile.resolve(settings)
     app = create_app(resolved, gateway=CeleryGateway(create_pipeline(resolved)))
@@ -233,7 +233,7 @@ def cmd_recommendations(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
-    from workers.app import create_app
+    from vsmmon.workers.app import create_app
 
     if not os.environ.get("FLOWER_BASIC_AUTH") and args.address not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError("FLOWER_BASIC_AUTH", "required when Flower listens beyond this machine (user:password)")
