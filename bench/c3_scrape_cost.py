@@ -17,6 +17,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     disable_created_metrics,
     enable_created_metrics,
     generate_latest,
@@ -25,12 +26,14 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from bench.common import Result, Stats, Target, alternating
+from vsmmon.agent.counters import TaskCounters
 from vsmmon.models import AgentInfo, AgentKind, AgentStatus
 from vsmmon.web import metrics_fleet
 
 ID = "C3"
 TARGET = Target(max_ratio=2.0)
-TASK_NAMES = 5  # per worker: 4 outcome counters and a runtime p95 each
+TASK_NAMES = 5  # per worker: 4 outcome counters, a runtime p95 and a runtime histogram each
+RUNS_S = (0.004, 0.04, 0.3)  # each task's runs, in three of the histogram's buckets
 QUEUES = 20
 
 
@@ -108,9 +111,23 @@ def fleet(workers: int) -> list[AgentInfo]:
             for outcome in metrics_fleet.OUTCOMES:
                 metrics[f"task.app.task_{t}.{outcome}_total"] = float(w * 10 + t)
             metrics[f"task.app.task_{t}.runtime_p95_s"] = 0.01 * (t + 1)
+            metrics.update({f"task.app.task_{t}.{k}": v for k, v in HISTOGRAM.items()})
         found.append(agent(f"celery@worker-{w:04d}", AgentKind.CELERY_WORKER, metrics))
     found += [agent(f"queue:q{q}", AgentKind.QUEUE, {"messages": float(q), "consumers": 2.0}) for q in range(QUEUES)]
     return found
+
+
+def _histogram() -> dict[str, float]:
+    """The plugin's histogram figures of one task name that ran RUNS_S (as a reply carries them)."""
+    counters = TaskCounters()
+    for runtime in RUNS_S:
+        counters.succeeded("t", runtime)
+    return {
+        k: v for k, v in counters.snapshot()[1]["t"].items() if k.startswith(("runtime_le_", "runtime_c", "runtime_s"))
+    }
+
+
+HISTOGRAM = _histogram()
 
 
 def baseline_registry(agents: Sequence[AgentInfo]) -> CollectorRegistry:
@@ -125,6 +142,9 @@ def baseline_registry(agents: Sequence[AgentInfo]) -> CollectorRegistry:
     pool = gauge("vsmmon_worker_pool_size", ["hostname"])
     tasks = {o: Counter(f"celery_task_{o}", o, ["name", "hostname"], registry=registry) for o in metrics_fleet.OUTCOMES}
     runtime = gauge("vsmmon_task_runtime_p95_seconds", ["name", "hostname"])
+    histogram = Histogram(
+        "celery_task_runtime", "runtime", ["name", "hostname"], registry=registry
+    )  # celery-exporter's
     length, consumers = (
         gauge("celery_queue_length", ["queue_name"]),
         gauge("celery_active_consumer_count", ["queue_name"]),
@@ -147,7 +167,10 @@ def baseline_registry(agents: Sequence[AgentInfo]) -> CollectorRegistry:
                 name, _, figure = key.removeprefix("task.").rpartition(".")
                 if figure == "runtime_p95_s":
                     runtime.labels(name, host).set(value)
-                else:
+                elif figure == "runtime_count":
+                    for run in RUNS_S:
+                        histogram.labels(name, host).observe(run)
+                elif not figure.startswith("runtime_"):
                     tasks[figure.removesuffix("_total")].labels(name, host).inc(value)
     return registry
 

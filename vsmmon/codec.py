@@ -60,6 +60,7 @@ def _report_texts(r: AgentReport) -> Iterator[tuple[str, str]]:
     yield "version", r.version
     yield "config_hash", r.config_hash
     yield from (("metrics", name) for name in r.metrics)
+    yield from (("latest", name) for name in r.latest)
     for key, value in r.errors.items():
         yield "errors", key
         yield f"errors.{scrub(key)[:40]}", value
@@ -69,7 +70,7 @@ def _report_texts(r: AgentReport) -> Iterator[tuple[str, str]]:
 def report_problem(report: AgentReport) -> str | None:
     """Which text field of `report` holds a character `control_character` refuses, and which; None if none."""
     r = report
-    if control_character("".join((r.agent_id, r.host, r.version, r.config_hash, *r.metrics, *r.errors,
+    if control_character("".join((r.agent_id, r.host, r.version, r.config_hash, *r.metrics, *r.latest, *r.errors,
                                   *r.errors.values(), *r.queues))) is None:  # fmt: skip
         return None  # one look at the whole report: a cycle screens thousands
     for name, text in _report_texts(report):
@@ -109,6 +110,7 @@ def report_to_dict(r: AgentReport) -> dict[str, Any]:
         "queues": list(r.queues),
         "config_hash": r.config_hash,
         "interval_s": r.interval_s,
+        "latest": dict(r.latest),
     }
 
 
@@ -124,6 +126,7 @@ def report_from_dict(r: Any) -> AgentReport:
         queues=tuple(str(q) for q in r.get("queues", ())),
         config_hash=str(r.get("config_hash", "")),
         interval_s=None if r.get("interval_s") is None else float(r["interval_s"]),
+        latest={str(k): float(v) for k, v in r.get("latest", {}).items()},  # an older version's staging: none
     )
 
 

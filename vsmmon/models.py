@@ -77,9 +77,12 @@ class AgentReport:
     queues: tuple[str, ...] = ()
     config_hash: str = ""
     interval_s: float | None = None  # a pushed agent's own period; None: the collection interval
+    latest: Mapping[str, float] = field(default_factory=dict)
+    """Figures the registry keeps as the agent's latest and no series stores (`names.latest_only`: per-task
+    runtime histograms, read on `/metrics`); the registry's `AgentInfo.metrics` holds both."""
 
     def __post_init__(self) -> None:
-        bad = [name for name, value in self.metrics.items() if not math.isfinite(value)]
+        bad = [name for name, value in (*self.metrics.items(), *self.latest.items()) if not math.isfinite(value)]
         if bad:
             raise ValueError(f"agent {self.agent_id!r}: non-finite values for {', '.join(sorted(bad))}")
 

@@ -117,6 +117,28 @@ HEALTH_CHECK_SENT_KEY = PREFIX + "health-check:{id}"  # an ad-hoc check the API 
 HEALTH_CHECK_SENT_TTL_S = 3600
 STREAM_TICKET_KEY = PREFIX + "stream-ticket:{digest}"  # a dashboard's single-use event-stream ticket (its SHA-256)
 
+# --- the per-task runtime histogram a worker reports (`task.NAME.FIGURE`, vsmmon.agent.counters) -----------
+RUNTIME_BUCKETS_MS = (5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
+"""Upper bounds of each task name's runtime histogram: prometheus_client's default buckets, which
+celery-exporter's `celery_task_runtime` uses, so a dashboard's `histogram_quantile` reads both alike."""
+RUNTIME_COUNT = "runtime_count"
+RUNTIME_SUM = "runtime_sum_s"
+
+
+def runtime_bucket(bound_ms: int) -> str:
+    """The figure counting the task's runs of at most `bound_ms` (cumulative, as Prometheus' `le`)."""
+    return f"runtime_le_{bound_ms}ms"
+
+
+HISTOGRAM_FIGURES = frozenset({RUNTIME_COUNT, RUNTIME_SUM, *map(runtime_bucket, RUNTIME_BUCKETS_MS)})
+
+
+def latest_only(metric: str) -> bool:
+    """A figure kept as the agent's latest (the registry, `/metrics`) and stored in no series: a histogram's
+    buckets are scraped, never charted or aggregated (up to 16 per task name would multiply the samples)."""
+    return metric.startswith("task.") and metric.rpartition(".")[2] in HISTOGRAM_FIGURES
+
+
 # --- pub/sub channels of the dashboard ---------------------------------------------------------------
 HEALTH_CHANNEL = PREFIX + "health"
 """Each assessment, as the JSON of `vsmmon.health.codec.assessment_to_dict`."""

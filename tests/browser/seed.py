@@ -61,6 +61,14 @@ def worker_metrics(i: int, t_s: float, rng: random.Random) -> dict[str, float]:
     }
 
 
+def worker_histogram(t_s: float) -> dict[str, float]:
+    """The plugin's sparse runtime histogram of `vsmmon.collect.run`: 40 % of the runs within 50 ms, all within 100."""
+    runs = 100 + t_s / INTERVAL_S
+    task = "task.vsmmon.collect.run."
+    return {f"{task}runtime_count": runs, f"{task}runtime_sum_s": 0.06 * runs,
+            f"{task}runtime_le_50ms": 0.4 * runs, f"{task}runtime_le_100ms": runs}  # fmt: skip
+
+
 def seed(store: PostgresStore, client: redis.Redis, agents: int = 40, offline: int = 3, cycles: int = 60) -> Fleet:
     """Register `agents` workers and the queues, `cycles` collections of history, `offline` of them offline."""
     rng = random.Random(7)
@@ -73,7 +81,7 @@ def seed(store: PostgresStore, client: redis.Redis, agents: int = 40, offline: i
         t_s = (at - start).total_seconds()
         reports = [
             AgentReport(name, AgentKind.CELERY_WORKER, f"host-{i % 5}", worker_metrics(i, t_s, rng), version="2.3",
-                        queues=(QUEUES[i % len(QUEUES)],))
+                        queues=(QUEUES[i % len(QUEUES)],), latest=worker_histogram(t_s))
             for i, name in enumerate(names)
         ]  # fmt: skip
         reports += [

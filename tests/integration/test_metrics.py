@@ -39,6 +39,7 @@ FAMILIES = {
     "celery_worker_tasks_active": "gauge",
     "celery_task_succeeded": "counter",
     "celery_task_failed": "counter",
+    "celery_task_runtime": "histogram",
     "celery_queue_length": "gauge",
     "vsmmon_worker_memory_bytes": "gauge",
     "vsmmon_source_up": "gauge",
@@ -140,6 +141,18 @@ def test_metrics_hold_the_current_state(
     runtime = metrics["vsmmon_task_runtime_p95_seconds"]
     assert value(runtime, name="vsmmon.collect.run", hostname=worker) == pytest.approx(0.05 + 0.001 * i)
     assert {s.labels["hostname"] for s in runtime} == set(live)
+    histogram = {
+        s.labels["le"]: s.value
+        for s in metrics["celery_task_runtime"]
+        if s.name.endswith("_bucket") and (s.labels["name"], s.labels["hostname"]) == ("vsmmon.collect.run", worker)
+    }
+    assert histogram["0.025"] == 0
+    assert histogram["0.05"] == histogram["0.075"] == pytest.approx(0.4 * 102)  # a bound left out holds the one below
+    assert histogram["0.1"] == histogram["10.0"] == histogram["+Inf"] == 102
+    assert value(metrics["celery_task_runtime"], "_count", name="vsmmon.collect.run", hostname=worker) == 102
+    with store.engine.connect() as conn:  # the registry keeps them; no series does
+        stored = conn.execute(sa.text("SELECT count(*) FROM metric_samples WHERE metric LIKE 'task.%runtime_%'"))
+        assert stored.scalar_one() == 3 * 6  # the p95 of each worker in each of the 3 stored cycles, no bucket
     assert value(metrics["vsmmon_worker_memory_bytes"], hostname=worker) > 80 * 1024 * 1024  # main + children
     assert 0 <= value(metrics["vsmmon_worker_cpu_percent"], hostname=worker) <= 100
     assert 0 <= value(metrics["celery_worker_tasks_active"], hostname=worker) <= 4

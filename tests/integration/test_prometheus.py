@@ -159,7 +159,8 @@ def test_prometheus_scrapes_a_running_pipeline_and_answers_for_a_worker_and_a_ta
         def counted() -> bool:
             beat.cycle()
             agent = next((a for a in store.agents() if a.agent_id == worker.hostname), None)
-            return agent is not None and agent.metrics.get("task.fleet.ok.succeeded_total") == 5
+            figures = ("succeeded_total", "runtime_count")  # the registry keeps the histogram too
+            return agent is not None and all(agent.metrics.get(f"task.fleet.ok.{f}") == 5 for f in figures)
 
         poll(counted, deadline_s=60, what="a collection that counted the 5 tasks")
         base = prometheus_for(f"127.0.0.1:{port}")
@@ -170,6 +171,12 @@ def test_prometheus_scrapes_a_running_pipeline_and_answers_for_a_worker_and_a_ta
         ok = poll(lambda: answered(f'celery_task_succeeded_total{{name="fleet.ok", hostname="{worker.hostname}"}}'),
                   deadline_s=30, what="Prometheus to scrape the task counter")  # fmt: skip
         assert float(ok[0]["value"][1]) == 5
+        task = f'name="fleet.ok", hostname="{worker.hostname}"'
+        runs = poll(lambda: answered(f"celery_task_runtime_count{{{task}}}"), deadline_s=30,
+                    what="Prometheus to scrape the task's runtime histogram")  # fmt: skip
+        assert float(runs[0]["value"][1]) == 5
+        (median,) = query(base, f"histogram_quantile(0.5, celery_task_runtime_bucket{{{task}}})")
+        assert 0 < float(median["value"][1]) <= 0.25  # a task that returns at once: its runs in the low buckets
         cpu = poll(lambda: answered(f'vsmmon_worker_cpu_percent{{hostname="{worker.hostname}"}}'), deadline_s=30,
                    what="Prometheus to scrape the worker's CPU")  # fmt: skip
         assert 0 <= float(cpu[0]["value"][1]) <= 100 * (os.cpu_count() or 1)

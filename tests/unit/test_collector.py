@@ -202,3 +202,29 @@ def test_only_a_stopping_flag_of_true_means_stopping(flag: object) -> None:
     c = collect(collection_id=uuid.uuid4(), now=NOW, duration_ms=1.0, host_reports=[],
                 worker_replies={"celery@w1": {**reply(), "stopping": flag}})  # fmt: skip
     assert ([r.agent_id for r in c.reports], c.stopped) == (["celery@w1"], ())
+
+
+def test_a_tasks_runtime_histogram_is_kept_as_the_latest_and_in_no_series() -> None:
+    from vsmmon.codec import report_from_json, report_to_json
+
+    figures = {"succeeded_total": 3, "runtime_p95_s": 0.2, "runtime_count": 3, "runtime_sum_s": 0.41,
+               "runtime_le_5ms": 1, "runtime_le_250ms": 3}  # fmt: skip
+    c = collect(collection_id=uuid.uuid4(), now=NOW, duration_ms=1.0, host_reports=[HOST],
+                worker_replies={"celery@w1": {**reply(active=1), "tasks": {"app.add": figures}}})  # fmt: skip
+    (report,) = [r for r in c.reports if r.agent_id == "celery@w1"]
+    assert report.latest == {"task.app.add.runtime_count": 3.0, "task.app.add.runtime_sum_s": 0.41,
+                             "task.app.add.runtime_le_5ms": 1.0, "task.app.add.runtime_le_250ms": 3.0}  # fmt: skip
+    assert report.metrics == {"active": 1.0, "task.app.add.succeeded_total": 3.0, "task.app.add.runtime_p95_s": 0.2}
+    assert {s.metric for s in c.samples()} == {"cpu_percent", *report.metrics}
+    assert c.sample_count == 4
+    assert report_from_json(report_to_json(report)) == report  # the staging buffer keeps them
+
+
+def test_histogram_figures_are_capped_on_their_own_and_a_bad_one_is_dropped_with_a_reason() -> None:
+    tasks = {f"t{i}": {"runtime_count": 1, "runtime_sum_s": 0.1} for i in range(MAX_METRICS_PER_AGENT)}
+    tasks["t0"]["runtime_le_5ms"] = "many"  # type: ignore[assignment]
+    report = parse_worker_reply("celery@w1", {**reply(active=1), "tasks": tasks})
+    assert len(report.latest) == MAX_METRICS_PER_AGENT
+    assert report.metrics == {"active": 1.0}
+    assert report.errors["metric:task.t0.runtime_le_5ms"] == "expected a number, got str"
+    assert report.errors["histograms"] == f"more than {MAX_METRICS_PER_AGENT} histogram figures; the rest were dropped"

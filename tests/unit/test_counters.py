@@ -36,6 +36,8 @@ def test_outcomes_are_counted_per_task_and_in_total() -> None:
     assert per_task["a"] == {
         "succeeded_total": 3.0, "failed_total": 1.0, "retried_total": 0.0, "rejected_total": 0.0,
         "runtime_p95_s": pytest.approx(np.percentile([0.1, 0.2, 0.3, 0.5], 95)),
+        "runtime_count": 3.0, "runtime_sum_s": pytest.approx(0.6),  # the histogram: of the 3 successes
+        "runtime_le_100ms": 1.0, "runtime_le_250ms": 2.0, "runtime_le_500ms": 3.0,
     }  # fmt: skip
     assert "runtime_p95_s" not in per_task["b"]
 
@@ -85,3 +87,24 @@ def test_the_observers_probes_are_counted_but_not_in_the_workers_runtime_percent
     assert totals["tasks_succeeded_total"] == 100
     assert totals["tasks_failed_total"] == 1
     assert per_task["vsmmon.collect.run"]["runtime_p95_s"] == 2.0  # its own p95 (51 runtimes) stays
+
+
+def test_each_names_successes_fill_cumulative_runtime_buckets_and_only_the_bounds_that_hold_runs() -> None:
+    c = TaskCounters()
+    for runtime in (0.004, 0.005, 0.2, 0.2, 30.0):  # 0.005 is at its bound: le, as Prometheus counts
+        c.succeeded("a", runtime)
+    c.failed("a", 0.001)  # celery-exporter's histogram is of successes
+    _, per_task = c.snapshot()
+    figures = {k: v for k, v in per_task["a"].items() if k.startswith("runtime_") and k != "runtime_p95_s"}
+    assert figures == {
+        "runtime_count": 5.0, "runtime_sum_s": pytest.approx(30.409),
+        "runtime_le_5ms": 2.0, "runtime_le_250ms": 4.0,  # 30 s is past the last bound (10 s): in +Inf only
+    }  # fmt: skip
+
+
+def test_a_name_with_no_success_reports_no_histogram() -> None:
+    c = TaskCounters()
+    c.failed("a", 0.3)
+    c.retried("a")
+    _, per_task = c.snapshot()
+    assert not [k for k in per_task["a"] if k.startswith(("runtime_le_", "runtime_count", "runtime_sum"))]

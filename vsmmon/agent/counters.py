@@ -2,14 +2,18 @@
 
 Pure and Celery-free: the plugin feeds it from the worker's request hooks and reads `snapshot()` when
 `vsm_metrics` is asked. Memory is bounded: a fixed number of task names (the rest count as `other`),
-fixed-size windows of recent runtimes and queue waits, and at most `FOLD_EVERY` successes pending.
+fixed-size windows of recent runtimes and queue waits, fixed runtime buckets per name (`names.RUNTIME_BUCKETS_MS`),
+and at most `FOLD_EVERY` successes pending.
 """
 
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
+
+from vsmmon.names import RUNTIME_BUCKETS_MS, RUNTIME_COUNT, RUNTIME_SUM, runtime_bucket
 
 MAX_TASK_NAMES = 25
 OTHER = "other"
@@ -17,6 +21,7 @@ RECENT = 1024
 RECENT_PER_TASK = 128
 FOLD_EVERY = 64
 """Successes kept pending at most before they are folded into the counters."""
+_BOUNDS_S: tuple[float, ...] = tuple(ms / 1000 for ms in RUNTIME_BUCKETS_MS)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -36,6 +41,15 @@ class _TaskStats:
     retried: int = 0
     rejected: int = 0
     runtimes_s: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_PER_TASK))
+    buckets: list[int] = field(default_factory=lambda: [0] * len(_BOUNDS_S))  # successes per bucket, not cumulative
+    runtime_sum_s: float = 0.0
+
+    def observe(self, runtime_s: float) -> None:
+        """One success in the histogram (a runtime past the last bound counts in `+Inf` only, as Prometheus')."""
+        i = bisect_left(_BOUNDS_S, runtime_s)
+        if i < len(_BOUNDS_S):
+            self.buckets[i] += 1
+        self.runtime_sum_s += runtime_s
 
 
 class TaskCounters:
@@ -77,6 +91,7 @@ class TaskCounters:
                 stats = stats_of(name)
                 stats.succeeded += 1
                 stats.runtimes_s.append(runtime_s)
+                stats.observe(runtime_s)
                 if name not in self._not_load:
                     self._runtimes_s.append(runtime_s)
 
@@ -103,7 +118,7 @@ class TaskCounters:
             self._waits_s.append(wait_s)
 
     def snapshot(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-        """Worker-wide metrics, and per task name its counters and runtime p95."""
+        """Worker-wide metrics, and per task name its counters, runtime p95 and runtime histogram (successes)."""
         self._fold()
         with self._lock:
             runtimes = sorted(self._runtimes_s)
@@ -133,4 +148,11 @@ def _task_metrics(stats: _TaskStats) -> dict[str, float]:
     }
     if stats.runtimes_s:
         metrics["runtime_p95_s"] = percentile(sorted(stats.runtimes_s), 0.95)
+    if stats.succeeded:  # the histogram of successes, as celery-exporter's: sparse, a bound only where runs are
+        metrics[RUNTIME_COUNT], metrics[RUNTIME_SUM] = float(stats.succeeded), stats.runtime_sum_s
+        cumulative = 0
+        for bound_ms, count in zip(RUNTIME_BUCKETS_MS, stats.buckets, strict=True):
+            cumulative += count
+            if count:
+                metrics[runtime_bucket(bound_ms)] = float(cumulative)
     return metrics

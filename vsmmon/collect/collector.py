@@ -81,7 +81,13 @@ def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
     if not isinstance(reply, Mapping):
         return AgentReport(agent_id, AgentKind.CELERY_WORKER, "", errors=_spoiled({"reply": _describe(reply)}, spoiled))
     errors = _errors(reply.get("errors"), spoiled)
-    metrics, problems = clean_metrics({**_mapping(reply.get("metrics")), **task_metrics(reply.get("tasks"))})
+    figures = task_metrics(reply.get("tasks"))
+    histograms = {name: figures.pop(name) for name in [n for n in figures if names.latest_only(n)]}
+    metrics, problems = clean_metrics({**_mapping(reply.get("metrics")), **figures})
+    latest, dropped = clean_metrics(histograms)  # capped on their own: up to 16 a task name
+    if "metrics" in dropped:
+        dropped["histograms"] = dropped.pop("metrics").replace("metrics", "histogram figures")
+    problems.update(dropped)
     if not isinstance(reply.get("metrics"), Mapping):
         problems["metrics"] = _describe(reply.get("metrics"))
     errors.update(problems)
@@ -100,6 +106,7 @@ def parse_worker_reply(hostname: str, reply: Any) -> AgentReport:
         errors=_spoiled(errors, spoiled),
         queues=tuple(sorted(named)),
         config_hash=config_hash,
+        latest=latest,
     )
 
 

@@ -52,7 +52,7 @@ def upsert_agents(conn: Connection, collection: Collection) -> None:
                 copy.write_row(
                     (
                         r.agent_id, r.kind.value, r.host, r.version, at, r.interval_s or default_interval_s,
-                        r.config_hash, Jsonb(list(r.queues)), Jsonb(dict(r.metrics)), Jsonb(dict(r.errors)),
+                        r.config_hash, Jsonb(list(r.queues)), Jsonb({**r.metrics, **r.latest}), Jsonb(dict(r.errors)),
                     )
                 )  # fmt: skip
         cursor.execute(_MERGE_AGENTS)

@@ -75,7 +75,7 @@ class MemoryStore:
                 r.agent_id, r.kind, r.host, r.version,
                 known.status if known else AgentStatus.ONLINE, known.status_since if known else at,
                 known.first_seen if known else at, at, r.interval_s or collection.interval_s,
-                r.config_hash, r.queues, dict(r.metrics), dict(r.errors),
+                r.config_hash, r.queues, {**r.metrics, **r.latest}, dict(r.errors),
             )  # fmt: skip
 
     def aggregate_collection(self, collection_id: UUID, now: datetime) -> bool:
