@@ -110,3 +110,21 @@ if os.environ.get("VSMMON_TEST_HANG_METRICS") == "1":
             time.sleep(10)
         answered.append(True)
         return real_vsm_metrics(state, **kwargs)
+
+
+WORK_TASKS = 20
+"""`fleet.work.t00` .. `t19`: a fleet of task names, each run as slow and as failing as a test asks."""
+
+
+def _work(name: str) -> Any:
+    @app.task(name=name)
+    def work(sleep_s: float = 0.0, fail: bool = False) -> str:
+        time.sleep(sleep_s)
+        if fail:
+            raise LookupError(f"{name} failed on purpose")
+        return name
+
+    return work
+
+
+WORK = [_work(f"fleet.work.t{i:02d}") for i in range(WORK_TASKS)]

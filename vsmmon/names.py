@@ -115,6 +115,9 @@ S3_CLAIM_KEY = PREFIX + "s3:claim:{target}"  # one S3 action per target per cool
 BEAT_SLOT_KEY = PREFIX + "beat:slot:{name}:{slot}"
 HEALTH_CHECK_SENT_KEY = PREFIX + "health-check:{id}"  # an ad-hoc check the API sent: pending, not unknown
 HEALTH_CHECK_SENT_TTL_S = 3600
+TASK_FAILURES_KEY = (
+    PREFIX + "tasks:failures:{task}"
+)  # sorted set: a task name's last failures (`vsmmon.tasks.failures`)
 STREAM_TICKET_KEY = PREFIX + "stream-ticket:{digest}"  # a dashboard's single-use event-stream ticket (its SHA-256)
 
 # --- the per-task runtime histogram a worker reports (`task.NAME.FIGURE`, vsmmon.agent.counters) -----------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
+import redis
 from celery import Celery, chain
 
 from vsmmon import names
@@ -15,11 +17,13 @@ from vsmmon.collect.broker import QueueStats
 from vsmmon.collect.collector import collect, consumed_queues, stopping
 from vsmmon.collect.screen import screen
 from vsmmon.models import AgentKind, AgentReport
+from vsmmon.tasks.failures import failures_in
 from vsmmon.workers.alerts import report_signals
 from vsmmon.workers.context import VsmTask, WorkerContext
 from vsmmon.workers.fleet import FleetPoller
 
 DISCOVERY_EVERY_S = 30.0
+log = logging.getLogger(__name__)
 
 
 def register(app: Celery) -> None:
@@ -58,13 +62,24 @@ def register(app: Celery) -> None:
             self.app.signature(names.PERSIST_COLLECTION, args=(cid,), immutable=True),
             self.app.signature(names.AGGREGATE_COLLECTION, args=(cid,), immutable=True),
         ).apply_async()
+        failures = record_failures(ctx, replies)
         return {
             "collection_id": cid,
             "agents": collection.agent_count,
             "samples": collection.sample_count,
             "unreachable": list(collection.unreachable),
             "duration_ms": round(duration_ms, 1),
+            "failures": failures,
         }
+
+
+def record_failures(ctx: WorkerContext, replies: dict[str, Any]) -> int:
+    """Keep the task failures the replies carry; a Redis error loses them, never the cycle (it is staged)."""
+    try:
+        return ctx.failure_book.record(failures_in(replies))
+    except redis.RedisError as e:
+        log.warning("the task failures of this collection were not kept: %s", e)
+        return 0
 
 
 def read_brokers(

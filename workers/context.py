@@ -21,6 +21,7 @@ from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.base import Store
 from vsmmon.store.postgres import PostgresStore, create_engine
 from vsmmon.store.realtime import RealtimeWindow
+from vsmmon.tasks.failures import FailureBook
 
 
 def utcnow() -> datetime:
@@ -43,6 +44,11 @@ class WorkerContext:
     def alert_book(self) -> AlertBook:
         """The alert manager's ledger (Redis)."""
         return AlertBook(self.realtime.client)
+
+    @property
+    def failure_book(self) -> FailureBook:
+        """The last failures of each task name across the fleet (Redis)."""
+        return FailureBook(self.realtime.client)
 
     @property
     def alert_records(self) -> AlertRecords:

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vsmmon.agent.counters import MAX_TASK_NAMES, OTHER, RECENT, TaskCounters, percentile
+from vsmmon.agent.counters import MAX_FAILURES, MAX_TASK_NAMES, OTHER, RECENT, Failure, TaskCounters, percentile
+from vsmmon.names import HISTOGRAM_FIGURES
 
 
 @given(st.lists(st.floats(0, 1e6), min_size=1, max_size=200), st.floats(0, 1))
@@ -35,7 +36,7 @@ def test_outcomes_are_counted_per_task_and_in_total() -> None:
     assert totals["queue_wait_p50_s"] == 2.0
     assert per_task["a"] == {
         "succeeded_total": 3.0, "failed_total": 1.0, "retried_total": 0.0, "rejected_total": 0.0,
-        "runtime_p95_s": pytest.approx(np.percentile([0.1, 0.2, 0.3, 0.5], 95)),
+        **{f"runtime_p{q}_s": pytest.approx(np.percentile([0.1, 0.2, 0.3, 0.5], q)) for q in (50, 95, 99)},
         "runtime_count": 3.0, "runtime_sum_s": pytest.approx(0.6),  # the histogram: of the 3 successes
         "runtime_le_100ms": 1.0, "runtime_le_250ms": 2.0, "runtime_le_500ms": 3.0,
     }  # fmt: skip
@@ -95,7 +96,7 @@ def test_each_names_successes_fill_cumulative_runtime_buckets_and_only_the_bound
         c.succeeded("a", runtime)
     c.failed("a", 0.001)  # celery-exporter's histogram is of successes
     _, per_task = c.snapshot()
-    figures = {k: v for k, v in per_task["a"].items() if k.startswith("runtime_") and k != "runtime_p95_s"}
+    figures = {k: v for k, v in per_task["a"].items() if k in HISTOGRAM_FIGURES}
     assert figures == {
         "runtime_count": 5.0, "runtime_sum_s": pytest.approx(30.409),
         "runtime_le_5ms": 2.0, "runtime_le_250ms": 4.0,  # 30 s is past the last bound (10 s): in +Inf only
@@ -108,3 +109,29 @@ def test_a_name_with_no_success_reports_no_histogram() -> None:
     c.retried("a")
     _, per_task = c.snapshot()
     assert not [k for k in per_task["a"] if k.startswith(("runtime_le_", "runtime_count", "runtime_sum"))]
+
+
+def test_queue_waits_are_kept_per_task_name_and_worker_wide() -> None:
+    c = TaskCounters()
+    for wait in (0.1, 0.2, 0.3):
+        c.succeeded("fast", 0.01, wait)
+    c.succeeded("fast", 0.01, -0.5)  # clock skew: not a wait
+    c.succeeded("fast", 0.01)  # published without the plugin's stamp: no wait known
+    c.failed("slow", 2.0, 9.0)
+    totals, per_task = c.snapshot()
+    assert per_task["fast"]["wait_p50_s"] == pytest.approx(0.2)
+    assert per_task["fast"]["wait_p95_s"] == pytest.approx(np.percentile([0.1, 0.2, 0.3], 95))
+    assert per_task["slow"]["wait_p50_s"] == 9.0
+    assert totals["queue_wait_p50_s"] == pytest.approx(0.25)  # all four waits, whatever the name
+
+
+def test_the_last_failures_are_kept_bounded_and_given_since_a_time() -> None:
+    c = TaskCounters()
+    for i in range(MAX_FAILURES + 5):
+        c.failed("pay", 0.1, failure=Failure("pay", f"id-{i}", "app.Declined", f"card {i} declined", at=1000.0 + i))
+    recent = c.recent_failures(since=1000.0 + MAX_FAILURES + 2)
+    assert [f["task_id"] for f in recent] == ["id-12", "id-13", "id-14"]
+    assert recent[0] == {"task": "pay", "task_id": "id-12", "exception": "app.Declined", "message": "card 12 declined",
+                         "at": 1012.0}  # fmt: skip
+    assert len(c.recent_failures(since=0)) == MAX_FAILURES  # the oldest 5 are gone
+    assert c.snapshot()[1]["pay"]["failed_total"] == MAX_FAILURES + 5

@@ -2,8 +2,8 @@
 
 Pure and Celery-free: the plugin feeds it from the worker's request hooks and reads `snapshot()` when
 `vsm_metrics` is asked. Memory is bounded: a fixed number of task names (the rest count as `other`),
-fixed-size windows of recent runtimes and queue waits, fixed runtime buckets per name (`names.RUNTIME_BUCKETS_MS`),
-and at most `FOLD_EVERY` successes pending.
+fixed-size windows of recent runtimes and queue waits (worker-wide and per name), fixed runtime buckets per name
+(`names.RUNTIME_BUCKETS_MS`), the last `MAX_FAILURES` failures, and at most `FOLD_EVERY` successes pending.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from vsmmon.names import RUNTIME_BUCKETS_MS, RUNTIME_COUNT, RUNTIME_SUM, runtime_bucket
 
@@ -19,6 +20,8 @@ MAX_TASK_NAMES = 25
 OTHER = "other"
 RECENT = 1024
 RECENT_PER_TASK = 128
+MAX_FAILURES = 10
+"""Failures kept for the reply (`recent_failures`): exception type and message, never the task's arguments."""
 FOLD_EVERY = 64
 """Successes kept pending at most before they are folded into the counters."""
 _BOUNDS_S: tuple[float, ...] = tuple(ms / 1000 for ms in RUNTIME_BUCKETS_MS)
@@ -34,6 +37,20 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed run, as the worker saw it: what raised, when (epoch seconds), never the arguments (secrets)."""
+
+    task: str
+    task_id: str
+    exception: str  # the exception's class, module-qualified unless a builtin
+    message: str  # its text, cut to MAX_MESSAGE characters
+    at: float
+
+
+MAX_MESSAGE = 300
+
+
 @dataclass
 class _TaskStats:
     succeeded: int = 0
@@ -41,6 +58,7 @@ class _TaskStats:
     retried: int = 0
     rejected: int = 0
     runtimes_s: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_PER_TASK))
+    waits_s: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_PER_TASK))
     buckets: list[int] = field(default_factory=lambda: [0] * len(_BOUNDS_S))  # successes per bucket, not cumulative
     runtime_sum_s: float = 0.0
 
@@ -67,7 +85,8 @@ class TaskCounters:
         self._tasks: dict[str, _TaskStats] = {}
         self._runtimes_s: deque[float] = deque(maxlen=RECENT)
         self._waits_s: deque[float] = deque(maxlen=RECENT)
-        self._done: deque[tuple[str, float]] = deque()
+        self._done: deque[tuple[str, float, float | None]] = deque()
+        self._failures: deque[Failure] = deque(maxlen=MAX_FAILURES)
 
     def _stats(self, name: str) -> _TaskStats:
         stats = self._tasks.get(name)
@@ -76,9 +95,10 @@ class TaskCounters:
             stats = self._tasks.setdefault(key, _TaskStats())
         return stats
 
-    def succeeded(self, name: str, runtime_s: float) -> None:
+    def succeeded(self, name: str, runtime_s: float, wait_s: float | None = None) -> None:
+        """One success, with its queue wait (publication to start) when the worker knows it."""
         done = self._done
-        done.append((name, runtime_s))
+        done.append((name, runtime_s, wait_s))
         if len(done) >= FOLD_EVERY:
             self._fold()
 
@@ -87,15 +107,20 @@ class TaskCounters:
         with self._lock:
             done, stats_of = self._done, self._stats
             for _ in range(len(done)):
-                name, runtime_s = done.popleft()
+                name, runtime_s, wait_s = done.popleft()
                 stats = stats_of(name)
                 stats.succeeded += 1
                 stats.runtimes_s.append(runtime_s)
                 stats.observe(runtime_s)
                 if name not in self._not_load:
                     self._runtimes_s.append(runtime_s)
+                if wait_s is not None and wait_s >= 0:
+                    stats.waits_s.append(wait_s)
+                    self._waits_s.append(wait_s)
 
-    def failed(self, name: str, runtime_s: float | None) -> None:
+    def failed(
+        self, name: str, runtime_s: float | None, wait_s: float | None = None, failure: Failure | None = None
+    ) -> None:
         with self._lock:
             stats = self._stats(name)
             stats.failed += 1
@@ -103,6 +128,16 @@ class TaskCounters:
                 stats.runtimes_s.append(runtime_s)
                 if name not in self._not_load:
                     self._runtimes_s.append(runtime_s)
+            if wait_s is not None and wait_s >= 0:
+                stats.waits_s.append(wait_s)
+                self._waits_s.append(wait_s)
+            if failure is not None:
+                self._failures.append(failure)
+
+    def recent_failures(self, since: float) -> list[dict[str, Any]]:
+        """The kept failures at or after `since` (epoch seconds), oldest first, as the reply carries them."""
+        with self._lock:
+            return [asdict(f) for f in self._failures if f.at >= since]
 
     def retried(self, name: str) -> None:
         with self._lock:
@@ -113,12 +148,13 @@ class TaskCounters:
             self._stats(name).rejected += 1
 
     def waited(self, wait_s: float) -> None:
-        """Queue wait of one task: from its publication to its start in this worker."""
+        """Queue wait of one task whose name is not known: from its publication to its start in this worker."""
         if wait_s >= 0:
             self._waits_s.append(wait_s)
 
     def snapshot(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-        """Worker-wide metrics, and per task name its counters, runtime p95 and runtime histogram (successes)."""
+        """Worker-wide metrics, and per task name its counters, runtime and queue-wait percentiles, and runtime
+        histogram (successes)."""
         self._fold()
         with self._lock:
             runtimes = sorted(self._runtimes_s)
@@ -147,7 +183,12 @@ def _task_metrics(stats: _TaskStats) -> dict[str, float]:
         "rejected_total": float(stats.rejected),
     }
     if stats.runtimes_s:
-        metrics["runtime_p95_s"] = percentile(sorted(stats.runtimes_s), 0.95)
+        runtimes = sorted(stats.runtimes_s)
+        for q in (50, 95, 99):
+            metrics[f"runtime_p{q}_s"] = percentile(runtimes, q / 100)
+    if stats.waits_s:
+        waits = sorted(stats.waits_s.copy())
+        metrics["wait_p50_s"], metrics["wait_p95_s"] = percentile(waits, 0.5), percentile(waits, 0.95)
     if stats.succeeded:  # the histogram of successes, as celery-exporter's: sparse, a bound only where runs are
         metrics[RUNTIME_COUNT], metrics[RUNTIME_SUM] = float(stats.succeeded), stats.runtime_sum_s
         cumulative = 0

@@ -36,7 +36,7 @@ from celery.worker.request import Request
 
 from vsmmon import __version__
 from vsmmon.agent import goodbye
-from vsmmon.agent.counters import TaskCounters
+from vsmmon.agent.counters import MAX_MESSAGE, Failure, TaskCounters
 from vsmmon.agent.host import HostProbe
 from vsmmon.agent.hostlock import HostReporterLock
 from vsmmon.agent.process import ProcessProbe, runtime_metrics
@@ -45,6 +45,9 @@ from vsmmon.names import CANARY_TASK, PROBE_TASKS, SENT_AT_HEADER
 log = logging.getLogger(__name__)
 _NOT_FAILURES = (Retry, Reject, Ignore, Terminated)
 _NUMBERS = (float, int)
+FAILURES_SPAN_S = 120.0
+"""A reply carries the failures of the last two minutes (at most `counters.MAX_FAILURES`): enough for a collector
+that missed a cycle or two (it keeps each once, by task id), and nothing at all from a worker that is not failing."""
 
 
 class _PluginState:
@@ -100,11 +103,7 @@ def _queue_wait_s(request: Request) -> float | None:
 def _count_success(request: Request, failed__retval__runtime: Any) -> None:
     """The hot path, once per task: two atomic deque appends, no lock, no clock read."""
     if not failed__retval__runtime[0]:
-        counters = _state.counters
-        counters.succeeded(request.name, failed__retval__runtime[2])
-        wait_s = _queue_wait_s(request)
-        if wait_s is not None:
-            counters.waited(wait_s)
+        _state.counters.succeeded(request.name, failed__retval__runtime[2], _queue_wait_s(request))
 
 
 if TYPE_CHECKING:  # a Request to the type checker; at run time a mixin in front of whichever class it extends
@@ -139,11 +138,9 @@ class Counting(_Mixin):
             exc = exc.exc
         if not isinstance(exc, _NOT_FAILURES):
             started = self.time_start  # wall clock (Celery converts the pool's monotonic acceptance time)
-            runtime = max(0.0, time.time() - started) if isinstance(started, float) else None
-            _state.counters.failed(self.task_name, runtime)
-            wait_s = _queue_wait_s(self)
-            if wait_s is not None:
-                _state.counters.waited(wait_s)
+            now = time.time()
+            runtime = max(0.0, now - started) if isinstance(started, float) else None
+            _state.counters.failed(self.task_name, runtime, _queue_wait_s(self), failure(self, exc, now))
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     def on_retry(self, exc_info: Any) -> Any:
@@ -153,6 +150,17 @@ class Counting(_Mixin):
     def reject(self, requeue: bool = False) -> Any:
         _state.counters.rejected(self.task_name)
         return super().reject(requeue=requeue)
+
+
+def failure(request: Request, exc: BaseException, at: float) -> Failure:
+    """What a failure keeps: the exception's class and text, never the task's arguments (they can hold secrets)."""
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    try:
+        message = str(exc)[:MAX_MESSAGE]
+    except Exception as e:  # a user's __str__ that raises must not fail the worker's failure handling
+        message = f"(the exception's text could not be read: {type(e).__name__})"
+    return Failure(request.task_name, str(request.id), name, message, at)
 
 
 class MonitoredRequest(Counting, Request):
@@ -327,6 +335,7 @@ def vsm_metrics(state: Any, **_: Any) -> dict[str, Any]:
         "stopping": stopping,  # a warm shutdown began: what it still answers is not a return (`goodbye.leaving`)
         "metrics": metrics,
         "tasks": per_task,
+        "failures": _state.counters.recent_failures(time.time() - FAILURES_SPAN_S),
         "errors": errors,
     }
 

@@ -22,6 +22,7 @@ from vsmmon.web import (
     routes_health,
     routes_health_checks,
     routes_metrics,
+    routes_tasks,
 )
 from vsmmon.web.hardening import SecurityHeaders, TokenFirst, TrustedHosts, allowed_hosts
 from vsmmon.web.limits import BodySizeLimit, RequestTiming
@@ -37,6 +38,7 @@ ROUTERS = (
     routes_analysis.router,
     routes_alerts.router,
     routes_metrics.router,
+    routes_tasks.router,
 )
 
 

@@ -1,0 +1,138 @@
+"""The tasks view on a real fleet: two plugin workers run 20 task names, some failing, some slow; the API and
+`vsmmon tasks` give the rates, failure ratios, percentiles and last exception the test's own counts say.
+
+Each batch is complete in the workers' counters (read through `vsm_metrics`, as a collection reads them) before
+the collection that follows it, so the window holds exactly two points per series: one before the second
+batch, one after it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.integration.conftest import poll
+from tests.integration.cycles import Beat
+from tests.integration.fleet import control_app, fleet_workers
+from vsmmon.cli.main import build_parser
+from vsmmon.cli.tasks import cmd_tasks
+from vsmmon.config import Settings
+from vsmmon.store.postgres import PostgresStore
+from vsmmon.web import create_app
+from vsmmon.workers.context import PipelineApp
+
+NAMES = [f"fleet.work.t{i:02d}" for i in range(20)]
+FAILING, HALF, SLOW = "fleet.work.t03", "fleet.work.t08", "fleet.work.t11"
+
+
+def second_batch() -> list[tuple[str, float, bool]]:
+    """(task, sleep, fail) of each run: 2 to 4 runs a name; t03 always fails, t08 every other run, t11 sleeps."""
+    runs = []
+    for i, name in enumerate(NAMES):
+        for k in range(2 + i % 3):
+            runs.append((name, 0.3 if name == SLOW else 0.0, name == FAILING or (name == HALF and k % 2 == 0)))
+    return runs
+
+
+@pytest.fixture
+def api(fast_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(fast_settings, report_self=False)) as client:
+        yield client
+
+
+def counted(broker: str, hostnames: list[str]) -> dict[str, dict[str, float]]:
+    """Each task name's finished runs (succeeded + failed), summed over the workers, as their plugins count now."""
+    replies = control_app(broker).control.broadcast("vsm_metrics", reply=True, timeout=2, destination=hostnames)
+    found: dict[str, dict[str, float]] = {}
+    for reply in replies:
+        for figures in reply.values():
+            for name, f in figures.get("tasks", {}).items():
+                mine = found.setdefault(name, {"finished": 0.0, "failed": 0.0})
+                mine["finished"] += f["succeeded_total"] + f["failed_total"]
+                mine["failed"] += f["failed_total"]
+    return found
+
+
+def send_and_wait(broker: str, runs: list[tuple[str, str, float, bool]], hostnames: list[str]) -> None:
+    app = control_app(broker)
+    before = counted(broker, hostnames)
+    for name, queue, sleep_s, fail in runs:
+        app.send_task(name, kwargs={"sleep_s": sleep_s, "fail": fail}, queue=queue)
+    want: dict[str, float] = {}
+    for name, *_ in runs:
+        want[name] = want.get(name, 0.0) + 1
+
+    def done() -> bool:
+        now = counted(broker, hostnames)
+        return all(now.get(n, {}).get("finished", 0.0) - before.get(n, {}).get("finished", 0.0) == c
+                   for n, c in want.items())  # fmt: skip
+
+    poll(done, deadline_s=60, what="every run of the batch counted by the plugins")
+
+
+def test_the_tasks_view_gives_each_names_rate_failures_percentiles_and_last_exception(
+    pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, api: TestClient, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    broker = fast_settings.require("broker_url")
+    with fleet_workers(broker, ["tv1"], tmp_path / "a", queues="tv1") as (w1,), \
+            fleet_workers(broker, ["tv2"], tmp_path / "b", queues="tv2") as (w2,):  # fmt: skip
+        hosts = [w1.hostname, w2.hostname]
+        first = [(n, q, 0.3 if n == SLOW else 0.0, n == FAILING) for n in NAMES for q in ("tv1", "tv2")]
+        send_and_wait(broker, first, hosts)
+        beat = Beat(pipeline, store)
+        a = beat.cycle()
+        plan = second_batch()
+        send_and_wait(broker, [(n, ("tv1", "tv2")[k % 2], s, f) for k, (n, s, f) in enumerate(plan)], hosts)
+        b = beat.cycle()
+        interval = fast_settings.collect_interval_s
+        span_s = (int(b.started_at.timestamp() // interval) - int(a.started_at.timestamp() // interval)) * interval
+        body = api.get("/api/v1/tasks").json()
+        rows = {r["name"]: r for r in body["tasks"]}
+        assert set(NAMES) <= set(rows)
+        for name in NAMES:
+            runs = [r for r in plan if r[0] == name]
+            row = rows[name]
+            assert row["rate_per_s"] == pytest.approx(len(runs) / span_s), name
+            assert row["failure_ratio"] == pytest.approx(sum(1 for r in runs if r[2]) / len(runs)), name
+            assert row["succeeded_total"] + row["failed_total"] == 2 + len(runs)
+            assert sorted(row["workers"]) == sorted(hosts)
+        assert rows[FAILING]["failure_ratio"] == 1.0
+        assert rows[HALF]["failure_ratio"] == 0.5
+        assert 0.3 <= rows[SLOW]["runtime_p50_s"] < 0.6
+        assert all(rows[n]["runtime_p95_s"] < 0.25 for n in NAMES if n != SLOW)
+        assert rows[FAILING]["last_failure"]["exception"] == "LookupError"
+        assert rows[FAILING]["last_failure"]["message"] == f"{FAILING} failed on purpose"
+        assert rows["fleet.work.t00"]["last_failure"] is None
+        assert [r["name"] for r in api.get("/api/v1/tasks", params={"sort": "failures"}).json()["tasks"][:2]] == [
+            FAILING, HALF,
+        ]  # fmt: skip
+        assert [r["name"] for r in api.get("/api/v1/tasks", params={"q": "T1"}).json()["tasks"]] == sorted(
+            [n for n in NAMES if "t1" in n], key=lambda n: (-rows[n]["rate_per_s"], n)
+        )
+        detail = api.get(f"/api/v1/tasks/{FAILING}").json()
+        failing_runs = sum(1 for r in plan if r[0] == FAILING)
+        assert len(detail["failures"]) == 2 + failing_runs  # each once, though replies carry them for 2 minutes
+        assert {f["worker"] for f in detail["failures"]} == set(hosts)
+        assert len({f["task_id"] for f in detail["failures"]}) == 2 + failing_runs
+        assert detail["charts"]["failed_per_s"][-1][1] == pytest.approx(failing_runs / span_s)
+        assert api.get("/api/v1/tasks/fleet.never.ran").status_code == 404
+        assert cmd_tasks(build_parser().parse_args(["tasks", "--json", "--filter", "t03"]), fast_settings) == 0
+        (printed,) = json.loads(capsys.readouterr().out)["tasks"]
+        assert printed["name"] == FAILING
+        assert cmd_tasks(build_parser().parse_args(["tasks"]), fast_settings) == 0
+        text = capsys.readouterr().out
+        assert f"LookupError: {FAILING} failed on purpose" in text
+        assert sum(1 for line in text.splitlines() if line.startswith("fleet.work.")) == 20
+
+
+def test_an_idle_fleet_has_no_task_rows(api: TestClient, clean_services: None) -> None:
+    body: dict[str, Any] = api.get("/api/v1/tasks").json()
+    assert body["tasks"] == []
+    assert datetime.fromisoformat(body["at"]) <= datetime.now(UTC)

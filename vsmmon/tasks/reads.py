@@ -1,0 +1,50 @@
+"""The task table and one task's detail as JSON, read from the registry, the real-time window and the failures.
+
+What the API (`GET /api/v1/tasks`) and the CLI (`vsmmon tasks`) both answer with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from vsmmon.store.base import Store
+from vsmmon.store.realtime import RealtimeWindow
+from vsmmon.tasks.failures import FailureBook
+from vsmmon.tasks.table import CHARTED, series_for, task_charts, task_rows, workers_by_task
+
+SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "rate": lambda r: (-(r["rate_per_s"] or 0.0), r["name"]),
+    "failures": lambda r: (-(r["failure_ratio"] or 0.0), -r["failed_total"], r["name"]),
+    "p95": lambda r: (-(r["runtime_p95_s"] or 0.0), r["name"]),
+    "name": lambda r: r["name"],
+}
+"""Busiest first, failing first, slowest first, or by name."""
+
+
+def table(
+    store: Store, window: RealtimeWindow, now: datetime, text: str = "", sort: str = "rate"
+) -> list[dict[str, Any]]:
+    """Every task name the live workers report (those holding `text`, any case), each with its newest failure."""
+    agents = store.agents()
+    reader = window.prefetch(series_for(workers_by_task(agents, text)))
+    rows = [r.to_dict() for r in task_rows(agents, reader, now, window.interval_s, text)]
+    last = FailureBook(window.client).last([r["name"] for r in rows], n=1)
+    found = [{**r, "last_failure": last[r["name"]][0].to_dict() if last[r["name"]] else None} for r in rows]
+    return sorted(found, key=SORTS[sort])
+
+
+def detail(store: Store, window: RealtimeWindow, name: str, now: datetime) -> dict[str, Any] | None:
+    """One task name's row, last failures (newest first) and last hour's charts; None when no live worker has it."""
+    workers = workers_by_task(store.agents()).get(name)
+    if workers is None:
+        return None
+    reader = window.prefetch(
+        series_for({name: workers}, ("succeeded_total", "failed_total", "retried_total", *CHARTED))
+    )
+    (row,) = [r for r in task_rows(workers, reader, now, window.interval_s) if r.name == name]
+    charts = task_charts(name, workers, reader, now, window.interval_s)
+    failures = FailureBook(window.client).last([name])[name]
+    return {"task": row.to_dict(), "failures": [f.to_dict() for f in failures],
+            "charts": {k: [[t, v] for t, v in points] for k, points in charts.items()}}  # fmt: skip
