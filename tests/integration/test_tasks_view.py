@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests.integration.conftest import poll
 from tests.integration.cycles import Beat
@@ -136,3 +137,19 @@ def test_an_idle_fleet_has_no_task_rows(api: TestClient, clean_services: None) -
     body: dict[str, Any] = api.get("/api/v1/tasks").json()
     assert body["tasks"] == []
     assert datetime.fromisoformat(body["at"]) <= datetime.now(UTC)
+
+
+def test_the_tasks_api_wants_the_token_when_reads_need_one_and_names_a_bad_parameter(
+    fast_settings: Settings, clean_services: None
+) -> None:
+    guarded = fast_settings.model_copy(update={"api_token": SecretStr("t" * 32), "reads_need_token": True})
+    with TestClient(create_app(guarded, report_self=False)) as client:
+        for path in ("/api/v1/tasks", "/api/v1/tasks/fleet.work.t00"):
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        auth = {"Authorization": f"Bearer {'t' * 32}"}
+        assert client.get("/api/v1/tasks", headers=auth).status_code == 200
+        bad = client.get("/api/v1/tasks", params={"sort": "drop table"}, headers=auth)
+        assert bad.status_code == 422
+        assert "sort" in bad.text
+        assert client.get("/api/v1/tasks", params={"q": "x" * 500}, headers=auth).status_code == 422

@@ -12,7 +12,7 @@ from typing import Any
 from vsmmon.store.base import Store
 from vsmmon.store.realtime import RealtimeWindow
 from vsmmon.tasks.failures import FailureBook
-from vsmmon.tasks.table import CHARTED, series_for, task_charts, task_rows, workers_by_task
+from vsmmon.tasks.table import CHARTED, series_for, task_charts, task_row, task_rows, workers_by_task
 
 SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rate": lambda r: (-(r["rate_per_s"] or 0.0), r["name"]),
@@ -43,7 +43,7 @@ def detail(store: Store, window: RealtimeWindow, name: str, now: datetime) -> di
     reader = window.prefetch(
         series_for({name: workers}, ("succeeded_total", "failed_total", "retried_total", *CHARTED))
     )
-    (row,) = [r for r in task_rows(workers, reader, now, window.interval_s) if r.name == name]
+    row = task_row(name, workers, reader, now, window.interval_s)  # only this name's series: all prefetched
     charts = task_charts(name, workers, reader, now, window.interval_s)
     failures = FailureBook(window.client).last([name])[name]
     return {"task": row.to_dict(), "failures": [f.to_dict() for f in failures],

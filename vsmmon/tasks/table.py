@@ -124,11 +124,14 @@ def task_rows(
 ) -> list[TaskRow]:
     """Every task name the live workers report (those holding `text`, in any case), busiest first."""
     by_task = workers_by_task(agents, text)
-    rows = [_row(name, workers, reader, now, interval_s) for name, workers in by_task.items()]
+    rows = [task_row(name, workers, reader, now, interval_s) for name, workers in by_task.items()]
     return sorted(rows, key=lambda r: (-(r.rate_per_s or 0.0), r.name))
 
 
-def _row(name: str, workers: Sequence[AgentInfo], reader: SeriesReader, now: datetime, interval_s: float) -> TaskRow:
+def task_row(
+    name: str, workers: Sequence[AgentInfo], reader: SeriesReader, now: datetime, interval_s: float
+) -> TaskRow:
+    """One task name's row, from the live workers that report it."""
     newest = int(now.timestamp() // interval_s)
     window = int(WINDOW_S // interval_s)
     spans = {"now": _Rates(newest - window, newest, {}), "before": _Rates(newest - 2 * window, newest - window, {}),
