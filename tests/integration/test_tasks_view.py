@@ -1,5 +1,6 @@
-"""The tasks view on a real fleet: two plugin workers run 20 task names, some failing, some slow; the API and
-`vsmmon tasks` give the rates, failure ratios, percentiles and last exception the test's own counts say.
+"""The tasks and queues views on a real fleet: two plugin workers run 20 task names, some failing, some slow; the
+API and `vsmmon tasks` give the rates, failure ratios, percentiles and last exception the test's own counts say,
+and each queue's consumers and drain.
 
 Each batch is complete in the workers' counters (read through `vsm_metrics`, as a collection reads them) before
 the collection that follows it, so the window holds exactly two points per series: one before the second
@@ -131,11 +132,24 @@ def test_the_tasks_view_gives_each_names_rate_failures_percentiles_and_last_exce
         text = capsys.readouterr().out
         assert f"LookupError: {FAILING} failed on purpose" in text
         assert sum(1 for line in text.splitlines() if line.startswith("fleet.work.")) == 20
+        queues = {q["name"]: q for q in api.get("/api/v1/queues").json()["queues"]}
+        for k, (queue, host) in enumerate((("tv1", w1.hostname), ("tv2", w2.hostname))):
+            row = queues[queue]
+            assert (row["workers"], row["consumers"]) == ([host], 1)
+            assert (row["messages"], row["state"], row["drain_time_s"]) == (0, "empty", 0)
+            assert row["drain_per_s"] == pytest.approx(sum(1 for i in range(len(plan)) if i % 2 == k) / span_s)
+            assert not row["pipeline"]
+        assert queues["vsm.collect"]["pipeline"]
+        charted = api.get("/api/v1/queues/tv1").json()
+        assert [v for _, v in charted["charts"]["messages"]] == [0, 0]  # the two collections
+        assert [v for _, v in charted["charts"]["consumers"]] == [1, 1]
+        assert api.get("/api/v1/queues/nobody.consumes.this").status_code == 404
 
 
-def test_an_idle_fleet_has_no_task_rows(api: TestClient, clean_services: None) -> None:
+def test_an_idle_fleet_has_no_task_rows_and_no_queues(api: TestClient, clean_services: None) -> None:
     body: dict[str, Any] = api.get("/api/v1/tasks").json()
     assert body["tasks"] == []
+    assert api.get("/api/v1/queues").json()["queues"] == []
     assert datetime.fromisoformat(body["at"]) <= datetime.now(UTC)
 
 
@@ -144,7 +158,7 @@ def test_the_tasks_api_wants_the_token_when_reads_need_one_and_names_a_bad_param
 ) -> None:
     guarded = fast_settings.model_copy(update={"api_token": SecretStr("t" * 32), "reads_need_token": True})
     with TestClient(create_app(guarded, report_self=False)) as client:
-        for path in ("/api/v1/tasks", "/api/v1/tasks/fleet.work.t00"):
+        for path in ("/api/v1/tasks", "/api/v1/tasks/fleet.work.t00", "/api/v1/queues", "/api/v1/queues/tv1"):
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
         auth = {"Authorization": f"Bearer {'t' * 32}"}

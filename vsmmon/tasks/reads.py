@@ -1,6 +1,7 @@
-"""The task table and one task's detail as JSON, read from the registry, the real-time window and the failures.
+"""The task and queue tables and one task's or queue's detail as JSON, read from the registry, the real-time
+window and the failures.
 
-What the API (`GET /api/v1/tasks`) and the CLI (`vsmmon tasks`) both answer with.
+What the API (`GET /api/v1/tasks`, `/api/v1/queues`) and the CLI (`vsmmon tasks`) answer with.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from vsmmon.config import Settings
+from vsmmon.health.inputs import queue_flows
 from vsmmon.store.base import Store
 from vsmmon.store.realtime import RealtimeWindow
 from vsmmon.tasks.failures import FailureBook
+from vsmmon.tasks.queues import PREFIX, queue_charts, queue_rows
 from vsmmon.tasks.table import CHARTED, series_for, task_charts, task_row, task_rows, workers_by_task
 
 SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -48,3 +52,22 @@ def detail(store: Store, window: RealtimeWindow, name: str, now: datetime) -> di
     failures = FailureBook(window.client).last([name])[name]
     return {"task": row.to_dict(), "failures": [f.to_dict() for f in failures],
             "charts": {k: [[t, v] for t, v in points] for k, points in charts.items()}}  # fmt: skip
+
+
+def queues(store: Store, window: RealtimeWindow, settings: Settings, now: datetime) -> list[dict[str, Any]]:
+    """Every live queue, longest first: length, consumers, oldest message's age, arrivals, drain, drain time."""
+    agents = store.agents()
+    return [r.to_dict() for r in queue_rows(agents, queue_flows(agents, window, settings, now))]
+
+
+def queue_detail(
+    store: Store, window: RealtimeWindow, settings: Settings, name: str, now: datetime
+) -> dict[str, Any] | None:
+    """One queue's row and last hour's charts; None when no live queue has the name."""
+    agents = store.agents()
+    if not any(a.agent_id == PREFIX + name and a.live for a in agents):
+        return None
+    flows = [f for f in queue_flows(agents, window, settings, now) if f.name == name]
+    row = next(r for r in queue_rows(agents, flows) if r.name == name)
+    charts = queue_charts(name, window, now, window.interval_s)
+    return {"queue": row.to_dict(), "charts": {k: [[t, v] for t, v in points] for k, points in charts.items()}}

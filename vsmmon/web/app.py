@@ -22,6 +22,7 @@ from vsmmon.web import (
     routes_health,
     routes_health_checks,
     routes_metrics,
+    routes_queues,
     routes_tasks,
 )
 from vsmmon.web.hardening import SecurityHeaders, TokenFirst, TrustedHosts, allowed_hosts
@@ -39,6 +40,7 @@ ROUTERS = (
     routes_alerts.router,
     routes_metrics.router,
     routes_tasks.router,
+    routes_queues.router,
 )
 
 
