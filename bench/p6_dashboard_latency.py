@@ -1,12 +1,12 @@
 """P6: from an assessment published on Redis to the dashboard's DOM showing it, in headless Chromium.
 
 The real HTTP service (`vsmmon serve`: uvicorn, PostgreSQL, Redis, its own process) serves the dashboard
-over a seeded fleet of 1,000 agents; its event stream relays `vsm:health` through the process's one
-subscription (`EventHub`). The bench publishes an assessment summary exactly as the health task does,
-and the time ends when the page has rendered it: a MutationObserver sees `#viability[data-at]` change,
-which `renderHealth` sets last, after the gauge and S1-S5. Every publish is 1.5 s after the previous one
-(assessments come every 30 s in production), so the page's own refresh after each assessment (1,000
-agents, five charts) has run in between, as it would.
+over a seeded fleet of 1,000 agents running 500 task names (all in the tasks view); its event stream relays
+`vsm:health` through the process's one subscription (`EventHub`). The bench publishes an assessment summary
+exactly as the health task does, and the time ends when the page has rendered it: a MutationObserver sees
+`#viability[data-at]` change, which `renderHealth` sets last, after the gauge and S1-S5. Every publish is
+1.5 s after the previous one (assessments come every 30 s in production), so the page's own refresh after
+each assessment (1,000 agents, five charts, 500 task names and the queues) has run in between, as it would.
 
 Baseline, on the same publishes at the same time: a bare page in the same browser whose minimal SSE
 endpoint (uvicorn, its own process) holds its own Redis subscription and writes the message's `at` into
@@ -60,6 +60,7 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 AGENTS = 1000
+TASK_NAMES = 500
 SPACING_S = 1.5
 WAIT_MS = 5000
 
@@ -204,7 +205,7 @@ def run(quick: bool) -> Result:
         engine = create_engine(db, pool_size=2)
         stack.callback(engine.dispose)
         store = PostgresStore(engine)
-        fleet = seed(store, client, agents=AGENTS, offline=10, cycles=2)
+        fleet = seed(store, client, agents=AGENTS, offline=10, cycles=2, tasks=TASK_NAMES)
         urls = start_servers(stack, url, db)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -213,6 +214,9 @@ def run(quick: bool) -> Result:
         pages[True].wait_for_function(
             f"() => document.querySelectorAll('#tiles i').length === {AGENTS + 4}",  # a function: the CSP refuses eval
             timeout=WAIT_MS * 3,
+        )
+        pages[True].wait_for_function(  # every task name on the page, and vsmmon.collect.run
+            f"() => document.querySelectorAll('#tasks tbody tr').length === {TASK_NAMES + 1}", timeout=WAIT_MS * 3
         )
         [(_, subscribers)] = client.pubsub_numsub(HEALTH_CHANNEL)
         if subscribers != 2:
@@ -243,7 +247,8 @@ def run(quick: bool) -> Result:
         id=ID,
         what=(
             f"dashboard update latency: p99 ms from an assessment summary published on Redis `{HEALTH_CHANNEL}` to "
-            f"the dashboard's DOM showing it (headless Chromium, {AGENTS:,} agents on the page, uvicorn, one "
+            f"the dashboard's DOM showing it (headless Chromium, {AGENTS:,} agents and {TASK_NAMES} task names on "
+            f"the page, uvicorn, one "
             f"publish per {SPACING_S:g} s), p99 of {shape.samples} publishes"
         ),
         unit="ms",

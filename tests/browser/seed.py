@@ -32,9 +32,19 @@ from vsmmon.names import ALERTS_CHANNEL, HEALTH_CHANNEL
 from vsmmon.store.alert_records import AlertRecords
 from vsmmon.store.postgres import PostgresStore
 from vsmmon.store.realtime import RealtimeWindow
+from vsmmon.tasks.failures import FailureBook, TaskFailure
 
 INTERVAL_S = 5.0
 QUEUES = ("vsm.collect", "vsm.analysis", "orders", "emails")
+TASK_NAMES = (
+    "shop.orders.charge", "shop.orders.refund", "shop.emails.send", "shop.emails.render", "shop.reports.daily",
+    "shop.images.resize", "shop.search.reindex", "shop.billing.invoice", "shop.users.sync", "shop.webhooks.deliver",
+    "shop.exports.csv", "shop.cache.warm",
+)  # fmt: skip
+FAILING = {"shop.emails.send": 0.2, "shop.webhooks.deliver": 0.05}
+"""Task names that fail, and the share of their runs that do (their failures: `FAILURES`)."""
+SLOW = "shop.reports.daily"
+TASKS_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,51 @@ def worker_metrics(i: int, t_s: float, rng: random.Random) -> dict[str, float]:
     }
 
 
+def task_names(n: int) -> list[str]:
+    """`n` task names: the shop's, then numbered batch jobs."""
+    return list(TASK_NAMES[:n]) + [f"shop.jobs.batch_{k:03d}" for k in range(n - len(TASK_NAMES))]
+
+
+def runs_of(i: int, names: list[str]) -> list[str]:
+    """The task names worker `i` runs: `TASKS_PER_WORKER` of `names`, the next ones after worker `i - 1`'s."""
+    return [names[(i * TASKS_PER_WORKER + j) % len(names)] for j in range(min(TASKS_PER_WORKER, len(names)))]
+
+
+def task_metrics(i: int, t_s: float, names: list[str]) -> dict[str, float]:
+    """The plugin's per-name figures of worker `i` (`runs_of`): some names fail, one is slow."""
+    found: dict[str, float] = {}
+    for name in runs_of(i, names):
+        k = names.index(name)
+        rate = 0.2 + (k % 5) * 0.3  # runs a second on this worker
+        failing = FAILING.get(name, 0.0)
+        p50 = 2.5 if name == SLOW else 0.02 * (1 + k % 7)
+        prefix = f"task.{name}."
+        found |= {
+            f"{prefix}succeeded_total": 50 + rate * (1 - failing) * t_s, f"{prefix}failed_total": rate * failing * t_s,
+            f"{prefix}retried_total": rate * failing * t_s / 2, f"{prefix}runtime_p50_s": p50,
+            f"{prefix}runtime_p95_s": 2 * p50, f"{prefix}runtime_p99_s": 3 * p50,
+            f"{prefix}wait_p50_s": 0.01 + 0.002 * (i % 5), f"{prefix}wait_p95_s": 0.05 + 0.01 * (i % 5),
+        }  # fmt: skip
+    return found
+
+
+FAILURES = {
+    "shop.emails.send": ("smtplib.SMTPServerDisconnected", "Connection unexpectedly closed"),
+    "shop.webhooks.deliver": ("httpx.ConnectTimeout", "timed out connecting to hooks.example.com:443"),
+}
+
+
+def task_failures(workers: list[str], names: list[str], now: datetime) -> list[TaskFailure]:
+    """The last failures of the failing names (three each, 40 s apart), as the collect task keeps them."""
+    found = []
+    for k, (name, (exception, message)) in enumerate(FAILURES.items()):
+        running = [w for i, w in enumerate(workers) if name in runs_of(i, names)]
+        for m, worker in enumerate(running[:3]):
+            at = now - timedelta(seconds=20 + 40 * m)
+            found.append(TaskFailure(name, str(uuid.UUID(int=100 * k + m)), worker, exception, message, at))
+    return found
+
+
 def worker_histogram(t_s: float) -> dict[str, float]:
     """The plugin's sparse runtime histogram of `vsmmon.collect.run`: 40 % of the runs within 50 ms, all within 100."""
     runs = 100 + t_s / INTERVAL_S
@@ -69,23 +124,38 @@ def worker_histogram(t_s: float) -> dict[str, float]:
             f"{task}runtime_le_50ms": 0.4 * runs, f"{task}runtime_le_100ms": runs}  # fmt: skip
 
 
-def seed(store: PostgresStore, client: redis.Redis, agents: int = 40, offline: int = 3, cycles: int = 60) -> Fleet:
-    """Register `agents` workers and the queues, `cycles` collections of history, `offline` of them offline."""
+def seed(
+    store: PostgresStore, client: redis.Redis, agents: int = 40, offline: int = 3, cycles: int = 60, tasks: int = 12
+) -> Fleet:
+    """Register `agents` workers and the queues, `cycles` collections of history, `offline` of them offline; the
+    workers run `tasks` task names between them, and the failing ones' last failures are kept."""
     rng = random.Random(7)
     now = datetime.now(UTC)
     window = RealtimeWindow(client, INTERVAL_S)
     names = [f"celery@worker-{i:04d}" for i in range(agents)]
+    jobs = task_names(tasks)
+    consumers = {q: sum(1 for i in range(agents - offline) if i % len(QUEUES) == k) for k, q in enumerate(QUEUES)}
     start = now - timedelta(seconds=INTERVAL_S * (cycles - 1))
     for c in range(cycles):
         at = start + timedelta(seconds=INTERVAL_S * c)
         t_s = (at - start).total_seconds()
         reports = [
-            AgentReport(name, AgentKind.CELERY_WORKER, f"host-{i % 5}", worker_metrics(i, t_s, rng), version="2.3",
+            AgentReport(name, AgentKind.CELERY_WORKER, f"host-{i % 5}",
+                        worker_metrics(i, t_s, rng) | task_metrics(i, t_s, jobs), version="2.3",
                         queues=(QUEUES[i % len(QUEUES)],), latest=worker_histogram(t_s))
             for i, name in enumerate(names)
         ]  # fmt: skip
         reports += [
-            AgentReport(f"queue:{q}", AgentKind.QUEUE, "", {"messages": float(5 * k + 20 * math.sin(t_s / 50) ** 2)})
+            AgentReport(
+                f"queue:{q}",
+                AgentKind.QUEUE,
+                "",
+                {
+                    "messages": float(round(5 * k + 20 * math.sin(t_s / 50) ** 2)),
+                    "consumers": float(consumers[q]),
+                    "oldest_age_s": 1.5 + 4 * k,
+                },
+            )
             for k, q in enumerate(QUEUES)
         ]
         collection = Collection(uuid.uuid4(), at, 8.0 + rng.uniform(0, 30), tuple(reports))
@@ -99,6 +169,7 @@ def seed(store: PostgresStore, client: redis.Redis, agents: int = 40, offline: i
         [Transition(n, now, AgentStatus.ONLINE, AgentStatus.OFFLINE, "missed its reports") for n in gone]
     )
     analyse(store, window, names[:3], now)
+    FailureBook(client).record(task_failures(names, jobs, now))
     return Fleet(names, gone, now)
 
 

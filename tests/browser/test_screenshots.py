@@ -55,6 +55,15 @@ def test_screenshots(
         "charts.png": lambda p: page.locator("#charts-card").screenshot(path=p),
         "agents.png": top_of("#agents-card", 520),
     }
+    page.click("#tasks tbody tr[data-name='shop.emails.send']")
+    page.wait_for_selector("#task-detail:not([hidden]) #chart-task-runtime canvas", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#task-failures .failure", timeout=TIMEOUT_MS)
+    page.click("#queues tbody tr[data-name='orders']")
+    page.wait_for_selector("#queue-detail:not([hidden]) #chart-queue-messages canvas", timeout=TIMEOUT_MS)
+    shots |= {
+        "tasks.png": lambda p: page.locator("#tasks-card").screenshot(path=p),
+        "queues.png": lambda p: page.locator("#queues-card").screenshot(path=p),
+    }
     for name, take in shots.items():
         take(str(target / name))
         width, height = png_size(target / name)

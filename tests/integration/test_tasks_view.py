@@ -23,6 +23,7 @@ from tests.integration.conftest import poll
 from tests.integration.cycles import Beat
 from tests.integration.fleet import control_app, fleet_workers
 from vsmmon.cli.main import build_parser
+from vsmmon.cli.queues import cmd_queues
 from vsmmon.cli.tasks import cmd_tasks
 from vsmmon.config import Settings
 from vsmmon.store.postgres import PostgresStore
@@ -144,6 +145,13 @@ def test_the_tasks_view_gives_each_names_rate_failures_percentiles_and_last_exce
         assert [v for _, v in charted["charts"]["messages"]] == [0, 0]  # the two collections
         assert [v for _, v in charted["charts"]["consumers"]] == [1, 1]
         assert api.get("/api/v1/queues/nobody.consumes.this").status_code == 404
+        assert cmd_queues(build_parser().parse_args(["queues", "--json"]), fast_settings) == 0
+        printed_queues = {q["name"]: q for q in json.loads(capsys.readouterr().out)["queues"]}
+        assert printed_queues["tv1"]["workers"] == [w1.hostname]
+        assert cmd_queues(build_parser().parse_args(["queues"]), fast_settings) == 0
+        lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+        assert lines["tv2"].split()[1:3] == ["0", "1"]  # no message waiting, one consumer
+        assert lines["tv2"].endswith("empty")
 
 
 def test_an_idle_fleet_has_no_task_rows_and_no_queues(api: TestClient, clean_services: None) -> None:

@@ -23,8 +23,10 @@ def agent(
 
 def test_a_queue_drains_in_its_backlog_over_drain_less_arrivals() -> None:
     assert drain(120.0, 2.0, 3.0, 5.0) == ("draining", 60.0)
-    assert drain(120.0, 2.0, 5.0, 5.0) == ("not_draining", None)  # holding: never empties at these rates
-    assert drain(120.0, 2.0, 6.0, 5.0) == ("not_draining", None)
+    assert drain(120.0, 2.0, 5.0, 5.0) == ("holding", None)  # never empties at these rates
+    assert drain(120.0, 2.0, 5.001, 5.0) == ("holding", None)  # within a message a minute
+    assert drain(120.0, 2.0, 4.999, 5.0) == ("holding", None)
+    assert drain(120.0, 2.0, 6.0, 5.0) == ("growing", None)
     assert drain(0.0, 0.0, None, None) == ("empty", 0.0)
     assert drain(4.0, 0.0, None, None) == ("stalled", None)
     assert drain(4.0, 1.0, None, None) == ("unknown", None)

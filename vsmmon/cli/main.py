@@ -18,6 +18,7 @@ from vsmmon import __version__, names
 from vsmmon.cli import agents as cli_agents
 from vsmmon.cli import alerts as cli_alerts
 from vsmmon.cli import check as cli_check
+from vsmmon.cli import queues as cli_queues
 from vsmmon.cli import tasks as cli_tasks
 from vsmmon.codec import progress_to_dict, summary_to_dict
 from vsmmon.config import Settings, load_settings
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_agents.add_commands(sub)
     cli_check.add_command(sub)
     cli_tasks.add_command(sub)
+    cli_queues.add_command(sub)
 
     recs = sub.add_parser("recommendations", help="what the analysis stage recommends now")
     recs.add_argument("--json", action="store_true", help="print JSON")
@@ -254,6 +256,7 @@ COMMANDS = {
     "recommendations": cmd_recommendations,
     "check": cli_check.cmd_check,
     "tasks": cli_tasks.cmd_tasks,
+    "queues": cli_queues.cmd_queues,
     "simulate": cli_agents.cmd_simulate,
     "agent": cli_agents.cmd_agent,
     "up": cmd_up,

@@ -31,7 +31,8 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 @contextmanager
-def _sources(settings: Settings) -> Iterator[tuple[Any, RealtimeWindow]]:
+def sources(settings: Settings) -> Iterator[tuple[Any, RealtimeWindow]]:
+    """The store and the real-time window of the running instance (or of `settings`)."""
     from vsmmon.store.postgres import store_for
 
     resolved = runfile.resolve(settings)
@@ -45,7 +46,7 @@ def _sources(settings: Settings) -> Iterator[tuple[Any, RealtimeWindow]]:
 
 def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
-    with _sources(settings) as (store, window):
+    with sources(settings) as (store, window):
         if args.name:
             found = reads.detail(store, window, args.name, now)
             if found is None:

@@ -23,10 +23,13 @@ from vsmmon.store.realtime import SeriesReader
 HOUR_S = 3600
 CHARTED = ("messages", "oldest_age_s", "consumers")
 PREFIX = "queue:"
+STEADY_PER_S = 1 / 60
+"""Arrivals and drain within a message a minute of each other: the queue holds steady."""
 
-Drain = Literal["empty", "draining", "not_draining", "stalled", "unknown", "unreadable"]
-"""Empty; emptying at these rates; filling or holding (never empties at these rates); messages and nobody
-consuming; no rates yet (fewer than two collections of a consumer); the broker could not be read."""
+Drain = Literal["empty", "draining", "holding", "growing", "stalled", "unknown", "unreadable"]
+"""Empty; emptying at these rates; as long as it was (arrivals equal drain: never empties at these rates);
+filling; messages and nobody consuming; no rates yet (fewer than two collections of a consumer); the broker could
+not be read."""
 Points = list[tuple[float, float]]  # (unix seconds, value), oldest first
 
 
@@ -77,9 +80,10 @@ def drain(
         return "stalled", None
     if arrival is None or drained is None:
         return "unknown", None
-    if drained > arrival:
-        return "draining", messages / (drained - arrival)
-    return "not_draining", None
+    net = drained - arrival
+    if net >= STEADY_PER_S:
+        return "draining", messages / net
+    return ("holding" if net > -STEADY_PER_S else "growing"), None
 
 
 def queue_rows(agents: Sequence[AgentInfo], flows: Iterable[QueueFlow]) -> list[QueueRow]:

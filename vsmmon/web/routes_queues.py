@@ -20,7 +20,8 @@ Res = Annotated[Resources, Depends(resources)]
 @router.get("/queues", dependencies=[Depends(require_token_for_reads)])
 async def list_queues(res: Res) -> dict[str, Any]:
     """Every live queue, longest first: messages, consumers, oldest message's age, arrivals and drain a second
-    (last 5 min), drain time and state (empty, draining, not_draining, stalled, unknown, unreadable)."""
+    (last 5 min), drain time and state (empty, draining, holding, growing, stalled,
+    unknown, unreadable)."""
     now = datetime.now(UTC)
     rows = await run_in_threadpool(reads.queues, res.store, res.realtime, res.settings, now)
     return {"at": now.isoformat(), "queues": rows, "count": len(rows)}

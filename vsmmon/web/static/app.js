@@ -1,5 +1,5 @@
 // vsmmon dashboard: loads the current state through the API, then follows /api/v1/events (SSE).
-// Plain JavaScript, no build step; uPlot (vendor/) draws the charts.
+// Plain JavaScript, no build step; uPlot (vendor/) draws the charts; views.js has the tasks and queues views.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -222,6 +222,9 @@ function seriesData(lines, forecast, interval) {
   return data;
 }
 
+// room for the y axis' longest tick label (with its unit), so that none is cut at the left edge
+const labelRoom = (u, values) => 18 + 7 * Math.max(4, ...(values || []).map((v) => String(v ?? "").length));
+
 const PALETTE = ["#4c9be8", "#3fb96f", "#e0a526", "#c678dd", "#56b6c2", "#e5534b", "#d19a66", "#98c379"];
 
 function drawChart(id, title, body) {
@@ -264,8 +267,8 @@ function drawChart(id, title, body) {
     axes: [
       { stroke: "#8a96a3", grid: { stroke: "#222c36" } },
       body.unit === "bytes"
-        ? { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 76, values: tickLabels(bytes, box) }
-        : { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: 76,
+        ? { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: labelRoom, values: tickLabels(bytes, box) }
+        : { stroke: "#8a96a3", grid: { stroke: "#222c36" }, size: labelRoom,
             values: tickLabels((v) => `${+v.toPrecision(3)} ${body.unit}`, box) },
     ],
     legend: { live: true },
@@ -485,16 +488,18 @@ async function connect() {
 
 function scheduleRefresh() {
   clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(() => { loadAgents(); loadCharts(); loadRecommendations(); }, 300);
+  state.refreshTimer = setTimeout(() => { loadAgents(); loadCharts(); loadRecommendations(); loadViews(); }, 300);
 }
 
 function refreshAll() {
   loadHealth(); loadAgents(); loadAlerts(); loadSilences(); loadActions(); loadDecisions(); loadRecommendations();
+  loadViews(); // tasks and queues (views.js)
   if (state.agent) loadCharts();
 }
 
 // ---------- wiring ----------
 function wire() {
+  wireViews(); // tasks and queues (views.js)
   const saved = localStorage.getItem("vsmmon.token");
   if (saved) $("#token").value = saved;
   $("#token").addEventListener("change", () => localStorage.setItem("vsmmon.token", token()));
