@@ -151,8 +151,12 @@ def test_metrics_hold_the_current_state(
     assert histogram["0.1"] == histogram["10.0"] == histogram["+Inf"] == 102
     assert value(metrics["celery_task_runtime"], "_count", name="vsmmon.collect.run", hostname=worker) == 102
     with store.engine.connect() as conn:  # the registry keeps them; no series does
-        stored = conn.execute(sa.text("SELECT count(*) FROM metric_samples WHERE metric LIKE 'task.%runtime_%'"))
+        stored = conn.execute(
+            sa.text("SELECT count(*) FROM metric_samples WHERE metric LIKE 'task.vsmmon.collect.run.runtime_%'")
+        )
         assert stored.scalar_one() == 3 * 6  # the p95 of each worker in each of the 3 stored cycles, no bucket
+        buckets = conn.execute(sa.text(r"SELECT count(*) FROM metric_samples WHERE metric LIKE 'task.%runtime\_le\_%'"))
+        assert buckets.scalar_one() == 0
     assert value(metrics["vsmmon_worker_memory_bytes"], hostname=worker) > 80 * 1024 * 1024  # main + children
     assert 0 <= value(metrics["vsmmon_worker_cpu_percent"], hostname=worker) <= 100
     assert 0 <= value(metrics["celery_worker_tasks_active"], hostname=worker) <= 4
