@@ -29,7 +29,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     worker_direct=os.environ.get("VSMMON_TEST_WORKER_DIRECT") == "1",  # a user's own direct-queue consumer
 )
-vsmmon.agent.install(app, version="fleet 1.0")
+# failures keep their arguments only where a test opts in, as an operator would
+vsmmon.agent.install(app, version="fleet 1.0", failure_arguments=os.environ.get("VSMMON_TEST_FAILURE_ARGUMENTS") == "1")
 
 
 @app.task(name="fleet.ok")

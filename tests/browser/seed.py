@@ -105,6 +105,9 @@ FAILURES = {
 }
 
 
+WEBHOOK_ARGUMENTS = "args=('order-1042',) kwargs={'url': 'https://hooks.example.com/<hidden>'}"
+
+
 def task_failures(workers: list[str], names: list[str], now: datetime) -> list[TaskFailure]:
     """The last failures of the failing names (three each, 40 s apart), as the collect task keeps them."""
     found = []
@@ -112,7 +115,8 @@ def task_failures(workers: list[str], names: list[str], now: datetime) -> list[T
         running = [w for i, w in enumerate(workers) if name in runs_of(i, names)]
         for m, worker in enumerate(running[:3]):
             at = now - timedelta(seconds=20 + 40 * m)
-            found.append(TaskFailure(name, str(uuid.UUID(int=100 * k + m)), worker, exception, message, at))
+            shown = WEBHOOK_ARGUMENTS if name == "shop.webhooks.deliver" else None  # its plugin opted in
+            found.append(TaskFailure(name, str(uuid.UUID(int=100 * k + m)), worker, exception, message, at, shown))
     return found
 
 

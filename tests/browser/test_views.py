@@ -10,7 +10,17 @@ from typing import Any
 import httpx
 import redis
 
-from tests.browser.seed import FAILING, FAILURES, INTERVAL_S, SLOW, assessment, seed, store_and_publish, task_names
+from tests.browser.seed import (
+    FAILING,
+    FAILURES,
+    INTERVAL_S,
+    SLOW,
+    WEBHOOK_ARGUMENTS,
+    assessment,
+    seed,
+    store_and_publish,
+    task_names,
+)
 from tests.browser.test_dashboard import TIMEOUT_MS, open_dashboard
 from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.store.postgres import PostgresStore
@@ -120,6 +130,11 @@ def test_a_task_opens_its_charts_and_last_failures_and_both_follow_new_collectio
     page.click("#task-detail-close")
     assert page.locator("#task-detail").is_hidden()
     assert page.locator("#tasks tbody tr.selected").count() == 0
+
+    page.click("#tasks tbody tr[data-name='shop.webhooks.deliver']")  # its workers keep failures' arguments
+    page.wait_for_function("() => document.querySelectorAll('#task-failures .failure .arguments').length === 3",
+                           timeout=TIMEOUT_MS)  # fmt: skip
+    assert page.locator("#task-failures .arguments").first.text_content() == WEBHOOK_ARGUMENTS
 
 
 def test_the_queues_view_lists_each_queue_with_its_consumers_and_opens_its_charts(

@@ -124,6 +124,7 @@ def test_the_tasks_view_gives_each_names_rate_failures_percentiles_and_last_exce
         assert len(detail["failures"]) == 2 + failing_runs  # each once, though replies carry them for 2 minutes
         assert {f["worker"] for f in detail["failures"]} == set(hosts)
         assert len({f["task_id"] for f in detail["failures"]}) == 2 + failing_runs
+        assert {f["arguments"] for f in detail["failures"]} == {None}  # not opted in: no arguments kept
         assert detail["charts"]["failed_per_s"][-1][1] == pytest.approx(failing_runs / span_s)
         assert api.get("/api/v1/tasks/fleet.never.ran").status_code == 404
         assert cmd_tasks(build_parser().parse_args(["tasks", "--json", "--filter", "t03"]), fast_settings) == 0
@@ -175,3 +176,23 @@ def test_the_tasks_api_wants_the_token_when_reads_need_one_and_names_a_bad_param
         assert bad.status_code == 422
         assert "sort" in bad.text
         assert client.get("/api/v1/tasks", params={"q": "x" * 500}, headers=auth).status_code == 422
+
+
+def test_failures_keep_their_arguments_only_where_the_operator_opted_in_and_as_the_sender_showed_them(
+    pipeline: PipelineApp, fast_settings: Settings, store: PostgresStore, api: TestClient, tmp_path: Path
+) -> None:
+    broker = fast_settings.require("broker_url")
+    opted_in = {"VSMMON_TEST_FAILURE_ARGUMENTS": "1"}
+    with fleet_workers(broker, ["fa1"], tmp_path, queues="fa1", extra_env=opted_in) as (worker,):
+        app = control_app(broker)
+        app.send_task(FAILING, kwargs={"sleep_s": 0.0, "fail": True}, queue="fa1")
+        app.send_task(FAILING, kwargs={"sleep_s": 0.0, "fail": True}, queue="fa1",
+                      kwargsrepr="{'sleep_s': '<hidden>', 'fail': True}")  # fmt: skip
+        poll(lambda: counted(broker, [worker.hostname]).get(FAILING, {}).get("failed") == 2, deadline_s=60,
+             what="both failures counted")  # fmt: skip
+        Beat(pipeline, store).cycle()
+        shown = sorted(f["arguments"] for f in api.get(f"/api/v1/tasks/{FAILING}").json()["failures"])
+    assert shown == [
+        "args=() kwargs={'sleep_s': '<hidden>', 'fail': True}",  # the sender's own repr, not the value
+        "args=() kwargs={'sleep_s': 0.0, 'fail': True}",
+    ]

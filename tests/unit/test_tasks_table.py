@@ -33,3 +33,13 @@ def test_failures_of_a_reply_are_screened_cut_and_bounded() -> None:
     assert len(parse_failures("w", [long])[0].message) == 300
     assert len(parse_failures("w", [good] * 50)) == MAX_PER_REPLY
     assert parse_failures("w", {"not": "a list"}) == []
+
+
+def test_a_failures_arguments_are_kept_as_screened_text_or_not_at_all() -> None:
+    good = {"task": "app.pay", "task_id": "id-1", "exception": "E", "message": "m", "at": 1_764_000_000.0}
+    (plain,) = parse_failures("w", [good])
+    assert plain.arguments is None
+    (shown,) = parse_failures("w", [{**good, "arguments": "args=(1,)\nkwargs={'card': '\x00'}"}])
+    assert shown.arguments == "args=(1,) kwargs={'card': '\ufffd'}"
+    assert parse_failures("w", [{**good, "arguments": "x" * 5000}])[0].arguments == "x" * 300
+    assert parse_failures("w", [{**good, "arguments": {"not": "text"}}])[0].arguments is None

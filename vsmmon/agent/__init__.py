@@ -10,14 +10,16 @@ from typing import Any
 from vsmmon.agent.reporter import Reporter, ReportRejected
 
 
-def install(app: Any, version: str | None = None) -> None:
+def install(app: Any, version: str | None = None, *, failure_arguments: bool = False) -> None:
     """Add vsmmon's inspect commands (`vsm_metrics`, `vsm_health`) and task counting to a Celery app.
 
-    `version` names the monitored software's version, reported to vsmmon for identity coherence.
+    `version` names the monitored software's version, reported to vsmmon for identity coherence. With
+    `failure_arguments` a task's last failures keep its arguments, as their senders' reprs (off by default:
+    arguments can hold secrets).
     """
     from vsmmon.agent.plugin import install as _install
 
-    _install(app, version)
+    _install(app, version, failure_arguments=failure_arguments)
 
 
 __all__ = ["ReportRejected", "Reporter", "install"]

@@ -21,7 +21,7 @@ OTHER = "other"
 RECENT = 1024
 RECENT_PER_TASK = 128
 MAX_FAILURES = 10
-"""Failures kept for the reply (`recent_failures`): exception type and message, never the task's arguments."""
+"""Failures kept for the reply (`recent_failures`): exception type and message; arguments only when opted in."""
 FOLD_EVERY = 64
 """Successes kept pending at most before they are folded into the counters."""
 _BOUNDS_S: tuple[float, ...] = tuple(ms / 1000 for ms in RUNTIME_BUCKETS_MS)
@@ -39,16 +39,26 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """One failed run, as the worker saw it: what raised, when (epoch seconds), never the arguments (secrets)."""
+    """One failed run, as the worker saw it: what raised, when (epoch seconds); its arguments only where the
+    operator opted in (`install(app, failure_arguments=True)`), since they can hold secrets."""
 
     task: str
     task_id: str
     exception: str  # the exception's class, module-qualified unless a builtin
     message: str  # its text, cut to MAX_MESSAGE characters
     at: float
+    arguments: str | None = None  # the sender's argsrepr and kwargsrepr, cut to MAX_MESSAGE characters
 
 
 MAX_MESSAGE = 300
+
+
+def _reply(f: Failure) -> dict[str, Any]:
+    """A failure as a reply carries it: `arguments` only when they were kept."""
+    found = asdict(f)
+    if f.arguments is None:
+        del found["arguments"]
+    return found
 
 
 @dataclass
@@ -137,7 +147,7 @@ class TaskCounters:
     def recent_failures(self, since: float) -> list[dict[str, Any]]:
         """The kept failures at or after `since` (epoch seconds), oldest first, as the reply carries them."""
         with self._lock:
-            return [asdict(f) for f in self._failures if f.at >= since]
+            return [_reply(f) for f in self._failures if f.at >= since]
 
     def retried(self, name: str) -> None:
         with self._lock:

@@ -58,6 +58,7 @@ class _PluginState:
         self.started = time.monotonic()
         self.version = f"vsmmon {__version__}; celery {celery.__version__}"
         self.app: Celery | None = None
+        self.failure_arguments = False  # `install(app, failure_arguments=True)`
         self._config_hash = ""
         self._probe: ProcessProbe | None = None
         self._probe_pid = 0
@@ -140,7 +141,9 @@ class Counting(_Mixin):
             started = self.time_start  # wall clock (Celery converts the pool's monotonic acceptance time)
             now = time.time()
             runtime = max(0.0, now - started) if isinstance(started, float) else None
-            _state.counters.failed(self.task_name, runtime, _queue_wait_s(self), failure(self, exc, now))
+            _state.counters.failed(
+                self.task_name, runtime, _queue_wait_s(self), failure(self, exc, now, _state.failure_arguments)
+            )
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     def on_retry(self, exc_info: Any) -> Any:
@@ -152,15 +155,21 @@ class Counting(_Mixin):
         return super().reject(requeue=requeue)
 
 
-def failure(request: Request, exc: BaseException, at: float) -> Failure:
-    """What a failure keeps: the exception's class and text, never the task's arguments (they can hold secrets)."""
+def failure(request: Request, exc: BaseException, at: float, arguments: bool = False) -> Failure:
+    """What a failure keeps: the exception's class and text; the task's arguments (they can hold secrets) only
+    with `arguments`, and then as the sender's `argsrepr` and `kwargsrepr` (Celery's own reprs, which a sender
+    can set to hide a value: `apply_async(argsrepr=...)`), never the values themselves."""
     kind = type(exc)
     name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
     try:
         message = str(exc)[:MAX_MESSAGE]
     except Exception as e:  # a user's __str__ that raises must not fail the worker's failure handling
         message = f"(the exception's text could not be read: {type(e).__name__})"
-    return Failure(request.task_name, str(request.id), name, message, at)
+    shown = None
+    if arguments:
+        sent = request.request_dict
+        shown = f"args={sent.get('argsrepr') or '()'} kwargs={sent.get('kwargsrepr') or '{}'}"[:MAX_MESSAGE]
+    return Failure(request.task_name, str(request.id), name, message, at, shown)
 
 
 class MonitoredRequest(Counting, Request):
@@ -209,8 +218,11 @@ def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
         headers.setdefault(SENT_AT_HEADER, time.time())
 
 
-def install(app: Celery, version: str | None = None) -> None:
+def install(app: Celery, version: str | None = None, *, failure_arguments: bool = False) -> None:
     """Count every task of `app` and stamp its published messages; add the S3* audit's canary; idempotent.
+
+    With `failure_arguments` each kept failure carries the task's arguments as their senders' reprs (off by
+    default: arguments can hold secrets, and the failures reach vsmmon's Redis, API and dashboard).
 
     The audit sends its canary (`vsmmon.audit.canary`) to one chosen worker through that worker's direct
     queue (Celery's `<hostname>.dq2`), which it has the worker consume (`add_consumer`) only while it
@@ -231,6 +243,7 @@ def install(app: Celery, version: str | None = None) -> None:
     quiet_audit_lines()
     if version:
         _state.version = f"{version}; vsmmon {__version__}"
+    _state.failure_arguments = failure_arguments
     _state.app = app
 
 

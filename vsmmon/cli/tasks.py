@@ -98,4 +98,6 @@ def _detail_lines(found: dict[str, Any]) -> list[str]:
         lines.append("no failure kept")
     for f in found["failures"]:
         lines.append(f"{f['at']}  {f['worker']}  {f['task_id']}  {f['exception']}: {f['message']}")
+        if f.get("arguments"):
+            lines.append(f"    {f['arguments']}")
     return lines

@@ -26,6 +26,7 @@ KEEP = 20
 MAX_PER_REPLY = 10
 TTL_S = 7 * 86400
 _LIMITS = {"task": 120, "task_id": 64, "exception": 200, "message": 300}
+ARGUMENTS_LIMIT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,15 @@ class TaskFailure:
     exception: str
     message: str
     at: datetime
+    arguments: str | None = None  # only from a worker whose plugin was installed with failure_arguments=True
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "at": self.at.isoformat()}
 
 
 def parse_failures(worker: str, raw: Any) -> list[TaskFailure]:
-    """The failures of one reply (`[{task, task_id, exception, message, at}]`); what is not one is skipped."""
+    """The failures of one reply (`[{task, task_id, exception, message, at, arguments?}]`); what is not one is
+    skipped."""
     if not isinstance(raw, list):
         return []
     found = []
@@ -53,7 +56,10 @@ def parse_failures(worker: str, raw: Any) -> list[TaskFailure]:
         if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at) or not 0 < at < 1e11:
             continue
         text = {k: scrub(entry[k].replace("\n", " ")[:limit]) for k, limit in _LIMITS.items()}
-        found.append(TaskFailure(worker=scrub(worker)[:120], at=datetime.fromtimestamp(at, UTC), **text))
+        shown = entry.get("arguments")
+        arguments = scrub(shown.replace("\n", " ")[:ARGUMENTS_LIMIT]) if isinstance(shown, str) else None
+        found.append(TaskFailure(worker=scrub(worker)[:120], at=datetime.fromtimestamp(at, UTC), arguments=arguments,
+                                 **text))  # fmt: skip
     return found
 
 
@@ -72,7 +78,7 @@ def _decoded(raw: bytes | str) -> TaskFailure | None:
     try:
         d = json.loads(raw)
         return TaskFailure(d["task"], d["task_id"], d["worker"], d["exception"], d["message"],
-                           datetime.fromisoformat(d["at"]))  # fmt: skip
+                           datetime.fromisoformat(d["at"]), d.get("arguments"))  # fmt: skip
     except (ValueError, KeyError, TypeError):
         return None  # another version's entry: not shown, and trimmed away in time
 

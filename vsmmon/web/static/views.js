@@ -153,7 +153,7 @@ async function openTask(name) {
   drawChart("task-runtime", "", { unit: "s", lines: ["p50", "p95", "p99"].map((p) =>
     ({ name: p, points: charts[`runtime_${p}_s`] })) });
   $("#task-failures").innerHTML = failures.length ? failures.map((f) => `<div class="item failure" data-task-id="${esc(f.task_id)}">
-    <b>${esc(f.exception)}</b>: ${esc(f.message)}
+    <b>${esc(f.exception)}</b>: ${esc(f.message)}${f.arguments ? `<div class="arguments">${esc(f.arguments)}</div>` : ""}
     <div class="meta">on ${agentLink(f.worker)}, ${ago(f.at)} (<span title="${esc(f.at)}">${esc(new Date(f.at).toLocaleString())}</span>), task ${esc(f.task_id)}</div></div>`).join("")
     : `<div class="muted">no failure kept</div>`;
 }
