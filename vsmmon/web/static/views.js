@@ -37,7 +37,7 @@ const duration = (v) => {
 };
 const percent = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(v > 0 && v < 0.01 ? 2 : 1)} %`);
 const failState = (v) => (!v ? "" : v >= 0.1 ? "critical" : "warning");
-const arrow = (t, over) => (t ? `<span class="trend" data-t="${t}" title="${t} over ${over}">${TREND[t]}</span>`
+const arrow = (t, over) => (TREND[t] ? `<span class="trend" data-t="${t}" title="${t} over ${over}">${TREND[t]}</span>`
   : `<span class="trend muted" title="no trend over ${over} yet">·</span>`);
 
 function drainText(q) {
