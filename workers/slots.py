@@ -4,9 +4,10 @@ Every beat schedules every entry on one wall-clock grid (an entry of period P ru
 and before sending a run it claims that run's slot in Redis (`SET NX` on the entry's name and slot
 number). The first beat to claim a slot sends the run; the others skip it. So with two beats and one of
 them killed, the other sends the very next slot: no gap longer than one period, no run sent twice, no
-hand-over delay. A beat restarted after a crash picks up at the next slot (or at once, if the slot it
-came back in was not sent). If Redis cannot be reached nothing is sent: a run that cannot be claimed could
-be a duplicate, and the broker is usually that same Redis anyway.
+hand-over delay; only a beat killed in the milliseconds between claiming a slot and sending its run loses
+that one run (a gap of two periods). A beat restarted after a crash picks up at the next slot (or at once,
+if the slot it came back in was not sent). If Redis cannot be reached nothing is sent: a run that cannot be
+claimed could be a duplicate, and the broker is usually that same Redis anyway.
 """
 
 from __future__ import annotations
