@@ -37,7 +37,7 @@ INTERVAL_S = 5.0
 SAMPLE_EVERY_S = 5.0
 PROGRESS_EVERY_S = 30.0
 MB = 1024 * 1024
-FULL_S = 600.0  # only a full run (10 min, 1,000 agents) rewrites BENCHMARKS.md
+FULL_S = 600.0  # only a full run (10 min) rewrites BENCHMARKS.md, its fleet size's part
 
 
 def role_of(argv: list[str]) -> str | None:
@@ -129,7 +129,10 @@ def run(total_s: float, agents: int) -> Verdict:
     port, token = free_port(), secrets.token_urlsafe(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VSMMON_")}
     env.update(VSMMON_DATA_DIR=str(data_dir), VSMMON_HTTP_PORT=str(port), VSMMON_API_TOKEN=token,
-               VSMMON_LOG_LEVEL="WARNING", VSMMON_COLLECT_INTERVAL_S=str(INTERVAL_S))  # fmt: skip
+               VSMMON_LOG_LEVEL="WARNING", VSMMON_COLLECT_INTERVAL_S=str(INTERVAL_S),
+               VSMMON_PUSH_NEW_AGENTS_PER_MIN=str(max(1000, agents)))  # fmt: skip
+    # an operator registering a fleet this size raises the new-ids budget (`vsmmon.collect.admission`) as this
+    # does; left at 1,000 a minute, 10,000 agents would take 10 minutes to be admitted and the run measure fewer
     if os.environ.get("VSMMON_SOAK_DATABASE_URL"):
         env["VSMMON_DATABASE_URL"] = os.environ["VSMMON_SOAK_DATABASE_URL"]
     if os.environ.get("VSMMON_SOAK_REDIS_URL"):
@@ -159,11 +162,11 @@ def run(total_s: float, agents: int) -> Verdict:
             time.sleep(max(0.0, start + len(samples) * SAMPLE_EVERY_S - time.monotonic()))
         time.sleep(2 * INTERVAL_S)  # the last cycles finish
         done = cycles(info.database_url, since)
-        simulate.wait(timeout=60)
+        simulated = simulate.wait(timeout=60)
         pushed = (data_dir / "simulate.log").read_text(errors="replace").strip().splitlines()[-1:]
         said = pushed[0] if pushed else ""
         return judge(samples, done, since=since, total_s=total_s, interval_s=INTERVAL_S, agents=agents,
-                     simulator_said=said)  # fmt: skip
+                     simulator_said=said, simulator_ok=simulated == 0)  # fmt: skip
     finally:
         for proc in (simulate, up):
             if proc is not None and proc.poll() is None:
@@ -198,8 +201,8 @@ def main() -> int:
     verdict = run(total_s, agents)
     for line in verdict.lines:
         print(line)
-    if total_s >= FULL_S and agents == 1000:
-        write_section(verdict)
+    if total_s >= FULL_S:
+        write_section(verdict, agents)
         print("soak: BENCHMARKS.md (Soak) rewritten")
     print(f"soak: {'PASS' if verdict.passed else 'FAIL'}")
     return 0 if verdict.passed else 1

@@ -12,6 +12,8 @@ from typing import Any
 from bench.report import BENCHMARKS_MD
 
 RSS_LIMIT_MB = 150.0  # P7
+P95_LIMIT_S = 2.5  # end-to-end, start to aggregated (#23)
+CPU_LIMIT_CORES = 1.0  # every pipeline process together
 FLAT_MB = 5.0  # growth allowed after warm-up, or 5 % of the process's size when that is more
 SECTION = "## Soak"
 POOL = " (pool child"
@@ -61,6 +63,7 @@ def judge(
     interval_s: float,
     agents: int,
     simulator_said: str,
+    simulator_ok: bool = True,
 ) -> Verdict:
     checks: list[tuple[str, bool]] = []
     lines = [
@@ -87,6 +90,15 @@ def judge(
         f"{median(ends) if ends else 0:.2f} s, p95 {p95:.2f} s, max {max(ends, default=0):.2f} s; over the interval: "
         f"{late}; not aggregated: {unfinished}; skipped ticks: {skipped}; longest gap between starts "
         f"{max(gaps, default=0):.2f} s{_where(starts, gaps, since, interval_s)} | {'PASS' if ok else '**FAIL**'} |"
+    )
+
+    fast = bool(ends) and p95 < P95_LIMIT_S
+    checks.append(("p95", fast))
+    lines.append(f"| end-to-end p95 under {P95_LIMIT_S:g} s | p95 {p95:.2f} s | {'PASS' if fast else '**FAIL**'} |")
+    checks.append(("simulator", simulator_ok))
+    lines.append(
+        f"| every simulated agent's reports admitted (the simulator exited 0) | {simulator_said or 'no summary'} | "
+        f"{'PASS' if simulator_ok else '**FAIL**'} |"
     )
 
     third = max(1, len(samples) // 3)
@@ -127,6 +139,12 @@ def judge(
     machine = _busy(samples[-1].machine) - _busy(samples[0].machine)
     ours = samples[-1].cpu_s - samples[0].cpu_s
     sim = samples[-1].sim_cpu_s - samples[0].sim_cpu_s
+    cores = ours / span
+    checks.append(("cpu", cores < CPU_LIMIT_CORES))
+    lines.append(
+        f"| the pipeline under {CPU_LIMIT_CORES:g} core | every pipeline process together (pool processes included) "
+        f"{cores:.2f} cores | {'PASS' if cores < CPU_LIMIT_CORES else '**FAIL**'} |"
+    )
     lines += [
         "",
         f"Machine load during the run (shared with other work): load average {mean(s.load1 for s in samples):.1f} "
@@ -144,22 +162,43 @@ def _where(starts: list[datetime], gaps: list[float], since: datetime, interval_
     return f" (after the cycle started at {', '.join(at[:5])})" if at else ""
 
 
-def write_section(verdict: Verdict, path: Any = BENCHMARKS_MD) -> None:
-    """Replace (or append) the Soak section, which stays the last one of BENCHMARKS.md."""
+def subsection(agents: int) -> str:
+    return f"### {agents:,} agents"
+
+
+def write_section(verdict: Verdict, agents: int, path: Any = BENCHMARKS_MD) -> None:
+    """Replace (or add) the run's part of the Soak section (one per fleet size), which stays the last section of
+    BENCHMARKS.md; the other sizes' parts are kept."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    head = text.split(f"\n{SECTION}\n", 1)[0].rstrip("\n")
-    body = "\n".join(
+    head, _, old = text.partition(f"\n{SECTION}\n")
+    parts = _parts(old)
+    parts[agents] = "\n".join(
         [
-            SECTION,
+            subsection(agents),
             "",
-            "`make soak` (`SOAK_SECONDS=60 make soak` for a short run) runs `vsmmon up` and `vsmmon simulate "
-            "--agents 1000 --profile mixed` against it for 10 minutes, samples every 5 s, and checks the issue's "
-            "criteria; exit code 0 when all pass. The figures below are the last full run's, written by it "
-            f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC).",
+            f"Written by the last full run at this size ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC).",
             "",
             *verdict.lines,
             "",
             f"Result: **{'PASS' if verdict.passed else 'FAIL'}**.",
         ]
     )
-    path.write_text(f"{head}\n\n{body}\n")
+    intro = (
+        "`make soak` runs `vsmmon up` and `vsmmon simulate --profile mixed` against it for 10 minutes "
+        "(`SOAK_AGENTS`, default 1,000; `SOAK_SECONDS`, default 600), samples every 5 s, and checks the issues' "
+        "criteria; exit code 0 when all pass. Each fleet size below is the last full run's, written by it."
+    )
+    body = "\n\n".join([SECTION, intro, *(parts[n] for n in sorted(parts))])
+    path.write_text(f"{head.rstrip(chr(10))}\n\n{body}\n")
+
+
+def _parts(section: str) -> dict[int, str]:
+    """The per-size parts of an existing Soak section, by agent count (a section of the older, single-run form
+    is dropped: its run is retaken)."""
+    parts: dict[int, str] = {}
+    for chunk in section.split("\n### ")[1:]:
+        title, _, rest = chunk.partition("\n")
+        count = title.removesuffix(" agents").replace(",", "")
+        if count.isdigit():
+            parts[int(count)] = f"### {title}\n{rest}".rstrip("\n")
+    return parts

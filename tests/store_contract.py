@@ -94,7 +94,7 @@ class StoreContract:
     def test_transitions_apply_once_and_only_from_the_expected_status(self, store: Store) -> None:
         store.update_registry(make_collection(T0, agents=1))
         store.update_registry(make_collection(T0, agents=1))  # twice: idempotent
-        later = T0 + timedelta(seconds=11)
+        later = T0 + timedelta(seconds=13)  # past 2.5 intervals: offline
         transitions = evaluate(store.agent_records(), later)
         assert [(t.agent_id, t.from_status, t.to_status) for t in transitions] == [
             ("celery@w0", AgentStatus.ONLINE, AgentStatus.OFFLINE)

@@ -1,14 +1,19 @@
 """Agent registry: who is alive, judged from when each agent last answered or pushed.
 
 An agent is live when it was seen within 2 x its interval (Celery's rule for heartbeats, and the design's).
-Judged at each collection's time `now`:
-- online: seen at most half an interval ago (it answered or pushed for this cycle);
-- stale: missed at least one report, but still live (age <= 2 x interval);
-- offline: not seen for more than 2 x interval. A worker killed with SIGKILL sends no goodbye; it turns
-  stale at the next cycle and offline by the third, so within 3 collection intervals, and the persist task
-  that judges it so asks for a health assessment at once. (Two missed collections would be faster, but a
-  collection slot that is late or skipped, or a self-report pushed a little late, would then read as an
-  outage: the scenario suite's rolling restart did.)
+Judged at each collection's time `now`, where an agent's last sighting is the start of the last collection that
+held its report, so ages come in whole intervals give or take how late each cycle started; the bounds sit
+half an interval past each whole one, so that jitter never decides a status:
+- online: in this collection or the last (age <= 1.5 x interval). A pushed agent reports on its own clock:
+  a push landing a moment after one collection drained its reports is in the next, so one collection in a
+  while holds none of it and the next holds two; that is not a missed report (at 10,000 pushed agents a
+  rule of "in this collection" turned thousands stale and back at every cycle);
+- stale: missed the last two collections, still live (age <= 2.5 x interval);
+- offline: not seen for more than that. A worker killed with SIGKILL sends no goodbye; it is stale at the
+  second cycle after its last answer and offline at the third, so within 3 collection intervals, and the
+  persist task that judges it so asks for a health assessment at once. (Two missed collections would be
+  faster, but a collection slot that is late or skipped, or a self-report pushed a little late, would then
+  read as an outage: the scenario suite's rolling restart did.)
 - stopped: it said goodbye (a clean stop, `vsmmon.agent.goodbye`), or its reply says it is stopping: gone on
   purpose, not lost. It stays stopped until it is seen again after its goodbye (a stopping reply is no
   report, `vsmmon.collect.collector`), so a planned scale-in or a restart is not an outage.
@@ -24,8 +29,11 @@ from datetime import datetime, timedelta
 
 from vsmmon.models import AgentKind, AgentStatus
 
-OFFLINE_AFTER = 2.0
-"""Intervals without a report after which an agent is offline (Celery's heartbeat rule)."""
+ONLINE_WITHIN = 1.5
+"""Intervals since its last report within which an agent is online: this collection or the last."""
+OFFLINE_AFTER = 2.5
+"""Intervals without a report after which an agent is offline: more than 2 (Celery's heartbeat rule), judged
+at collections that start a little early or late."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +66,7 @@ class Transition:
 def status_at(last_seen: datetime, interval_s: float, now: datetime) -> AgentStatus:
     """The status an agent last seen at `last_seen` has at `now`."""
     age_s = (now - last_seen).total_seconds()
-    if age_s <= 0.5 * interval_s:
+    if age_s <= ONLINE_WITHIN * interval_s:
         return AgentStatus.ONLINE
     if age_s <= OFFLINE_AFTER * interval_s:
         return AgentStatus.STALE

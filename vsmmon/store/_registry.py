@@ -1,13 +1,16 @@
-"""The agent registry's upsert: each collection's reports merged into `agents` in one statement."""
+"""The agent registry's writes: each collection's reports merged into `agents` in one statement, and the status
+transitions the registry judged applied in one more."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
 import psycopg
+import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
+from vsmmon.collect.registry import Transition
 from vsmmon.models import Collection
 
 _AGENTS_IN = """
@@ -57,3 +60,41 @@ def upsert_agents(conn: Connection, collection: Collection) -> None:
                 )  # fmt: skip
         cursor.execute(_MERGE_AGENTS)
         cursor.execute("TRUNCATE agents_in")
+
+
+# Locks the rows in id order first (as the merge does), then changes each agent still in the status the
+# transition starts from, and records the transitions that changed one: a judgement racing a newer one
+# changes nothing.
+_LOCK = "SELECT 1 FROM agents WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
+_TRANSITIONS = """
+WITH t AS (
+    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[]), CAST(:froms AS text[]),
+                         CAST(:tos AS text[]), CAST(:reasons AS text[]))
+                  AS t(agent_id, at, from_status, to_status, reason)
+), changed AS (
+    UPDATE agents AS a SET status = t.to_status, status_since = t.at
+    FROM t WHERE a.id = t.agent_id AND a.status = t.from_status
+    RETURNING t.agent_id, t.at, t.from_status, t.to_status, t.reason
+), recorded AS (
+    INSERT INTO agent_transitions (agent_id, at, from_status, to_status, reason)
+    SELECT agent_id, at, from_status, to_status, reason FROM changed
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM changed
+"""
+
+
+def apply_transitions(conn: Connection, transitions: list[Transition]) -> int:
+    """Apply the transitions (at most one per agent) whose agent is still in their `from_status`; how many did."""
+    if not transitions:
+        return 0
+    ids = [t.agent_id for t in transitions]
+    conn.execute(sa.text(_LOCK), {"ids": ids})
+    params = {
+        "ids": ids,
+        "ats": [t.at for t in transitions],
+        "froms": [t.from_status.value for t in transitions],
+        "tos": [t.to_status.value for t in transitions],
+        "reasons": [t.reason for t in transitions],
+    }
+    return int(conn.execute(sa.text(_TRANSITIONS), params).scalar_one())

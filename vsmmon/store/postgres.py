@@ -34,6 +34,7 @@ from vsmmon.models import (
 from vsmmon.store import _reads as reads
 from vsmmon.store import _rollups as rollup_store
 from vsmmon.store._partitions import MaintenanceReport, carry_out, existing_partitions
+from vsmmon.store._registry import apply_transitions as apply_status_changes
 from vsmmon.store._registry import upsert_agents
 from vsmmon.store._tables import (
     agent_transitions,
@@ -130,30 +131,7 @@ class PostgresStore:
         ]
 
     def apply_transitions(self, transitions: list[Transition]) -> int:
-        def write(conn: Connection) -> int:
-            applied = 0
-            for t in transitions:
-                changed = conn.execute(
-                    sa.update(agents)
-                    .where(agents.c.id == t.agent_id, agents.c.status == t.from_status.value)
-                    .values(status=t.to_status.value, status_since=t.at)
-                ).rowcount
-                if changed:
-                    conn.execute(
-                        insert(agent_transitions)
-                        .values(
-                            agent_id=t.agent_id,
-                            at=t.at,
-                            from_status=t.from_status.value,
-                            to_status=t.to_status.value,
-                            reason=t.reason,
-                        )
-                        .on_conflict_do_nothing()
-                    )
-                    applied += 1
-            return applied
-
-        return self._in_transaction(write) if transitions else 0
+        return self._in_transaction(lambda conn: apply_status_changes(conn, transitions)) if transitions else 0
 
     def agents(self) -> list[AgentInfo]:
         return self._in_transaction(reads.agents)
