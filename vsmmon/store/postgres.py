@@ -33,6 +33,7 @@ from vsmmon.models import (
 )
 from vsmmon.store import _reads as reads
 from vsmmon.store import _rollups as rollup_store
+from vsmmon.store._health import save_health as copy_health
 from vsmmon.store._partitions import MaintenanceReport, carry_out, existing_partitions
 from vsmmon.store._registry import apply_transitions as apply_status_changes
 from vsmmon.store._registry import upsert_agents
@@ -41,7 +42,6 @@ from vsmmon.store._tables import (
     agents,
     collections,
     forecasts,
-    health_assessments,
     recommendations,
 )
 from vsmmon.store.base import AgentScore, CollectionDuration, GridRow, StoredForecast, StoredTrend, change_time
@@ -147,9 +147,7 @@ class PostgresStore:
     def save_health(self, rows: Sequence[HealthRow]) -> int:
         if not rows:
             return 0
-        stmt = insert(health_assessments).values([r.row() for r in rows]).on_conflict_do_nothing()
-        # RETURNING counts what was new: a multi-row INSERT's rowcount is -1 through psycopg's insertmanyvalues
-        return self._in_transaction(lambda conn: len(conn.execute(stmt.returning(health_assessments.c.at)).all()))
+        return self._in_transaction(lambda conn: copy_health(conn, rows))
 
     def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
         return self._in_transaction(lambda conn: reads.health_history(conn, scope, subject, since))
