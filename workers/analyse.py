@@ -11,9 +11,10 @@ from celery import Celery
 from vsmmon import names
 from vsmmon.alerts.routing import signal_from_recommendation
 from vsmmon.analyse import inputs
-from vsmmon.analyse.analysis import analyse_fleet, observe
+from vsmmon.analyse.analysis import AnalysisResult, DueForecast, analyse_fleet, merged, observe
 from vsmmon.errors import TransientError
-from vsmmon.health.inputs import OPERATIONAL, queue_flows
+from vsmmon.health.inputs import BATCH_AGENTS, OPERATIONAL, queue_flows
+from vsmmon.store.realtime import batches
 from vsmmon.workers import beat_schedule
 from vsmmon.workers.alerts import report_signals
 from vsmmon.workers.context import VsmTask, WorkerContext
@@ -23,9 +24,10 @@ SIGNAL_TTL_S = 3.0 * beat_schedule.ANALYSIS_EVERY_S  # a recommendation holds fo
 DUE_LOOKBACK_S = 3000  # forecasts due this long ago can still be scored: the real-time window keeps an hour
 
 
-def score_forecasts(ctx: WorkerContext, memory: dict[str, dict[int, float]], now: datetime) -> dict[str, Any]:
+def score_forecasts(
+    ctx: WorkerContext, due: list[DueForecast], memory: dict[str, dict[int, float]], now: datetime
+) -> dict[str, Any]:
     """Compare the forecasts that fell due with what happened; the last hour's sMAPE, as S4 reads it."""
-    due = ctx.store.due_forecasts(now - timedelta(seconds=DUE_LOOKBACK_S), now)
     interval_s = ctx.realtime.interval_s
     observed = {(f.agent_id, f.metric): [(c * interval_s, v) for c, v in memory.get(f.agent_id, {}).items()]
                 for f in due if f.metric == "memory_bytes"}  # fmt: skip
@@ -43,11 +45,19 @@ def register(app: Celery) -> None:
         ctx, now = self.ctx, self.ctx.clock()
         registry = ctx.store.agents()
         operational = [a for a in registry if a.kind in OPERATIONAL and a.live]
-        window = ctx.realtime.prefetch(inputs.wanted(operational))  # one round trip for the fleet
-        read = inputs.read(operational, window, ctx.realtime.interval_s, ctx.settings.memory_hard_bytes, now)
+        due = ctx.store.due_forecasts(now - timedelta(seconds=DUE_LOOKBACK_S), now)
+        scored = {f.agent_id for f in due if f.metric == "memory_bytes"}
+        parts: list[AnalysisResult] = []
+        points: dict[str, dict[int, float]] = {}
+        for batch in batches(operational, BATCH_AGENTS):  # an hour of rings of a batch in memory at a time
+            window = ctx.realtime.prefetch(inputs.wanted(batch))  # one round trip for the batch
+            read = inputs.read(batch, window, ctx.realtime.interval_s, ctx.settings.memory_hard_bytes, now)
+            parts.append(analyse_fleet(now, read.memory, read.series, []))
+            points.update((a, p) for a, p in read.points.items() if a in scored)
         flows = queue_flows(registry, ctx.realtime, ctx.settings, now)
-        result = analyse_fleet(now, read.memory, read.series, inputs.demands(registry, flows))
-        accuracy = score_forecasts(ctx, read.points, now)
+        parts.append(analyse_fleet(now, [], {}, inputs.demands(registry, flows)))
+        result = merged(now, parts)
+        accuracy = score_forecasts(ctx, due, points, now)
         ctx.store.save_analysis(result)
         ctx.realtime.client.set(names.ANALYSED_AT_KEY, now.isoformat(), ex=600)
         ctx.realtime.client.set(names.EXHAUSTION_KEY, json.dumps(dict(result.exhaustion_s)), ex=600)

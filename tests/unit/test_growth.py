@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vsmmon.analyse.analysis import MemorySeries, analyse_fleet
+from vsmmon.analyse.analysis import MemorySeries, QueueDemand, analyse_fleet, merged
 from vsmmon.analyse.growth import EXTRAPOLATE_MAX, Growth, growth, last_step, regime_start
 
 MB = 1024 * 1024
@@ -206,3 +206,26 @@ def test_steady_growth_whose_limit_is_hours_away_is_still_named() -> None:
 def test_an_exact_line_is_one_regime() -> None:
     ts = [float(i) for i in range(720)]
     assert regime_start(ts, [2.5e8 + (1e6 / 3) * t for t in ts]) == 0
+
+
+def test_an_analysis_in_parts_merges_to_the_analysis_of_the_whole_fleet() -> None:
+    """The analysis task reads the fleet a batch at a time (bounded memory) and merges the parts."""
+    ts = every(5.0, 40)
+    memory = [MemorySeries(f"w{i}", (ts, noisy([100 * MB + (i % 3) * MB * t for t in ts], 0.2 * MB)), LIMIT)
+              for i in range(6)]  # fmt: skip
+    series = {(m.agent_id, "cpu_percent", 300): (ts, [10.0 + i * t / 100 for t in ts]) for i, m in enumerate(memory)}
+    queues = [QueueDemand("jobs", 20.0, 5.0, 4.0, 500.0, 4, (("w0", 4),))]
+    whole = analyse_fleet(NOW, memory, series, queues)
+    assert whole.recommendations
+    assert whole.plans
+    assert whole.forecasts
+    parts = [analyse_fleet(NOW, memory[i : i + 2], {k: v for k, v in series.items() if k[0] in {m.agent_id for m in
+             memory[i : i + 2]}}, []) for i in range(0, 6, 2)]  # fmt: skip
+    together = merged(NOW, [*parts, analyse_fleet(NOW, [], {}, queues)])
+    assert together.trends == whole.trends
+    assert together.forecasts == whole.forecasts
+    assert together.exhaustion_s == whole.exhaustion_s
+    assert together.plans == whole.plans
+    assert sorted(r.fingerprint for r in together.recommendations) == sorted(
+        r.fingerprint for r in whole.recommendations
+    )

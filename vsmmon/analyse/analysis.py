@@ -110,6 +110,21 @@ def analyse_fleet(
     return AnalysisResult(now, tuple(trends), tuple(forecasts), exhaustion, plans, tuple(dedupe(recommendations)))
 
 
+def merged(now: datetime, parts: Sequence[AnalysisResult]) -> AnalysisResult:
+    """Analyses of parts of the fleet (each agent in one part, each queue in one) as one analysis at `now`.
+
+    Every figure but the recommendations belongs to one agent or queue, so the parts' figures are the whole
+    fleet's; recommendations are deduplicated across the parts as within one (`dedupe`)."""
+    return AnalysisResult(
+        now,
+        tuple(t for p in parts for t in p.trends),
+        tuple(f for p in parts for f in p.forecasts),
+        {k: v for p in parts for k, v in p.exhaustion_s.items()},
+        {k: v for p in parts for k, v in p.plans.items()},
+        tuple(dedupe(r for p in parts for r in p.recommendations)),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DueForecast:
     """A stored forecast: made `at` for `horizon_s` later (its due time), not yet compared with what happened."""

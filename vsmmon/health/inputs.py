@@ -17,13 +17,17 @@ from vsmmon.config import Settings
 from vsmmon.health.agents import AgentInputs
 from vsmmon.health.systems import ControlInputs, QueueFlow
 from vsmmon.models import PUSHED_KINDS, AgentInfo, AgentKind, AgentStatus
-from vsmmon.store.realtime import Point, RealtimeWindow, SeriesReader
+from vsmmon.store.realtime import Point, RealtimeWindow, SeriesReader, batches
 
 WINDOW_S = 300.0
 OSCILLATION_S = 600.0
 OPERATIONAL = frozenset({AgentKind.CELERY_WORKER, *PUSHED_KINDS})
 AGENT_SERIES = ("active", "task_runtime_p95_s", "tasks_succeeded_total", "tasks_failed_total", "concurrency")
-"""The series read per operational agent (one batch for the whole fleet: see `RealtimeWindow.prefetch`)."""
+"""The series read per operational agent (fetched for a batch of agents at a time: `RealtimeWindow.prefetch`)."""
+COMPLETIONS = ("tasks_succeeded_total", "tasks_failed_total")
+BATCH_AGENTS = 500
+"""Agents whose rings are fetched at once: 500 x 6 rings of 5.8 KB is ~17 MB. The whole fleet at once held
+10,000 agents' rings (~350 MB) in the health process (`make soak` at 10,000 agents)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +68,25 @@ def gather(
     # a worker that said goodbye left on purpose: neither in S1's mean nor in the capacity expected of the fleet
     operational = [a for a in shown if a.kind in OPERATIONAL and a.status is not AgentStatus.STOPPED]
     queue_agents = [q for q in shown if q.kind is AgentKind.QUEUE]
-    needed = [(a.agent_id, m) for a in operational for m in AGENT_SERIES] + [
-        (q.agent_id, "messages") for q in queue_agents
-    ]
-    reader = window.prefetch(needed)
-    inputs = [_agent_inputs(a, reader, settings, now) for a in operational]
+    inputs: list[AgentInputs] = []
+    pool_series: dict[str, list[float]] = {}
+    rates: dict[str, float | None] = {}
+    for batch in batches(operational, BATCH_AGENTS):  # the rings of one batch in memory at a time
+        reader = window.prefetch([(a.agent_id, m) for a in batch for m in AGENT_SERIES])
+        found = [_agent_inputs(a, reader, settings, now) for a in batch]
+        inputs += found
+        for a, i in zip(batch, found, strict=True):
+            if a.kind is AgentKind.CELERY_WORKER and i.live:
+                pool_series[a.agent_id] = _values(reader.read(a.agent_id, "concurrency", now, OSCILLATION_S))
+                rates[a.agent_id] = _completion_rate(reader, a.agent_id, now)
     live = {i.agent_id: i for i in inputs if i.live}
     workers = [a for a in operational if a.kind is AgentKind.CELERY_WORKER and a.agent_id in live]
-    queues = [_queue_flow(q, workers, live, reader, now) for q in queue_agents]
+    backlogs = window.prefetch([(q.agent_id, "messages") for q in queue_agents])
+    queues = [_queue_flow(q, workers, rates, backlogs, now) for q in queue_agents]
     control = ControlInputs(
         active_total=sum(a.metrics.get("active", 0.0) for a in workers),
         concurrency_total=sum(a.metrics.get("concurrency", 0.0) for a in workers),
-        pool_series={a.agent_id: _values(reader.read(a.agent_id, "concurrency", now, OSCILLATION_S)) for a in workers},
+        pool_series=pool_series,
         identities=[(",".join(sorted(a.queues)), f"{a.version}|{a.config_hash}") for a in workers],
         exhaustion_s=dict(exhaustion_s or {}),
     )
@@ -90,9 +101,18 @@ def queue_flows(
     shown = [a for a in agents if visible(_record(a), now, settings.purge_after_s)]
     workers = [a for a in shown if a.kind is AgentKind.CELERY_WORKER and a.live]
     queue_agents = [q for q in shown if q.kind is AgentKind.QUEUE]
-    needed = [(w.agent_id, m) for w in workers for m in ("tasks_succeeded_total", "tasks_failed_total")]
-    reader = window.prefetch(needed + [(q.agent_id, "messages") for q in queue_agents])
-    return [_queue_flow(q, workers, {}, reader, now) for q in queue_agents]
+    rates: dict[str, float | None] = {}
+    for batch in batches(workers, BATCH_AGENTS):
+        reader = window.prefetch([(w.agent_id, m) for w in batch for m in COMPLETIONS])
+        rates.update((w.agent_id, _completion_rate(reader, w.agent_id, now)) for w in batch)
+    backlogs = window.prefetch([(q.agent_id, "messages") for q in queue_agents])
+    return [_queue_flow(q, workers, rates, backlogs, now) for q in queue_agents]
+
+
+def _completion_rate(window: SeriesReader, agent_id: str, now: datetime) -> float | None:
+    """Tasks a worker finished per second over the last 5 min (succeeded or failed); None if not known."""
+    done = [rate_per_s(window.read(agent_id, m, now, WINDOW_S)) for m in COMPLETIONS]
+    return None if any(d is None for d in done) else sum(d for d in done if d is not None)
 
 
 def _record(a: AgentInfo) -> AgentRecord:
@@ -126,21 +146,19 @@ def _agent_inputs(a: AgentInfo, window: SeriesReader, settings: Settings, now: d
 
 
 def _queue_flow(
-    q: AgentInfo, workers: Sequence[AgentInfo], live: dict[str, AgentInputs], window: SeriesReader, now: datetime
+    q: AgentInfo, workers: Sequence[AgentInfo], rates: Mapping[str, float | None], window: SeriesReader, now: datetime
 ) -> QueueFlow:
+    """One queue's flow; `rates` are its consumers' completions per second (`_completion_rate`)."""
     name = q.agent_id.removeprefix("queue:")
     consumers = [w for w in workers if name in w.queues]
     out = 0.0
     known = bool(consumers)
     for w in consumers:  # a worker's completions are shared among the queues it consumes
-        done = [
-            rate_per_s(window.read(w.agent_id, m, now, WINDOW_S))
-            for m in ("tasks_succeeded_total", "tasks_failed_total")
-        ]
-        if any(d is None for d in done):
+        done = rates.get(w.agent_id)
+        if done is None:
             known = False
             continue
-        out += sum(d for d in done if d is not None) / max(1, len(w.queues))
+        out += done / max(1, len(w.queues))
     backlog = _values(window.read(q.agent_id, "messages", now, OSCILLATION_S))
     growth = (backlog[-1] - backlog[0]) / OSCILLATION_S if len(backlog) >= 2 else 0.0
     saturations = []

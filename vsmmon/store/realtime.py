@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 import redis
 
@@ -199,6 +199,16 @@ class Prefetched:
 @functools.lru_cache(maxsize=8192)
 def _cycle_start(cycle: int, interval_s: float) -> datetime:
     return datetime.fromtimestamp(cycle * interval_s, tz=UTC)
+
+
+T = TypeVar("T")
+
+
+def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in consecutive slices of `size` (the last shorter): a prefetch per slice keeps a fleet's rings
+    out of memory at once."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _key(agent_id: str, name: str) -> str:
