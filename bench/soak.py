@@ -28,7 +28,7 @@ import psutil
 import redis
 import sqlalchemy as sa
 
-from bench.soak_report import Sample, Verdict, judge, write_section
+from bench.soak_report import Cycle, Sample, Verdict, judge, write_section
 from vsmmon import names
 from vsmmon.local import runfile
 from vsmmon.local.embedded import free_port
@@ -95,25 +95,23 @@ def sample(up_pid: int, broker: redis.Redis, t_s: float, simulator: psutil.Proce
                   psutil.cpu_times())  # fmt: skip
 
 
-def cycles(database_url: str, since: datetime) -> list[tuple[datetime, float, datetime | None]]:
-    """(started_at, duration_ms, aggregated_at) of every collection since `since`."""
+def cycles(database_url: str, since: datetime) -> list[Cycle]:
+    """(started_at, duration_ms, aggregated_at, persisted_at) of every collection since `since`."""
     engine = sa.create_engine(database_url, pool_size=1)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.text("SELECT started_at, duration_ms, aggregated_at FROM collections WHERE started_at >= :t "
-                        "ORDER BY started_at"), {"t": since},
+                sa.text("SELECT started_at, duration_ms, aggregated_at, persisted_at FROM collections "
+                        "WHERE started_at >= :t ORDER BY started_at"), {"t": since},
             )  # fmt: skip
-            return [(r[0], float(r[1]), r[2]) for r in rows]
+            return [(r[0], float(r[1]), r[2], r[3]) for r in rows]
     finally:
         engine.dispose()
 
 
-def progress(
-    t_s: float, total_s: float, samples: list[Sample], done: list[tuple[datetime, float, datetime | None]]
-) -> str:
+def progress(t_s: float, total_s: float, samples: list[Sample], done: list[Cycle]) -> str:
     last = samples[-1]
-    ends = [(a - s).total_seconds() for s, _, a in done if a is not None]
+    ends = [(a - s).total_seconds() for s, _, a, _ in done if a is not None]
     worst = max(ends, default=0.0)
     biggest = {k: round(v) for k, v in sorted(last.rss_mb.items()) if "pool child" not in k}
     pool = [v for k, v in last.rss_mb.items() if "pool child" in k]
