@@ -1,6 +1,6 @@
 """`make soak` (`python -m bench.soak`): 1,000 simulated agents (`mixed`) for 10 minutes against `vsmmon up`.
 
-It runs the pipeline as a person does (`vsmmon up`: one worker for every queue, beat, the HTTP service)
+It runs the pipeline as a person does (`vsmmon up`: its two workers, beat, the HTTP service)
 and `vsmmon simulate --agents 1000 --profile mixed` pushing to it, samples every 5 s, prints progress,
 and judges: every cycle finished (collected, stored, aggregated) within its interval and none was
 skipped; the queue backlog did not grow; the RSS of each pipeline process stayed flat and under 150 MB

@@ -33,11 +33,13 @@ ROLES: dict[str, tuple[str, ...]] = {
     "s3": (S3_CONTROL_QUEUE,),
     "s5": (S5_POLICY_QUEUE,),
     "all": QUEUES,
+    "rest": tuple(q for q in QUEUES if q not in (COLLECT_QUEUE, STORE_QUEUE)),  # beside a `collector` worker
 }
 """`vsmmon worker --role ROLE` consumes these queues."""
 
 # --- task names: `vsmmon.<stage>.<verb>` ------------------------------------------------------------
 COLLECT_RUN = "vsmmon.collect.run"
+COLLECT_SHARD = "vsmmon.collect.shard"
 PERSIST_COLLECTION = "vsmmon.persist.collection"
 AGGREGATE_COLLECTION = "vsmmon.aggregate.collection"
 AGGREGATE_CLOSE = "vsmmon.aggregate.close"

@@ -65,7 +65,7 @@ def pipeline_agents(base_url: str) -> set[str] | None:
     except (httpx.HTTPError, ValueError, KeyError):
         return None
     seen = {a["agent_id"].split("@")[0] for a in agents if a["agent_id"].startswith("vsmmon-")}
-    return seen if {"vsmmon-http", "vsmmon-beat", "vsmmon-all"} <= seen else None
+    return seen if {"vsmmon-http", "vsmmon-beat", "vsmmon-rest"} <= seen else None
 
 
 def run_up_until_a_collection(
