@@ -28,7 +28,7 @@ import psutil
 import redis
 import sqlalchemy as sa
 
-from bench.soak_report import Cycle, Sample, Verdict, judge, write_section
+from bench.soak_report import Cycle, Sample, Verdict, cycles_of, judge, write_section
 from vsmmon import names
 from vsmmon.local import runfile
 from vsmmon.local.embedded import free_port
@@ -96,15 +96,15 @@ def sample(up_pid: int, broker: redis.Redis, t_s: float, simulator: psutil.Proce
 
 
 def cycles(database_url: str, since: datetime) -> list[Cycle]:
-    """(started_at, duration_ms, aggregated_at, persisted_at) of every collection since `since`."""
+    """Every cycle started since `since`, its shards' collections as one (`soak_report.cycles_of`)."""
     engine = sa.create_engine(database_url, pool_size=1)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.text("SELECT started_at, duration_ms, aggregated_at, persisted_at FROM collections "
+                sa.text("SELECT started_at, duration_ms, aggregated_at, persisted_at, shard, shards FROM collections "
                         "WHERE started_at >= :t ORDER BY started_at"), {"t": since},
             )  # fmt: skip
-            return [(r[0], float(r[1]), r[2], r[3]) for r in rows]
+            return cycles_of([(r[0], float(r[1]), r[2], r[3], r[4], r[5]) for r in rows])
     finally:
         engine.dispose()
 

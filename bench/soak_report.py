@@ -19,7 +19,24 @@ SECTION = "## Soak"
 POOL = " (pool child"
 POOL_ALL = "pool processes (the largest at each sample)"
 Cycle = tuple[datetime, float, datetime | None, datetime]
-"""A stored collection: started, its collection's duration (ms), aggregated (None: not yet), persisted."""
+"""A stored cycle: started, its collection's duration (ms), aggregated (None: not yet), persisted; of a sharded
+cycle (`vsmmon.collect.shards`), the longest collection and the last shard's times (`cycles_of`)."""
+Part = tuple[datetime, float, datetime | None, datetime, int, int]
+"""A stored collection: a `Cycle`'s fields, then its shard and the cycle's shard count."""
+
+
+def cycles_of(parts: list[Part]) -> list[Cycle]:
+    """One `Cycle` per start: aggregated when every shard of it is stored and aggregated, at the last one."""
+    by_start: dict[datetime, list[Part]] = {}
+    for part in parts:
+        by_start.setdefault(part[0], []).append(part)
+    cycles: list[Cycle] = []
+    for start, group in sorted(by_start.items()):
+        shards = max(p[5] for p in group)
+        whole = len({p[4] for p in group}) >= shards and all(p[2] is not None for p in group)
+        aggregated = max(p[2] for p in group if p[2] is not None) if whole else None
+        cycles.append((start, max(p[1] for p in group), aggregated, max(p[3] for p in group)))
+    return cycles
 
 
 @dataclass(frozen=True)

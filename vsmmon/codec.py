@@ -160,6 +160,8 @@ def collection_to_json(collection: Collection) -> str:
             "unreachable": list(collection.unreachable),
             "interval_s": collection.interval_s,
             "stopped": list(collection.stopped),
+            "shard": collection.shard,
+            "shards": collection.shards,
             "reports": [report_to_dict(r) for r in collection.reports],
         },
         separators=(",", ":"),
@@ -183,6 +185,8 @@ def collection_from_json(text: str | bytes) -> Collection:
             reports=tuple(report_from_dict(r) for r in raw["reports"]),
             interval_s=float(raw.get("interval_s", 5.0)),
             stopped=tuple(str(s) for s in raw.get("stopped", ())),
+            shard=int(raw.get("shard", 0)),
+            shards=int(raw.get("shards", 1)),
         )
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as e:
         raise InvalidInput("collection", f"not a staged collection: {e!r}") from e
@@ -208,4 +212,6 @@ def summary_to_dict(summary: CollectionSummary) -> dict[str, Any]:
         "unreachable": list(summary.unreachable),
         "persisted_at": summary.persisted_at.isoformat(),
         "aggregated_at": summary.aggregated_at.isoformat() if summary.aggregated_at else None,
+        "shards": summary.shards,
+        "shards_stored": summary.shards_stored,
     }

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     )
     watch_queues: str = Field(default="", description="comma-separated fleet queues to measure, consumed or not")
     collect_shard_size: int = Field(default=200, ge=1, le=10_000, description="workers asked per broadcast")
+    cycle_shard_agents: int = Field(
+        default=2500, ge=1, description="reports per shard of a cycle: past it, the cycle is split into shard tasks"
+    )
     retention_samples_s: float = Field(default=3600, gt=0, description="raw samples kept (seed: 1 h)")
     retention_rollups_s: float = Field(default=86400, gt=0, description="rollups, trends, forecasts (24 h)")
     retention_health_s: float = Field(default=7 * 86400, gt=0, description="health history (seed: 7 d)")

@@ -98,6 +98,8 @@ class Collection:
     unreachable: tuple[str, ...] = ()
     interval_s: float = 5.0  # the collection period: the reporting interval of the workers asked
     stopped: tuple[str, ...] = ()  # workers that said goodbye this cycle (a clean stop: `vsmmon.agent.goodbye`)
+    shard: int = 0  # which part of its cycle this is (`vsmmon.collect.shards`): one collection per shard
+    shards: int = 1
 
     @property
     def agent_count(self) -> int:
@@ -126,6 +128,9 @@ class CollectionSummary:
     unreachable: tuple[str, ...]
     persisted_at: datetime
     aggregated_at: datetime | None
+    shard: int = 0  # its part of the cycle (`vsmmon.collect.shards`); a cycle's summary is shard 0's
+    shards: int = 1
+    shards_stored: int = 1  # a cycle's summary (`Store.latest_collection`): its shards' collections stored so far
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""`vsmmon.collect.run`: ask every worker for its metrics, stage the collection, chain the rest."""
+"""`vsmmon.collect.run`: ask every worker for its metrics, stage the collection, chain the rest;
+`vsmmon.collect.shard`: the same for one shard of a large cycle's pushed agents (`vsmmon.collect.shards`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import logging
 import os
 import time
 import uuid
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -16,7 +18,8 @@ from vsmmon import names
 from vsmmon.collect.broker import QueueStats
 from vsmmon.collect.collector import collect, consumed_queues, stopping
 from vsmmon.collect.screen import screen
-from vsmmon.models import AgentKind, AgentReport
+from vsmmon.collect.shards import shard_count, slots_of
+from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.tasks.failures import failures_in
 from vsmmon.workers.alerts import report_signals
 from vsmmon.workers.context import VsmTask, WorkerContext
@@ -35,6 +38,10 @@ def register(app: Celery) -> None:
         poller = pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
         now, started = ctx.clock(), time.monotonic()
         expected = ctx.staging.workers_seen_since(now - timedelta(seconds=2 * settings.collect_interval_s))
+        shards = shard_count(ctx.staging.waiting_pushed() + len(expected), settings.cycle_shard_agents)
+        for k in range(1, shards):  # queued before the broadcast: any collector process takes them at once
+            self.app.send_task(names.COLLECT_SHARD, args=(k, shards, now.isoformat()),
+                               expires=settings.collect_interval_s)  # fmt: skip
         discover = ctx.staging.claim_discovery(DISCOVERY_EVERY_S, now) or not expected
         replies = poller.ask("vsm_metrics", sorted(expected), timeout_s=settings.collect_timeout_s, everyone=discover)
         duration_ms = (time.monotonic() - started) * 1000
@@ -47,30 +54,53 @@ def register(app: Celery) -> None:
             host_reports=brokers,  # hosts come in the replies: each host's elected worker adds its host
             worker_replies=replies,
             expected_workers=expected,
-            pushed_reports=ctx.staging.drain_pushed(),
+            pushed_reports=ctx.staging.drain_pushed(slots_of(0, shards)),
             queue_stats=queue_stats,
             queue_errors=queue_errors,
             interval_s=settings.collect_interval_s,
             stopped=stopped,
         )
+        collection = replace(collection, shards=shards)
         if pain := screen(collection):  # algedonic conditions go to the alert manager at once, not in 30 s
             report_signals(self.app, "screen", pain, ttl_s=3 * settings.collect_interval_s)
-        ctx.staging.put(collection)
         ctx.staging.mark_seen(set(replies) - stopping(replies), now)  # a stopping worker is not asked by name again
-        cid = str(collection.id)
-        chain(
-            self.app.signature(names.PERSIST_COLLECTION, args=(cid,), immutable=True),
-            self.app.signature(names.AGGREGATE_COLLECTION, args=(cid,), immutable=True),
-        ).apply_async()
+        stage(self, collection)
         failures = record_failures(ctx, replies)
-        return {
-            "collection_id": cid,
-            "agents": collection.agent_count,
-            "samples": collection.sample_count,
-            "unreachable": list(collection.unreachable),
-            "duration_ms": round(duration_ms, 1),
-            "failures": failures,
-        }
+        return {**outline(collection), "unreachable": list(collection.unreachable), "failures": failures}
+
+    @app.task(name=names.COLLECT_SHARD, base=VsmTask, bind=True, shared=False, ignore_result=False)
+    def shard(self: VsmTask, shard: int, shards: int, started_at: str) -> dict[str, Any]:
+        """Shard `shard` of `shards` of the cycle started at `started_at`: its slots' pushed reports."""
+        ctx, settings, now = self.ctx, self.ctx.settings, datetime.fromisoformat(started_at)
+        workers = ctx.staging.workers_seen_since(now - timedelta(seconds=2 * settings.collect_interval_s))
+        latest = {r.agent_id: r for r in ctx.staging.drain_pushed(slots_of(shard, shards))}  # oldest first
+        reports = tuple(latest[a] for a in sorted(latest) if a not in workers)  # a push never shadows a worker
+        duration_ms = max(0.0, (ctx.clock() - now).total_seconds() * 1000)  # from the cycle's start to drained
+        collection = Collection(uuid.uuid4(), now, duration_ms, reports, interval_s=settings.collect_interval_s,
+                                shard=shard, shards=shards)  # fmt: skip
+        stage(self, collection)
+        return outline(collection)
+
+
+def stage(task: VsmTask, collection: Collection) -> None:
+    """Keep the collection in the staging buffer and chain its persist and aggregate tasks."""
+    task.ctx.staging.put(collection)
+    cid = str(collection.id)
+    chain(
+        task.app.signature(names.PERSIST_COLLECTION, args=(cid,), immutable=True),
+        task.app.signature(names.AGGREGATE_COLLECTION, args=(cid,), immutable=True),
+    ).apply_async()
+
+
+def outline(collection: Collection) -> dict[str, Any]:
+    """A collect task's result, as Flower shows it."""
+    return {
+        "collection_id": str(collection.id),
+        "shard": f"{collection.shard + 1}/{collection.shards}",
+        "agents": collection.agent_count,
+        "samples": collection.sample_count,
+        "duration_ms": round(collection.duration_ms, 1),
+    }
 
 
 def record_failures(ctx: WorkerContext, replies: dict[str, Any]) -> int:

@@ -12,6 +12,7 @@ from celery import Celery
 from vsmmon import names
 from vsmmon.codec import screen
 from vsmmon.collect.registry import evaluate
+from vsmmon.collect.shards import owner
 from vsmmon.errors import NotFound, TransientError
 from vsmmon.models import AgentStatus
 from vsmmon.workers.context import VsmTask, WorkerContext
@@ -58,7 +59,9 @@ def register(app: Celery) -> None:
         ctx.store.update_registry(staged)  # idempotent: also right when a retry finds the samples stored
         latest = ctx.store.latest_collection()
         judged_at = max(staged.started_at, latest.started_at) if latest else staged.started_at
-        records = ctx.store.agent_records()
+        gone = set(staged.stopped)  # each shard judges its own agents (collect/shards.py), and who said goodbye
+        records = [r for r in ctx.store.agent_records()
+                   if owner(r.kind, r.agent_id, staged.shards) == staged.shard or r.agent_id in gone]  # fmt: skip
         transitions = evaluate(records, judged_at, staged.stopped)
         changed = ctx.store.apply_transitions(transitions)
         if changed and any(t.to_status is AgentStatus.OFFLINE for t in transitions):

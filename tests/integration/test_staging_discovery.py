@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vsmmon.collect.staging import MemoryStaging, RedisStaging, Staging
+from vsmmon.collect.shards import slot_of
+from vsmmon.collect.staging import MemoryStaging, RedisStaging, Staging, pushed_key
 from vsmmon.config import Settings
 
 SLOT_START = datetime(2026, 11, 27, 4, 30, 0, tzinfo=UTC)  # a multiple of 30 s since the epoch
@@ -50,11 +51,15 @@ def test_reports_pushed_past_the_buffer_cap_are_counted(
     from vsmmon.collect import staging as module
     from vsmmon.models import AgentKind, AgentReport
 
-    monkeypatch.setattr(module, "MAX_PUSHED", 3)
+    monkeypatch.setattr(module, "SLOT_MAX", 3)  # the cap of each buffer slot: one agent's reports share one
     staging = RedisStaging.from_url(settings.require("redis_url"))
-    reports = [AgentReport(f"s{i}", AgentKind.SENSOR, "h", {"x": float(i)}) for i in range(5)]
+    reports = [AgentReport("s", AgentKind.SENSOR, "h", {"x": float(i)}) for i in range(5)]
     staging.push(reports)
-    assert [r.agent_id for r in staging.drain_pushed()] == ["s2", "s3", "s4"]  # the newest are kept
+    assert slot_of("other") != slot_of("s")
+    staging.push([AgentReport("other", AgentKind.SENSOR, "h", {"x": 9.0})])  # another slot: its own cap
+    drained = staging.drain_pushed()
+    assert [r.metrics["x"] for r in drained if r.agent_id == "s"] == [2.0, 3.0, 4.0]  # the newest are kept
+    assert [r.agent_id for r in drained if r.agent_id == "other"] == ["other"]
     assert int(staging.client.get(names.PUSHED_DROPPED_KEY) or 0) == 2
 
 
@@ -82,7 +87,7 @@ def test_every_key_the_staging_buffer_writes_expires(
     from vsmmon.collect import staging as module
     from vsmmon.models import AgentKind, AgentReport, Collection
 
-    monkeypatch.setattr(module, "MAX_PUSHED", 1)
+    monkeypatch.setattr(module, "SLOT_MAX", 1)
     staging = RedisStaging.from_url(settings.require("redis_url"), horizon_s=900)
     report = AgentReport("sensor-1", AgentKind.SENSOR, "h", {"temp_c": 21.5})
     staging.put(Collection(uuid.uuid4(), SLOT_START, 1.0, ()))
@@ -97,6 +102,6 @@ def test_every_key_the_staging_buffer_writes_expires(
     ttls = {key.decode(): staging.client.ttl(key) for key in staging.client.scan_iter(match="vsm:*")}
     assert len(ttls) == 8, ttls  # staged, workers, discovery, pushed and the four counters
     assert all(ttl > 0 for ttl in ttls.values()), ttls
-    assert ttls[names.PUSHED_KEY] <= 900
+    assert ttls[pushed_key(slot_of("sensor-1"))] <= 900
     counters = (names.LOST_COLLECTIONS_KEY, names.REFUSED_REPORTS_KEY, names.PUSHED_DROPPED_KEY)
     assert all(ttls[k] > 6 * 86400 for k in (*counters, names.PUSHED_REJECTED_KEY))  # while the pipeline runs

@@ -23,6 +23,7 @@ from tests.integration.conftest import (  # noqa: F401 - the real services these
 )
 from vsmmon import names
 from vsmmon.collect.admission import Admitter
+from vsmmon.collect.staging import RedisStaging
 from vsmmon.config import Settings
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -41,10 +42,10 @@ def test_five_thousand_forged_ids_in_one_batch_are_refused_and_nothing_is_staged
     assert "5000 new agent ids" in answer.json()["detail"]
     assert "VSMMON_PUSH_NEW_AGENTS_PER_MIN" in answer.json()["detail"]
     assert answer.headers["Retry-After"] == "60"
-    assert client.llen(names.PUSHED_KEY) == 0  # refused whole: not one of them staged
+    assert RedisStaging(client).waiting_pushed() == 0  # refused whole: not one of them staged
     small = httpx.post(f"{live_api}/api/v1/metrics", json=batch(range(3), "real"), headers=AUTH, timeout=30)
     assert small.status_code == 202, small.text[:300]
-    assert client.llen(names.PUSHED_KEY) == 3
+    assert RedisStaging(client).waiting_pushed() == 3
 
 
 def test_the_minute_budget_counts_new_ids_only_and_renews_each_minute(settings: Settings, clean_services: None) -> None:

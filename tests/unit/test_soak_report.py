@@ -7,7 +7,7 @@ from collections import namedtuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.soak_report import Cycle, Sample, judge, write_section
+from bench.soak_report import Cycle, Sample, cycles_of, judge, write_section
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 Times = namedtuple("Times", "user nice system idle iowait")
@@ -61,3 +61,15 @@ def test_each_fleet_size_keeps_its_own_part_of_benchmarks_md(tmp_path: Path) -> 
     assert text.index("### 1,000 agents") < text.index("### 10,000 agents")
     assert "Result: **PASS**" in text.split("### 10,000 agents")[0]
     assert "Result: **FAIL**" in text.split("### 10,000 agents")[1]
+
+
+def test_a_sharded_cycle_is_one_cycle_aggregated_when_its_last_shard_is() -> None:
+    start = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    at = [start + timedelta(seconds=s) for s in range(6)]
+    parts = [
+        (start, 900.0, at[2], at[1], 0, 2),
+        (start, 300.0, at[3], at[2], 1, 2),  # the last shard aggregated: the cycle's end
+        (at[5], 100.0, at[5], at[5], 0, 2),  # its shard 1 is not stored yet: not aggregated
+        (at[4], 50.0, at[4], at[4], 0, 1),  # an unsharded cycle
+    ]
+    assert cycles_of(parts) == [(start, 900.0, at[3], at[2]), (at[4], 50.0, at[4], at[4]), (at[5], 100.0, None, at[5])]

@@ -18,12 +18,16 @@ import redis
 
 from vsmmon import names
 from vsmmon.codec import collection_from_json, collection_to_json, report_from_json, report_to_json
+from vsmmon.collect.shards import SLOTS, slot_of
 from vsmmon.errors import BufferUnavailable, InvalidInput, NotFound
 from vsmmon.models import AgentReport, Collection
 
 log = logging.getLogger(__name__)
 MAX_PUSHED = 50_000
-"""Pushed reports waiting for the next cycle, at most; the oldest are dropped past it (and counted)."""
+"""Pushed reports waiting for the next cycle, at most; the oldest of a slot are dropped past its share (and
+counted)."""
+SLOT_MAX = MAX_PUSHED // SLOTS
+ALL_SLOTS = tuple(range(SLOTS))
 T = TypeVar("T")
 # the workers-seen hash forgets workers not seen within its horizon, in the same round trip as each write
 _TRIM_SEEN = """
@@ -86,8 +90,13 @@ class Staging(Protocol):
         """Count parts of a collection left out of the database (`vsmmon.codec.screen`); the running total."""
         ...
 
-    def drain_pushed(self) -> list[AgentReport]:
-        """Take every queued pushed report, oldest first; each is taken by exactly one caller."""
+    def drain_pushed(self, slots: Iterable[int] = ALL_SLOTS) -> list[AgentReport]:
+        """Take every queued pushed report of these buffer slots (`vsmmon.collect.shards`), oldest first in
+        each; each is taken by exactly one caller."""
+        ...
+
+    def waiting_pushed(self) -> int:
+        """Pushed reports queued for the next cycle, in every slot."""
         ...
 
 
@@ -144,17 +153,21 @@ class RedisStaging:
         return bool(self._call(lambda: self.client.set(key, b"1", nx=True, px=px)))
 
     def push(self, reports: Iterable[AgentReport]) -> None:
-        payload = [report_to_json(r) for r in reports]
-        if not payload:
+        by_slot: dict[int, list[str]] = {}
+        for r in reports:
+            by_slot.setdefault(slot_of(r.agent_id), []).append(report_to_json(r))
+        if not by_slot:
             return
         pipe = self.client.pipeline(transaction=True)
-        pipe.rpush(names.PUSHED_KEY, *payload)
-        pipe.ltrim(names.PUSHED_KEY, -MAX_PUSHED, -1)
-        pipe.expire(names.PUSHED_KEY, self.horizon_s)  # with no cycle draining it, reports go stale anyway
-        length, _, _ = self._call(pipe.execute)
-        if (dropped := int(length) - MAX_PUSHED) > 0:
+        for slot, payload in by_slot.items():
+            key = pushed_key(slot)
+            pipe.rpush(key, *payload)
+            pipe.ltrim(key, -SLOT_MAX, -1)
+            pipe.expire(key, self.horizon_s)  # with no cycle draining it, reports go stale anyway
+        replies = self._call(pipe.execute)
+        if (dropped := sum(max(0, int(n) - SLOT_MAX) for n in replies[::3])) > 0:
             self._count(names.PUSHED_DROPPED_KEY, dropped)
-            log.warning("pushed-report buffer full (%d): the %d oldest reports were dropped", MAX_PUSHED, dropped)
+            log.warning("pushed-report buffer full (%d a slot): the %d oldest reports were dropped", SLOT_MAX, dropped)
 
     def count_lost(self) -> int:
         return self._count(names.LOST_COLLECTIONS_KEY, 1)
@@ -169,13 +182,18 @@ class RedisStaging:
         total, _ = self._call(pipe.execute)
         return int(total)
 
-    def drain_pushed(self) -> list[AgentReport]:
+    def drain_pushed(self, slots: Iterable[int] = ALL_SLOTS) -> list[AgentReport]:
+        slots = tuple(slots)
+        keys = [pushed_key(s) for s in slots]
+        if 0 in slots:
+            keys.append(names.PUSHED_KEY)  # the one list of versions before slots (and of foreign writers)
         pipe = self.client.pipeline(transaction=True)
-        pipe.lrange(names.PUSHED_KEY, 0, -1)
-        pipe.delete(names.PUSHED_KEY)
-        raw, _ = self._call(pipe.execute)
+        for key in keys:
+            pipe.lrange(key, 0, -1)
+        pipe.delete(*keys)
+        *lists, _ = self._call(pipe.execute)
         reports, rejected = [], []
-        for item in raw:
+        for item in (item for raw in lists for item in raw):
             try:
                 reports.append(report_from_json(item))
             except InvalidInput as e:  # written by a foreign client: one bad entry never stops the cycle
@@ -186,11 +204,22 @@ class RedisStaging:
                         len(rejected), rejected[0])  # fmt: skip
         return reports
 
+    def waiting_pushed(self) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        for key in [*(pushed_key(s) for s in ALL_SLOTS), names.PUSHED_KEY]:
+            pipe.llen(key)
+        return sum(int(n) for n in self._call(pipe.execute))
+
     def _call(self, op: Callable[[], T]) -> T:
         try:
             return op()
         except redis.RedisError as e:
             raise BufferUnavailable(f"Redis unavailable: {e}") from e
+
+
+def pushed_key(slot: int) -> str:
+    """The Redis list of one buffer slot's pushed reports."""
+    return f"{names.PUSHED_KEY}:{slot}"
 
 
 def _text(value: bytes | str) -> str:
@@ -226,9 +255,14 @@ class MemoryStaging:
         self.pushed.extend(reports)
         del self.pushed[:-MAX_PUSHED]
 
-    def drain_pushed(self) -> list[AgentReport]:
-        taken, self.pushed = self.pushed, []
+    def drain_pushed(self, slots: Iterable[int] = ALL_SLOTS) -> list[AgentReport]:
+        wanted = set(slots)
+        taken = [r for r in self.pushed if slot_of(r.agent_id) in wanted]
+        self.pushed = [r for r in self.pushed if slot_of(r.agent_id) not in wanted]
         return taken
+
+    def waiting_pushed(self) -> int:
+        return len(self.pushed)
 
     def put(self, collection: Collection) -> None:
         self.staged[collection.id] = collection_to_json(collection)

@@ -65,6 +65,8 @@ collections = Table(
     Column("persisted_at", TS, nullable=False),
     Column("aggregated_at", TS, nullable=True),  # claimed by the aggregate task: its samples count in the rollups
     Column("rolled_up_at", TS, nullable=True),  # in the stored rollups (its window closed), see storage/rollups.py
+    Column("shard", SmallInteger, nullable=False, server_default="0"),  # its part of the cycle (collect/shards.py)
+    Column("shards", SmallInteger, nullable=False, server_default="1"),
     Index("ix_collections_started_at", "started_at"),
 )
 

@@ -11,6 +11,7 @@ from uuid import UUID
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast, accuracy
 from vsmmon.analyse.recommend import Recommendation
 from vsmmon.collect.registry import AgentRecord, Transition
+from vsmmon.collect.shards import cycle_summary
 from vsmmon.errors import NotFound
 from vsmmon.models import (
     ROLLUP_WINDOWS_S,
@@ -59,7 +60,7 @@ class MemoryStore:
             return False
         self.summaries[collection.id] = CollectionSummary(
             collection.id, collection.started_at, collection.duration_ms, collection.agent_count,
-            collection.sample_count, collection.unreachable, now, None,
+            collection.sample_count, collection.unreachable, now, None, collection.shard, collection.shards,
         )  # fmt: skip
         self.samples.extend(collection.samples())
         self.unaggregated[collection.id] = list(collection.samples())
@@ -101,7 +102,8 @@ class MemoryStore:
         return RollupProgress(None, 0, None)  # nothing waits: every level is merged at once
 
     def latest_collection(self) -> CollectionSummary | None:
-        return max(self.summaries.values(), key=lambda s: s.started_at, default=None)
+        newest = max((s.started_at for s in self.summaries.values()), default=None)
+        return cycle_summary([s for s in self.summaries.values() if s.started_at == newest]) if newest else None
 
     def get_collection(self, collection_id: UUID) -> CollectionSummary:
         try:

@@ -20,6 +20,7 @@ from vsmmon.analyse.forecast import HORIZONS_S
 from vsmmon.analyse.recommend import Recommendation
 from vsmmon.codec import screen
 from vsmmon.collect.registry import AgentRecord, Transition
+from vsmmon.collect.shards import cycle_summary
 from vsmmon.errors import NotFound, StoreUnavailable
 from vsmmon.models import (
     AgentInfo,
@@ -78,6 +79,8 @@ class PostgresStore:
                     sample_count=collection.sample_count,
                     unreachable=list(collection.unreachable),
                     persisted_at=now,
+                    shard=collection.shard,
+                    shards=collection.shards,
                 )
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(collections.c.id)
@@ -105,9 +108,11 @@ class PostgresStore:
         return self._in_transaction(rollup_store.progress)
 
     def latest_collection(self) -> CollectionSummary | None:
-        query = sa.select(collections).order_by(collections.c.started_at.desc()).limit(1)
-        row = self._in_transaction(lambda conn: conn.execute(query).first())
-        return None if row is None else _summary(row)
+        c = collections.c
+        newest = sa.select(c.started_at).order_by(c.started_at.desc()).limit(1).scalar_subquery()
+        query = sa.select(collections).where(c.started_at == newest)
+        rows = self._in_transaction(lambda conn: conn.execute(query).all())
+        return cycle_summary([_summary(r) for r in rows]) if rows else None
 
     def get_collection(self, collection_id: UUID) -> CollectionSummary:
         query = sa.select(collections).where(collections.c.id == collection_id)
@@ -340,6 +345,8 @@ def _summary(row: Any) -> CollectionSummary:
         unreachable=tuple(row.unreachable),
         persisted_at=row.persisted_at,
         aggregated_at=row.aggregated_at,
+        shard=row.shard,
+        shards=row.shards,
     )
 
 
