@@ -40,6 +40,7 @@ ROLES: dict[str, tuple[str, ...]] = {
 # --- task names: `vsmmon.<stage>.<verb>` ------------------------------------------------------------
 COLLECT_RUN = "vsmmon.collect.run"
 COLLECT_SHARD = "vsmmon.collect.shard"
+COLLECT_DISCOVER = "vsmmon.collect.discover"
 PERSIST_COLLECTION = "vsmmon.persist.collection"
 AGGREGATE_COLLECTION = "vsmmon.aggregate.collection"
 AGGREGATE_CLOSE = "vsmmon.aggregate.close"
@@ -61,7 +62,7 @@ S5_POLICY = "vsmmon.s5.policy"
 SENT_AT_HEADER = "vsm_sent_at"  # stamped by the plugin on publish; the broker probe reads a message's age from it
 CANARY_TASK = "vsmmon.audit.canary"
 """Registered by the plugin in every monitored worker; the S3* audit sends it to the worker it probes."""
-PROBE_TASKS = frozenset({COLLECT_RUN, HEALTH_ASSESS, HEALTH_CHECK, HEALTH_AUDIT, CANARY_TASK})
+PROBE_TASKS = frozenset({COLLECT_RUN, COLLECT_DISCOVER, HEALTH_ASSESS, HEALTH_CHECK, HEALTH_AUDIT, CANARY_TASK})
 """The observer's own tasks: they wait on the fleet's replies, so a worker running one is not loaded by it.
 The plugin counts them (they ran) but leaves them out of `active` (saturation, headroom, evenness)."""
 

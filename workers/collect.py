@@ -42,8 +42,11 @@ def register(app: Celery) -> None:
         for k in range(1, shards):  # queued before the broadcast: any collector process takes them at once
             self.app.send_task(names.COLLECT_SHARD, args=(k, shards, now.isoformat()),
                                expires=settings.collect_interval_s)  # fmt: skip
-        discover = ctx.staging.claim_discovery(DISCOVERY_EVERY_S, now) or not expected
-        replies = poller.ask("vsm_metrics", sorted(expected), timeout_s=settings.collect_timeout_s, everyone=discover)
+        if ctx.staging.claim_discovery(DISCOVERY_EVERY_S, now) and expected:  # off the cycle's path (`discover`)
+            self.app.send_task(names.COLLECT_DISCOVER, expires=DISCOVERY_EVERY_S)
+        # knowing no one, the cycle asks everyone and waits the whole timeout; else it ends on the last reply
+        everyone = not expected
+        replies = poller.ask("vsm_metrics", sorted(expected), timeout_s=settings.collect_timeout_s, everyone=everyone)
         duration_ms = (time.monotonic() - started) * 1000
         stopped = poller.goodbyes()
         brokers, queue_stats, queue_errors = read_brokers(ctx, consumed_queues(replies))
@@ -80,6 +83,19 @@ def register(app: Celery) -> None:
                                 shard=shard, shards=shards)  # fmt: skip
         stage(self, collection)
         return outline(collection)
+
+    @app.task(name=names.COLLECT_DISCOVER, base=VsmTask, bind=True, shared=False, ignore_result=False)
+    def discover(self: VsmTask) -> dict[str, Any]:
+        """Ask every worker, waiting the whole timeout, and remember who answered: the next cycles ask them by
+        name. Its own task, so no cycle waits the timeout for workers that may not exist (a 1.5 s p95 before)."""
+        ctx, settings = self.ctx, self.ctx.settings
+        poller = pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
+        now = ctx.clock()
+        known = ctx.staging.workers_seen_since(now - timedelta(seconds=2 * settings.collect_interval_s))
+        replies = poller.ask("vsm_metrics", (), timeout_s=settings.collect_timeout_s, everyone=True)
+        answered = set(replies) - stopping(replies)  # a stopping worker is not asked by name again
+        ctx.staging.mark_seen(answered, ctx.clock())
+        return {"answered": len(answered), "new": sorted(answered - known)[:50]}
 
 
 def stage(task: VsmTask, collection: Collection) -> None:

@@ -23,7 +23,8 @@ class Beat:
         self.done: list[CollectionSummary] = []
 
     def discover_next(self) -> None:
-        """The next cycle asks every worker, as the one every 30 s (`DISCOVERY_EVERY_S`) does: the clock moved on."""
+        """The next cycle sends the discovery (`vsmmon.collect.discover`), as the first of every 30 s does: the
+        clock moved on. Who it finds is asked from the cycle after."""
         client = self.app.context().realtime.client
         for key in client.keys(names.DISCOVERY_KEY.format(slot="*")):
             client.delete(key)

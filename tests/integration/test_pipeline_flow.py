@@ -150,3 +150,28 @@ def test_a_collection_that_expired_before_the_database_took_it_is_counted_as_los
     assert int(client.get("vsm:lost_collections_total") or 0) == 1
     client.close()
     assert any("expired from the staging buffer" in r.getMessage() for r in caplog.records)
+
+
+def test_discovery_is_its_own_task_and_the_worker_it_finds_is_asked_by_name_from_the_next_cycle(
+    pipeline_app: PipelineApp, running_worker: Any, store: PostgresStore
+) -> None:
+    staging = RedisStaging.from_url(pipeline_app.vsm_settings.require("redis_url"))
+    pipeline_app.send_task(names.COLLECT_RUN)
+    first = poll(lambda: aggregated_collections(store), deadline_s=30, what="the first collection")
+    staging.client.delete(names.WORKERS_KEY)  # forget the worker: only a discovery finds it again
+    staging.mark_seen(["ghost@nowhere"], datetime.now(UTC))  # expected, and never answers
+    for key in staging.client.keys(names.DISCOVERY_KEY.format(slot="*")):
+        staging.client.delete(key)  # this cycle sends the discovery
+    pipeline_app.send_task(names.COLLECT_RUN)
+    second = poll(lambda: aggregated_collections(store, first), deadline_s=30, what="the second collection")
+    assert second.unreachable == ("ghost@nowhere",)
+    assert second.agent_count < first.agent_count  # the forgotten worker was not asked in it
+    since = datetime.now(UTC) - timedelta(seconds=10)
+    poll(lambda: running_worker.hostname in staging.workers_seen_since(since), deadline_s=20,
+         what="the discovery task to find the worker")  # fmt: skip
+    now = datetime.now(UTC)
+    for later_s in (0.0, DISCOVERY_EVERY_S):  # the third is no discovery cycle: it asks whom it knows
+        staging.claim_discovery(DISCOVERY_EVERY_S, now + timedelta(seconds=later_s))
+    pipeline_app.send_task(names.COLLECT_RUN)
+    third = poll(lambda: aggregated_collections(store, second), deadline_s=30, what="the third collection")
+    assert third.agent_count == first.agent_count  # asked by name again, host report and all
