@@ -19,6 +19,7 @@ from vsmmon.collect.broker import QueueStats
 from vsmmon.collect.collector import collect, consumed_queues, stopping
 from vsmmon.collect.screen import screen
 from vsmmon.collect.shards import shard_count, slots_of
+from vsmmon.config import Settings
 from vsmmon.models import AgentKind, AgentReport, Collection
 from vsmmon.tasks.failures import failures_in
 from vsmmon.workers.alerts import report_signals
@@ -32,12 +33,15 @@ log = logging.getLogger(__name__)
 def register(app: Celery) -> None:
     pollers: dict[int, FleetPoller] = {}  # one per process, built on first use
 
+    def poller_for(settings: Settings) -> FleetPoller:
+        return pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
+
     @app.task(name=names.COLLECT_RUN, base=VsmTask, bind=True, shared=False, ignore_result=False)
     def run(self: VsmTask) -> dict[str, Any]:
         ctx, settings = self.ctx, self.ctx.settings
-        poller = pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
+        poller = poller_for(settings)
         now, started = ctx.clock(), time.monotonic()
-        expected = ctx.staging.workers_seen_since(now - timedelta(seconds=2 * settings.collect_interval_s))
+        expected = seen_recently(ctx, now)
         shards = shard_count(ctx.staging.waiting_pushed() + len(expected), settings.cycle_shard_agents)
         for k in range(1, shards):  # queued before the broadcast: any collector process takes them at once
             self.app.send_task(names.COLLECT_SHARD, args=(k, shards, now.isoformat()),
@@ -75,12 +79,13 @@ def register(app: Celery) -> None:
     def shard(self: VsmTask, shard: int, shards: int, started_at: str) -> dict[str, Any]:
         """Shard `shard` of `shards` of the cycle started at `started_at`: its slots' pushed reports."""
         ctx, settings, now = self.ctx, self.ctx.settings, datetime.fromisoformat(started_at)
-        workers = ctx.staging.workers_seen_since(now - timedelta(seconds=2 * settings.collect_interval_s))
-        latest = {r.agent_id: r for r in ctx.staging.drain_pushed(slots_of(shard, shards))}  # oldest first
-        reports = tuple(latest[a] for a in sorted(latest) if a not in workers)  # a push never shadows a worker
+        workers = seen_recently(ctx, now)  # shard 0 asks them: a push never shadows a worker
+        pushed = [r for r in ctx.staging.drain_pushed(slots_of(shard, shards)) if r.agent_id not in workers]
         duration_ms = max(0.0, (ctx.clock() - now).total_seconds() * 1000)  # from the cycle's start to drained
-        collection = Collection(uuid.uuid4(), now, duration_ms, reports, interval_s=settings.collect_interval_s,
-                                shard=shard, shards=shards)  # fmt: skip
+        collection = collect(collection_id=uuid.uuid4(), now=now, duration_ms=duration_ms, host_reports=(),
+                             worker_replies={}, pushed_reports=pushed,
+                             interval_s=settings.collect_interval_s)  # fmt: skip
+        collection = replace(collection, shard=shard, shards=shards)
         stage(self, collection)
         return outline(collection)
 
@@ -89,13 +94,16 @@ def register(app: Celery) -> None:
         """Ask every worker, waiting the whole timeout, and remember who answered: the next cycles ask them by
         name. Its own task, so no cycle waits the timeout for workers that may not exist (a 1.5 s p95 before)."""
         ctx, settings = self.ctx, self.ctx.settings
-        poller = pollers.get(os.getpid()) or pollers.setdefault(os.getpid(), FleetPoller.for_settings(app, settings))
-        now = ctx.clock()
-        known = ctx.staging.workers_seen_since(now - timedelta(seconds=2 * settings.collect_interval_s))
-        replies = poller.ask("vsm_metrics", (), timeout_s=settings.collect_timeout_s, everyone=True)
+        known = seen_recently(ctx, ctx.clock())
+        replies = poller_for(settings).ask("vsm_metrics", (), timeout_s=settings.collect_timeout_s, everyone=True)
         answered = set(replies) - stopping(replies)  # a stopping worker is not asked by name again
         ctx.staging.mark_seen(answered, ctx.clock())
         return {"answered": len(answered), "new": sorted(answered - known)[:50]}
+
+
+def seen_recently(ctx: WorkerContext, now: datetime) -> set[str]:
+    """The workers that answered within the last two intervals: those a cycle asks by name."""
+    return ctx.staging.workers_seen_since(now - timedelta(seconds=2 * ctx.settings.collect_interval_s))
 
 
 def stage(task: VsmTask, collection: Collection) -> None:

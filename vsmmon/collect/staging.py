@@ -257,8 +257,11 @@ class MemoryStaging:
 
     def drain_pushed(self, slots: Iterable[int] = ALL_SLOTS) -> list[AgentReport]:
         wanted = set(slots)
-        taken = [r for r in self.pushed if slot_of(r.agent_id) in wanted]
-        self.pushed = [r for r in self.pushed if slot_of(r.agent_id) not in wanted]
+        taken: list[AgentReport] = []
+        kept: list[AgentReport] = []
+        for r in self.pushed:
+            (taken if slot_of(r.agent_id) in wanted else kept).append(r)
+        self.pushed = kept
         return taken
 
     def waiting_pushed(self) -> int:
