@@ -258,8 +258,9 @@ def test_charts_start_on_an_agent_with_data_and_draw_no_axes_without_any(
     page.wait_for_function(
         "() => document.querySelector('#chart-agent').value === 'celery@worker-0000'", timeout=TIMEOUT_MS
     )
-    page.wait_for_selector("#chart-memory canvas", timeout=TIMEOUT_MS)
     for chart, unit in (("cpu", " %"), ("throughput", " tasks/s"), ("memory", "B")):
+        # the charts load in parallel: wait for each one's own axis, not for the first to be drawn
+        page.wait_for_selector(f"#chart-{chart}[data-yticks] canvas", timeout=TIMEOUT_MS)
         ticks = (page.get_attribute(f"#chart-{chart}", "data-yticks") or "").split("|")
         assert len(ticks) >= 2, (chart, ticks)
         assert all(t.endswith(unit) for t in ticks), (chart, ticks)  # each with its unit
