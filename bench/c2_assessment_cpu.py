@@ -73,7 +73,7 @@ def run(quick: bool) -> Result:
         agents, flows, control = inputs(rep)
         started = time.process_time()
         assessment = evaluate(datetime.now(UTC), agents, flows, control)
-        rows(assessment)
+        list(rows(assessment))  # a generator: made as stored
         cpu_s.append(time.process_time() - started)
     return Result(
         id=ID,

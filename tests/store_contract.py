@@ -251,8 +251,9 @@ class StoreContract:
         s1 = [HealthRow(T0 + timedelta(seconds=30 * i), "system", "S1", 0.5 + i / 10, "degraded", {"factors": [i]})
               for i in range(3)]  # fmt: skip
         other = HealthRow(T0, "system", "S2", 1.0, "healthy", {"factors": []})
-        assert store.save_health([*reversed(s1), other]) == 4
+        assert store.save_health(iter([*reversed(s1), other])) == 4  # streamed: read once, as `codec.rows` yields
         assert store.save_health(s1) == 0  # a retried assessment stores nothing twice
+        assert store.save_health(iter([])) == 0
         assert store.health_history("system", "S1", T0 + timedelta(seconds=30)) == s1[1:]  # oldest first
         assert store.health_history("system", "S2", T0) == [other]
         assert store.health_history("agent", "S1", T0) == []

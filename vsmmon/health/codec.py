@@ -7,6 +7,7 @@ dashboard, `vsmmon check` and earlier readers show), and as values under "pain" 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -77,16 +78,17 @@ def assessment_to_dict(a: HealthAssessment, *, agents: bool = True) -> dict[str,
     return body
 
 
-def rows(a: HealthAssessment, check_id: UUID | None = None) -> list[HealthRow]:
-    """One `health_assessments` row per agent, per system, and for viability."""
-    out = [HealthRow(a.at, "agent", h.agent_id, h.score, a.agent_states[h.agent_id].value,
-                     {"factors": [factor_to_dict(f) for f in h.factors]}, check_id) for h in a.agents]  # fmt: skip
-    out += [HealthRow(a.at, "system", name, s.score, a.states[name].value,
-                      {"factors": [factor_to_dict(f) for f in s.factors]}, check_id)
-            for name, s in a.systems.items()]  # fmt: skip
+def rows(a: HealthAssessment, check_id: UUID | None = None) -> Iterator[HealthRow]:
+    """One `health_assessments` row per agent, per system, and for viability, made as they are stored: the
+    rows of 10,000 agents with their factors held at once were ~20 MB of the health process."""
+    for h in a.agents:
+        yield HealthRow(a.at, "agent", h.agent_id, h.score, a.agent_states[h.agent_id].value,
+                        {"factors": [factor_to_dict(f) for f in h.factors]}, check_id)  # fmt: skip
+    for name, s in a.systems.items():
+        yield HealthRow(a.at, "system", name, s.score, a.states[name].value,
+                        {"factors": [factor_to_dict(f) for f in s.factors]}, check_id)  # fmt: skip
     summary = assessment_to_dict(a, agents=False)
-    out.append(HealthRow(a.at, "viability", "viability", a.viability, a.viability_state.value, summary, check_id))
-    return out
+    yield HealthRow(a.at, "viability", "viability", a.viability, a.viability_state.value, summary, check_id)
 
 
 def previous_to_dict(p: PreviousState) -> dict[str, Any]:

@@ -25,9 +25,10 @@ OPERATIONAL = frozenset({AgentKind.CELERY_WORKER, *PUSHED_KINDS})
 AGENT_SERIES = ("active", "task_runtime_p95_s", "tasks_succeeded_total", "tasks_failed_total", "concurrency")
 """The series read per operational agent (fetched for a batch of agents at a time: `RealtimeWindow.prefetch`)."""
 COMPLETIONS = ("tasks_succeeded_total", "tasks_failed_total")
-BATCH_AGENTS = 500
-"""Agents whose rings are fetched at once: 500 x 6 rings of 5.8 KB is ~17 MB. The whole fleet at once held
-10,000 agents' rings (~350 MB) in the health process (`make soak` at 10,000 agents)."""
+BATCH_AGENTS = 100
+"""Agents whose rings are fetched at once: 100 x 9 rings of 5.8 KB is ~5 MB (twice that while the reply is read).
+At 500 a batch the analysis process peaked ~55 MB above its start at 10,000 agents; the whole fleet at once held
+10,000 agents' rings (~350 MB) (`make soak` at 10,000 agents; `docs/scaling.md`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any, cast
 
 import psycopg
@@ -29,10 +29,8 @@ SELECT count(*) FROM new
 """
 
 
-def save_health(conn: Connection, rows: Sequence[HealthRow]) -> int:
-    """Store the rows not stored yet; how many were new."""
-    if not rows:
-        return 0
+def save_health(conn: Connection, rows: Iterable[HealthRow]) -> int:
+    """Store the rows not stored yet (streamed: any iterable, read once); how many were new."""
     raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
     with raw.cursor() as cursor:
         cursor.execute(_HEALTH_IN)

@@ -3,6 +3,7 @@ fleet of 1,000 agents (only the figures shown leave the database)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -85,9 +86,15 @@ def agents(conn: Connection) -> list[AgentInfo]:
     rows = conn.execute(sa.select(agent_table).order_by(agent_table.c.id)).all()
     return [
         AgentInfo(r.id, r.kind, r.host, r.version, r.status, r.status_since, r.first_seen, r.last_seen, r.interval_s,
-                  r.config_hash, tuple(r.queues), dict(r.last_metrics), dict(r.last_errors))
+                  r.config_hash, tuple(r.queues), _interned(r.last_metrics), r.last_errors)
         for r in rows
     ]  # fmt: skip
+
+
+def _interned(metrics: dict[str, float]) -> dict[str, float]:
+    """An agent's latest metrics with their names shared: each row's JSON is decoded apart, so 10,000 agents
+    otherwise held 10,000 copies of every metric name (~5 MB in the health and analysis processes)."""
+    return {sys.intern(k): v for k, v in metrics.items()}
 
 
 def health_history(conn: Connection, scope: str, subject: str, since: datetime) -> list[HealthRow]:

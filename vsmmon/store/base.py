@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -163,7 +163,7 @@ class Store(Protocol):
         """One agent's status history, oldest first."""
         ...
 
-    def save_health(self, rows: Sequence[HealthRow]) -> int:
+    def save_health(self, rows: Iterable[HealthRow]) -> int:
         """Store assessment rows (agent, system, viability); a row already stored is left alone."""
         ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -138,7 +138,7 @@ class MemoryStore:
     def transitions(self, agent_id: str) -> list[Transition]:
         return sorted((t for t in self.history if t.agent_id == agent_id), key=lambda t: t.at)
 
-    def save_health(self, rows: Sequence[HealthRow]) -> int:
+    def save_health(self, rows: Iterable[HealthRow]) -> int:
         added = 0
         for row in rows:
             key = (row.scope, row.subject, row.at)

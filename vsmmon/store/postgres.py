@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -149,9 +149,7 @@ class PostgresStore:
             Transition(r.agent_id, r.at, AgentStatus(r.from_status), AgentStatus(r.to_status), r.reason) for r in rows
         ]
 
-    def save_health(self, rows: Sequence[HealthRow]) -> int:
-        if not rows:
-            return 0
+    def save_health(self, rows: Iterable[HealthRow]) -> int:
         return self._in_transaction(lambda conn: copy_health(conn, rows))
 
     def health_history(self, scope: str, subject: str, since: datetime) -> list[HealthRow]:
@@ -166,19 +164,22 @@ class PostgresStore:
     def save_analysis(self, result: AnalysisResult) -> int:
         """Trends and forecasts of one analysis; recommendations upserted on their fingerprint."""
         at = result.at
-        trend_rows = [
+        # rows made as they are copied, not held: 10,000 agents' trends as tuples were ~5 MB more at once
+        trend_rows = (
             (at, a, m, w, _finite(t.slope_per_s), _finite(t.slope_stderr), t.direction.value, _finite(t.level),
              _finite(t.trend_per_s), _finite(t.anomaly), change_time(at, t.change_at_s))
             for a, m, w, t in result.trends
-        ]  # fmt: skip
-        forecast_rows = [
+        )  # fmt: skip
+        forecast_rows = (
             (at, a, m, int(f.horizon_s), f.value_at_horizon, _finite(f.lower), _finite(f.upper))
             for a, m, f in result.forecasts
-        ]
+        )
 
         def write(conn: Connection) -> int:
-            _copy_new(conn, "trends", _TREND_COLUMNS, trend_rows)  # thousands a run: COPY, not one INSERT each
-            _copy_new(conn, "forecasts", _FORECAST_COLUMNS, forecast_rows)
+            if result.trends:  # thousands a run: COPY, not one INSERT each
+                _copy_new(conn, "trends", _TREND_COLUMNS, trend_rows)
+            if result.forecasts:
+                _copy_new(conn, "forecasts", _FORECAST_COLUMNS, forecast_rows)
             advice = [
                 {"id": uuid.uuid4(), "fingerprint": r.fingerprint, "created_at": at, "updated_at": at,
                  "expires_at": r.expires_at, "kind": r.kind, "target": r.target, "action": dict(r.action),
@@ -191,7 +192,7 @@ class PostgresStore:
                 upsert = stmt.on_conflict_do_update(index_elements=["fingerprint"],
                                                     set_={k: stmt.excluded[k] for k in kept})  # fmt: skip
                 conn.execute(upsert, advice)
-            return len(trend_rows) + len(forecast_rows) + len(result.recommendations)
+            return len(result.trends) + len(result.forecasts) + len(result.recommendations)
 
         return self._in_transaction(write)
 
@@ -311,10 +312,8 @@ _FORECAST_COLUMNS = {"at": "timestamptz", "agent_id": "text", "metric": "text", 
                      "value": "float8", "lower": "float8", "upper": "float8"}  # fmt: skip
 
 
-def _copy_new(conn: Connection, table: str, columns: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
+def _copy_new(conn: Connection, table: str, columns: dict[str, str], rows: Iterable[tuple[Any, ...]]) -> None:
     """Insert rows not stored yet: binary COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING."""
-    if not rows:
-        return
     raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
     names = ", ".join(columns)
     with raw.cursor() as cursor:
