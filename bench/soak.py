@@ -91,8 +91,9 @@ def sample(up_pid: int, broker: redis.Redis, t_s: float, simulator: psutil.Proce
         sim_cpu_s = sim.user + sim.system
     except psutil.Error:
         sim_cpu_s = 0.0
+    waiting = dict(zip(names.QUEUES, lengths[:-1], strict=True))
     return Sample(t_s, rss, sum(lengths[:-1]), lengths[-1], cpu_s, sim_cpu_s, os.getloadavg()[0],
-                  psutil.cpu_times())  # fmt: skip
+                  psutil.cpu_times(), waiting)  # fmt: skip
 
 
 def cycles(database_url: str, since: datetime) -> list[Cycle]:

@@ -49,6 +49,7 @@ class Sample:
     sim_cpu_s: float  # the simulator's
     load1: float
     machine: Any  # psutil.cpu_times()
+    waiting: dict[str, int] = field(default_factory=dict)  # the backlog by queue
 
 
 @dataclass
@@ -121,15 +122,9 @@ def judge(
         f"{'PASS' if simulator_ok else '**FAIL**'} |"
     )
 
-    third = max(1, len(samples) // 3)
-    first, last = [s.backlog for s in samples[:third]], [s.backlog for s in samples[-third:]]
-    grew = mean(last) > mean(first) + 1.0
-    checks.append(("backlog", not grew))
-    lines.append(
-        f"| queue backlog did not grow | waiting messages (all pipeline queues): mean {mean(first):.2f} in the first "
-        f"third, {mean(last):.2f} in the last; max {max(s.backlog for s in samples)}; being worked on (unacked) max "
-        f"{max(s.unacked for s in samples)} | {'PASS' if not grew else '**FAIL**'} |"
-    )
+    steady_backlog, line = _backlog(samples)
+    checks.append(("backlog", steady_backlog))
+    lines.append(line)
 
     warm_s = min(60.0, total_s / 5)
     pools = {k for s in samples for k in s.rss_mb if POOL in k}
@@ -174,6 +169,21 @@ def judge(
     ]
     passed = all(ok for _, ok in checks)
     return Verdict(passed, lines)
+
+
+def _backlog(samples: list[Sample]) -> tuple[bool, str]:
+    """The backlog's check: no more waiting in the run's last third than in its first, and where the most waited."""
+    third = max(1, len(samples) // 3)
+    first, last = [s.backlog for s in samples[:third]], [s.backlog for s in samples[-third:]]
+    grew = mean(last) > mean(first) + 1.0
+    peak = max(samples, key=lambda s: s.backlog)
+    held = ", ".join(f"{q} {n}" for q, n in sorted(peak.waiting.items(), key=lambda kv: -kv[1]) if n)
+    return not grew, (
+        f"| queue backlog did not grow | waiting messages (all pipeline queues): mean {mean(first):.2f} in the first "
+        f"third, {mean(last):.2f} in the last; max {peak.backlog}{f' ({held})' if held else ''} at "
+        f"{peak.t_s:.0f} s; being worked on (unacked) max "
+        f"{max(s.unacked for s in samples)} | {'PASS' if not grew else '**FAIL**'} |"
+    )
 
 
 def _stages(done: list[Cycle], p95: float) -> tuple[bool, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,14 +25,21 @@ SIGNAL_TTL_S = 3.0 * beat_schedule.ANALYSIS_EVERY_S  # a recommendation holds fo
 DUE_LOOKBACK_S = 3000  # forecasts due this long ago can still be scored: the real-time window keeps an hour
 
 
-def score_forecasts(
-    ctx: WorkerContext, due: list[DueForecast], memory: dict[str, dict[int, float]], now: datetime
-) -> dict[str, Any]:
-    """Compare the forecasts that fell due with what happened; the last hour's sMAPE, as S4 reads it."""
-    interval_s = ctx.realtime.interval_s
-    observed = {(f.agent_id, f.metric): [(c * interval_s, v) for c, v in memory.get(f.agent_id, {}).items()]
-                for f in due if f.metric == "memory_bytes"}  # fmt: skip
-    ctx.store.score_forecasts(observe(due, observed, tolerance_s=ctx.settings.collect_interval_s))
+def observed_in(
+    due: Mapping[str, list[DueForecast]],
+    memory: Mapping[str, Mapping[int, float]],
+    interval_s: float,
+    tolerance_s: float,
+) -> list[tuple[DueForecast, float]]:
+    """The due memory forecasts of a batch's agents with what was observed; the batch's hour of memory is then let
+    go (held for the whole fleet until the end, 10,000 agents' hours were hundreds of MB once forecasts fell due)."""
+    observed = {(a, "memory_bytes"): [(c * interval_s, v) for c, v in memory[a].items()] for a in memory if a in due}
+    return observe([f for a in memory for f in due.get(a, ())], observed, tolerance_s=tolerance_s)
+
+
+def score_forecasts(ctx: WorkerContext, scored: list[tuple[DueForecast, float]], now: datetime) -> dict[str, Any]:
+    """Store how the forecasts that fell due did; the last hour's sMAPE, as S4 reads it."""
+    ctx.store.score_forecasts(scored)
     found, n = ctx.store.forecast_accuracy(now - timedelta(seconds=ACCURACY_WINDOW_S), now)
     return {"smape": found, "forecasts": n, "at": now.isoformat()}
 
@@ -46,18 +54,22 @@ def register(app: Celery) -> None:
         registry = ctx.store.agents()
         operational = [a for a in registry if a.kind in OPERATIONAL and a.live]
         due = ctx.store.due_forecasts(now - timedelta(seconds=DUE_LOOKBACK_S), now)
-        scored = {f.agent_id for f in due if f.metric == "memory_bytes"}
+        due_memory: dict[str, list[DueForecast]] = {}
+        for f in due:
+            if f.metric == "memory_bytes":
+                due_memory.setdefault(f.agent_id, []).append(f)
         parts: list[AnalysisResult] = []
-        points: dict[str, dict[int, float]] = {}
+        scored: list[tuple[DueForecast, float]] = []
+        tolerance_s = ctx.settings.collect_interval_s
         for batch in batches(operational, BATCH_AGENTS):  # an hour of rings of a batch in memory at a time
             window = ctx.realtime.prefetch(inputs.wanted(batch))  # one round trip for the batch
             read = inputs.read(batch, window, ctx.realtime.interval_s, ctx.settings.memory_hard_bytes, now)
             parts.append(analyse_fleet(now, read.memory, read.series, []))
-            points.update((a, p) for a, p in read.points.items() if a in scored)
+            scored += observed_in(due_memory, read.points, ctx.realtime.interval_s, tolerance_s)
         flows = queue_flows(registry, ctx.realtime, ctx.settings, now)
         parts.append(analyse_fleet(now, [], {}, inputs.demands(registry, flows)))
         result = merged(now, parts)
-        accuracy = score_forecasts(ctx, due, points, now)
+        accuracy = score_forecasts(ctx, scored, now)
         ctx.store.save_analysis(result)
         ctx.realtime.client.set(names.ANALYSED_AT_KEY, now.isoformat(), ex=600)
         ctx.realtime.client.set(names.EXHAUSTION_KEY, json.dumps(dict(result.exhaustion_s)), ex=600)

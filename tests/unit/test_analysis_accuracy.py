@@ -29,3 +29,24 @@ def test_accuracy_is_the_smape_of_predicted_against_actual() -> None:
     assert accuracy([]) is None
     assert accuracy([(110.0, 100.0), (5.0, 5.0)]) == pytest.approx(smape([100.0, 5.0], [110.0, 5.0]))
     assert accuracy([(110.0, 100.0), (5.0, 5.0)]) == pytest.approx((10 / 210) / 2)
+
+
+def test_due_forecasts_scored_a_batch_of_agents_at_a_time_meet_the_same_observations_as_the_whole_fleet() -> None:
+    from vsmmon.workers.analyse import observed_in
+
+    interval_s = 5.0
+    first = int(T0.timestamp() // interval_s)
+    memory = {f"w{i}": {first + c: 100.0 * i + c for c in range(100)} for i in range(6)}  # {cycle: bytes}
+    due: dict[str, list[DueForecast]] = {
+        f"w{i}": [DueForecast(T0, f"w{i}", "memory_bytes", 300, 1.0),
+                  DueForecast(T0 + 3 * S, f"w{i}", "memory_bytes", 60, 1.0)]
+        for i in range(0, 6, 2)
+    }  # fmt: skip
+    due["gone"] = [DueForecast(T0, "gone", "memory_bytes", 300, 1.0)]  # an agent no batch reads: not scored
+    whole = observed_in(due, memory, interval_s, tolerance_s=interval_s)
+    assert sorted((f.agent_id, f.horizon_s, v) for f, v in whole) == [
+        (a, h, 100.0 * int(a[1:]) + c) for a in ("w0", "w2", "w4") for h, c in ((60, 13), (300, 60))
+    ]  # 12:01:03 is nearest 12:01:05 (cycle 13); 12:05:00 is cycle 60
+    batched = [p for batch in (["w0", "w1"], ["w2", "w3"], ["w4", "w5"])
+               for p in observed_in(due, {a: memory[a] for a in batch}, interval_s, interval_s)]  # fmt: skip
+    assert sorted(batched, key=str) == sorted(whole, key=str)
