@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -96,14 +96,15 @@ def sample(up_pid: int, broker: redis.Redis, t_s: float, simulator: psutil.Proce
                   psutil.cpu_times(), waiting)  # fmt: skip
 
 
-def cycles(database_url: str, since: datetime) -> list[Cycle]:
-    """Every cycle started since `since`, its shards' collections as one (`soak_report.cycles_of`)."""
+def cycles(database_url: str, since: datetime, until: datetime | None = None) -> list[Cycle]:
+    """Every cycle started since `since` (and by `until`), its shards' collections as one (`soak_report.cycles_of`)."""
     engine = sa.create_engine(database_url, pool_size=1)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
                 sa.text("SELECT started_at, duration_ms, aggregated_at, persisted_at, shard, shards FROM collections "
-                        "WHERE started_at >= :t ORDER BY started_at"), {"t": since},
+                        "WHERE started_at >= :t AND started_at <= :u ORDER BY started_at"),
+                {"t": since, "u": until or datetime.now(UTC)},
             )  # fmt: skip
             return cycles_of([(r[0], float(r[1]), r[2], r[3], r[4], r[5]) for r in rows])
     finally:
@@ -160,7 +161,8 @@ def run(total_s: float, agents: int) -> Verdict:
                 next_print += PROGRESS_EVERY_S
             time.sleep(max(0.0, start + len(samples) * SAMPLE_EVERY_S - time.monotonic()))
         time.sleep(2 * INTERVAL_S)  # the last cycles finish
-        done = cycles(info.database_url, since)
+        # a cycle started within the last interval may still be on its way (it has the interval to finish): not judged
+        done = cycles(info.database_url, since, datetime.now(UTC) - timedelta(seconds=INTERVAL_S))
         simulated = simulate.wait(timeout=60)
         pushed = (data_dir / "simulate.log").read_text(errors="replace").strip().splitlines()[-1:]
         said = pushed[0] if pushed else ""

@@ -88,8 +88,8 @@ def judge(
     checks: list[tuple[str, bool]] = []
     lines = [
         f"Run {since:%Y-%m-%d %H:%M} UTC, {total_s:.0f} s, {agents} simulated agents (`mixed`), collection every "
-        f"{interval_s:g} s, `vsmmon up` (one worker for the collection's path, prefork concurrency 2, and one for "
-        f"every other queue, concurrency 2; beat; HTTP service), {os.cpu_count()} cores. "
+        f"{interval_s:g} s, `vsmmon up` (workers for the collection's path, the analysis queue and control, prefork "
+        f"concurrency 2 each; beat; HTTP service), {os.cpu_count()} cores. "
         f"Simulator: {simulator_said or 'no summary'}.",
         "",
         "| check | figure | result |",

@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     health_interval_s: float = Field(default=30.0, gt=0, le=3600, description="health check period")
     audit_interval_s: float = Field(default=120.0, gt=0, le=86400, description="S3* audit period (one worker)")
     collect_timeout_s: float = Field(default=1.5, gt=0, le=3, description="how long a cycle waits for replies")
-    worker_concurrency: int = Field(default=2, ge=1, le=256, description="pool size of `vsmmon up`'s worker")
+    worker_concurrency: int = Field(
+        default=2, ge=1, le=256, description="pool size of `vsmmon up`'s analysis and control workers"
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     fleet_broker_url: str | None = Field(
         default=None, description="broker of the monitored fleet, when it is not BROKER_URL (control and queues)"

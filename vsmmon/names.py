@@ -34,6 +34,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     "s5": (S5_POLICY_QUEUE,),
     "all": QUEUES,
     "rest": tuple(q for q in QUEUES if q not in (COLLECT_QUEUE, STORE_QUEUE)),  # beside a `collector` worker
+    # beside `collector` and `analysis` workers (`vsmmon up`): judgement and control never wait behind a window close
+    "control": (HEALTH_QUEUE, ALERTS_QUEUE, S3_CONTROL_QUEUE, S5_POLICY_QUEUE),
 }
 """`vsmmon worker --role ROLE` consumes these queues."""
 

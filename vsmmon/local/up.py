@@ -148,15 +148,18 @@ def _start_servers(settings: Settings, data_dir: Path, started: list[Child], say
 def _services(settings: Settings, logs: Path) -> list[Child]:
     """The pipeline's own processes: one worker for the collection's path alone (collect, persist, aggregate;
     two processes, so a collection waiting on its replies never holds up the last one's persist: at 10,000
-    agents that wait was a p95 of 3.4 s with one), one for every other queue (it takes none of the path's tasks: one
-    it reserved while both its processes ran an analysis or a health check would wait for them), beat, the HTTP
-    service."""
+    agents that wait was a p95 of 3.4 s with one), one for the analysis queue (window closes, the analysis, the
+    maintenance, alert history: long, PostgreSQL-bound work), one for judgement and control (health, alerts, S3,
+    S5: at 10,000 agents, alerts and webhook flushes queued behind a 5 min window close when they shared a worker
+    with it), beat, the HTTP service. No worker takes another's tasks: one reserved while its pool was busy would
+    wait for it."""
     logs.mkdir(mode=0o700, exist_ok=True)
     logs.chmod(0o700)
     env = settings_env(settings)
     me = [sys.executable, "-m", "vsmmon"]
     return [
-        Child("worker", [*me, "worker", "--role", "rest"], env, logs / "worker.log"),
+        Child("analysis", [*me, "worker", "--role", "analysis"], env, logs / "analysis.log"),
+        Child("control", [*me, "worker", "--role", "control"], env, logs / "control.log"),
         Child("collector", [*me, "worker", "--role", "collector", "--concurrency", "2"], env, logs / "collector.log"),
         Child("beat", [*me, "beat"], env, logs / "beat.log"),
         Child("http", [*me, "serve"], env, logs / "http.log"),
