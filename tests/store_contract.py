@@ -91,6 +91,16 @@ class StoreContract:
         assert (w0.kind, w0.host, w0.version, w0.status) == ("celery_worker", "h1", "1.0", "online")
         assert w0.interval_s == 5.0
 
+    def test_the_registry_read_with_named_metrics_carries_only_those_and_everything_else(self, store: Store) -> None:
+        store.update_registry(make_collection(T0, cpu=20.0))
+        whole = store.agents()
+        assert set(whole[0].metrics) == {"cpu_percent", "rss_bytes"}
+        picked = store.agents(("cpu_percent", "not_reported"))
+        assert [a.metrics for a in picked] == [{"cpu_percent": a.metrics["cpu_percent"]} for a in whole]
+        assert [a.agent_id for a in picked] == [a.agent_id for a in whole]
+        assert [(a.status, a.queues, a.last_seen) for a in picked] == [(a.status, a.queues, a.last_seen) for a in whole]
+        assert all(a.metrics == {} for a in store.agents(()))
+
     def test_transitions_apply_once_and_only_from_the_expected_status(self, store: Store) -> None:
         store.update_registry(make_collection(T0, agents=1))
         store.update_registry(make_collection(T0, agents=1))  # twice: idempotent

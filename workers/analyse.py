@@ -51,7 +51,7 @@ def register(app: Celery) -> None:
     )  # fmt: skip
     def run(self: VsmTask) -> dict[str, Any]:
         ctx, now = self.ctx, self.ctx.clock()
-        registry = ctx.store.agents()
+        registry = ctx.store.agents(inputs.REGISTRY_METRICS)
         operational = [a for a in registry if a.kind in OPERATIONAL and a.live]
         due = ctx.store.due_forecasts(now - timedelta(seconds=DUE_LOOKBACK_S), now)
         due_memory: dict[str, list[DueForecast]] = {}
@@ -80,5 +80,7 @@ def register(app: Celery) -> None:
             "trends": len(result.trends),
             "forecasts": len(result.forecasts),
             "smape": accuracy["smape"],
-            "recommendations": [f"{r.kind}:{r.target}:{r.action.get('command')}" for r in result.recommendations],
+            # the first 50 (Flower shows them; the store has all): each result passes through the worker's main process
+            "recommendations": [f"{r.kind}:{r.target}:{r.action.get('command')}" for r in result.recommendations[:50]],
+            "recommendations_total": len(result.recommendations),
         }

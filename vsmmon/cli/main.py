@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--role", choices=sorted(names.ROLES), default="all", help="which queues to consume")
     worker.add_argument("--concurrency", type=int, default=None, help="pool size (default: settings)")
     worker.add_argument("--hostname", default=None, help="worker name (default: vsmmon-ROLE@HOST)")
+    worker.add_argument("--nice", type=int, default=0, choices=range(20), metavar="0-19",
+                        help="lower the worker's CPU priority by this much (0: unchanged)")  # fmt: skip
 
     cli_agents.add_commands(sub)
     cli_check.add_command(sub)
@@ -165,6 +168,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from vsmmon.workers.app import create_app
 
     app = create_app(settings)
+    if args.nice:  # its pool processes inherit it
+        os.nice(args.nice)
     hostname = args.hostname or f"vsmmon-{args.role}@{socket.gethostname()}"
     app.worker_main(
         [

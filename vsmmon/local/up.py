@@ -158,7 +158,8 @@ def _services(settings: Settings, logs: Path) -> list[Child]:
     env = settings_env(settings)
     me = [sys.executable, "-m", "vsmmon"]
     return [
-        Child("analysis", [*me, "worker", "--role", "analysis"], env, logs / "analysis.log"),
+        # minute-scale work, niced: on a machine it shares with the collection's path, that path keeps its interval
+        Child("analysis", [*me, "worker", "--role", "analysis", "--nice", "10"], env, logs / "analysis.log"),
         Child("control", [*me, "worker", "--role", "control"], env, logs / "control.log"),
         Child("collector", [*me, "worker", "--role", "collector", "--concurrency", "2"], env, logs / "collector.log"),
         Child("beat", [*me, "beat"], env, logs / "beat.log"),

@@ -82,8 +82,16 @@ def collection_durations(conn: Connection, since: datetime | None) -> list[Colle
     return [CollectionDuration(r.id, r.persisted_at, r.duration_ms) for r in conn.execute(query).all()]
 
 
-def agents(conn: Connection) -> list[AgentInfo]:
-    rows = conn.execute(sa.select(agent_table).order_by(agent_table.c.id)).all()
+def agents(conn: Connection, metrics: Sequence[str] | None = None) -> list[AgentInfo]:
+    """Every agent; with `metrics`, only those of its latest metrics leave the database."""
+    a = agent_table.c
+    if metrics is None:
+        query = sa.select(agent_table)
+    else:
+        picked = sa.func.jsonb_build_object(*(x for m in metrics for x in (sa.literal(m), a.last_metrics[m])))
+        latest = sa.func.jsonb_strip_nulls(picked).label("last_metrics")
+        query = sa.select(*(c for c in agent_table.c if c.name != "last_metrics"), latest)
+    rows = conn.execute(query.order_by(a.id)).all()
     return [
         AgentInfo(r.id, r.kind, r.host, r.version, r.status, r.status_since, r.first_seen, r.last_seen, r.interval_s,
                   r.config_hash, tuple(r.queues), _interned(r.last_metrics), r.last_errors)

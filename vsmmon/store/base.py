@@ -155,8 +155,8 @@ class Store(Protocol):
         """Record transitions whose agent is still in their `from_status`; returns how many applied."""
         ...
 
-    def agents(self) -> list[AgentInfo]:
-        """Every registered agent with its latest metrics, by id."""
+    def agents(self, metrics: Sequence[str] | None = None) -> list[AgentInfo]:
+        """Every registered agent with its latest metrics (only `metrics` of them, when given), by id."""
         ...
 
     def transitions(self, agent_id: str) -> list[Transition]:

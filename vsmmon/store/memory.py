@@ -132,8 +132,11 @@ class MemoryStore:
             applied += 1
         return applied
 
-    def agents(self) -> list[AgentInfo]:
-        return [self.registry[k] for k in sorted(self.registry)]
+    def agents(self, metrics: Sequence[str] | None = None) -> list[AgentInfo]:
+        found = [self.registry[k] for k in sorted(self.registry)]
+        if metrics is None:
+            return found
+        return [replace(a, metrics={m: a.metrics[m] for m in metrics if m in a.metrics}) for a in found]
 
     def transitions(self, agent_id: str) -> list[Transition]:
         return sorted((t for t in self.history if t.agent_id == agent_id), key=lambda t: t.at)

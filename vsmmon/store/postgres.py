@@ -138,8 +138,8 @@ class PostgresStore:
     def apply_transitions(self, transitions: list[Transition]) -> int:
         return self._in_transaction(lambda conn: apply_status_changes(conn, transitions)) if transitions else 0
 
-    def agents(self) -> list[AgentInfo]:
-        return self._in_transaction(reads.agents)
+    def agents(self, metrics: Sequence[str] | None = None) -> list[AgentInfo]:
+        return self._in_transaction(lambda conn: reads.agents(conn, metrics))
 
     def transitions(self, agent_id: str) -> list[Transition]:
         t = agent_transitions.c
