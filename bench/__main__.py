@@ -25,6 +25,7 @@ MEASURES = (
     "p5_alert_latency",
     "p6_dashboard_latency",
     "c3_scrape_cost",
+    "p9_shards",
 )
 """Every measure, by module name under `bench/`; each has `run(quick: bool) -> Result`."""
 
