@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -139,3 +140,13 @@ def alternating(repetitions: int) -> Iterator[tuple[int, bool]]:
         first = rep % 2 == 0
         yield rep, first
         yield rep, not first
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """Terminate a measure's subprocess; killed when it does not exit within `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

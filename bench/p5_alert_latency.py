@@ -30,7 +30,7 @@ from pathlib import Path
 
 import redis
 
-from bench.common import Result, Stats, Target, alternating
+from bench.common import Result, Stats, Target, alternating, stop
 from bench.services import database_url, flushed_redis, redis_url, throwaway_database
 from vsmmon import names
 from vsmmon.alerts.codec import notification_to_dict
@@ -122,11 +122,7 @@ def alerts_worker(env: dict[str, str], url: str) -> Iterator[None]:
                 raise RuntimeError("the alerts worker did not start")
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
 
 

@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bench.common import Result, Stats, Target
+from bench.common import Result, Stats, Target, stop
 from bench.services import database_url, flushed_redis, redis_url, throwaway_database
 from tests.browser.seed import HEALTH_CHANNEL, assessment, seed
 from vsmmon.health.codec import assessment_to_dict
@@ -142,12 +142,7 @@ def serving(command: list[str], port: int, env: dict[str, str], log: Path) -> It
             time.sleep(0.2)
         yield base
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop(child, timeout_s=15)
 
 
 def clock_offset_ms(page: Any) -> float:

@@ -28,7 +28,7 @@ import psutil
 import sqlalchemy as sa
 from celery import Celery
 
-from bench.common import Result, Stats, Target, alternating
+from bench.common import Result, Stats, Target, alternating, stop
 from bench.services import database_url, flushed_redis, redis_url, throwaway_database
 from vsmmon import names
 from vsmmon.agent import simulator
@@ -106,11 +106,7 @@ def collector(broker_url: str, db: str, shard_agents: int) -> Iterator[Side]:
                 raise RuntimeError("the collector worker did not start")
         yield Side(app, process, RedisStaging.from_url(broker_url))
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
 
 
