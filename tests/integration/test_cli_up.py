@@ -24,6 +24,8 @@ from vsmmon.store import migrations
 from vsmmon.store.postgres import store_for
 
 STOP_DEADLINE_S = 10
+# what `vsmmon up` runs (vsmmon/local/up.py): the HTTP service, beat, and a worker per role
+UP_PROCESSES = {"vsmmon-http", "vsmmon-beat", "vsmmon-collector", "vsmmon-analysis", "vsmmon-control"}
 
 
 def environment(**variables: str) -> dict[str, str]:
@@ -59,13 +61,13 @@ def latest_collection(env: dict[str, str]) -> dict[str, object] | None:
 
 
 def pipeline_agents(base_url: str) -> set[str] | None:
-    """The kinds of vsmmon's own processes the registry shows, once HTTP, beat and worker are all there."""
+    """The kinds of vsmmon's own processes the registry shows, once HTTP, beat and the three workers are there."""
     try:
         agents = httpx.get(f"{base_url}/api/v1/agents", timeout=2).json()["agents"]
     except (httpx.HTTPError, ValueError, KeyError):
         return None
     seen = {a["agent_id"].split("@")[0] for a in agents if a["agent_id"].startswith("vsmmon-")}
-    return seen if {"vsmmon-http", "vsmmon-beat", "vsmmon-rest"} <= seen else None
+    return seen if seen >= UP_PROCESSES else None
 
 
 def run_up_until_a_collection(
