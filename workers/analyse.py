@@ -14,7 +14,7 @@ from vsmmon.alerts.routing import signal_from_recommendation
 from vsmmon.analyse import inputs
 from vsmmon.analyse.analysis import AnalysisResult, DueForecast, analyse_fleet, merged, observe
 from vsmmon.errors import TransientError
-from vsmmon.health.inputs import BATCH_AGENTS, OPERATIONAL, queue_flows
+from vsmmon.health.inputs import OPERATIONAL, queue_flows
 from vsmmon.store.realtime import batches
 from vsmmon.workers import beat_schedule
 from vsmmon.workers.alerts import report_signals
@@ -61,7 +61,7 @@ def register(app: Celery) -> None:
         parts: list[AnalysisResult] = []
         scored: list[tuple[DueForecast, float]] = []
         tolerance_s = ctx.settings.collect_interval_s
-        for batch in batches(operational, BATCH_AGENTS):  # an hour of rings of a batch in memory at a time
+        for batch in batches(operational, inputs.BATCH_AGENTS):  # an hour of rings of a batch in memory at a time
             window = ctx.realtime.prefetch(inputs.wanted(batch))  # one round trip for the batch
             read = inputs.read(batch, window, ctx.realtime.interval_s, ctx.settings.memory_hard_bytes, now)
             parts.append(analyse_fleet(now, read.memory, read.series, []))

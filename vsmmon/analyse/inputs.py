@@ -17,6 +17,11 @@ MEMORY_METRICS = ("rss_bytes", "children_rss_bytes")
 REGIME_METRICS = ("concurrency", "uptime_s")  # a pool resized or a process restarted starts a new memory regime
 TREND_METRICS = ("cpu_percent", "active", "task_runtime_p95_s")
 TREND_WINDOW_S = 300
+BATCH_AGENTS = 25
+"""Agents an analysis reads at a time. It holds each one's whole hour of memory (7 series of up to 720 points),
+so a batch's size is set by the window's fill, not the fleet's: measured, a batch of 100 agents held 3.2 MB of
+Python objects at 10 minutes of history and 13.1 MB at a full hour, a batch of 25 3.3 MB at a full hour. Health
+reads a few minutes of each agent and keeps `vsmmon.health.inputs.BATCH_AGENTS`."""
 REGISTRY_METRICS = ("memory_limit_bytes", "concurrency", "active", "messages")
 """The registry's latest figures an analysis reads (`read`, `demands`, `health.inputs.queue_flows`): only these
 leave the database, not each agent's whole report (at 10,000 agents, ~8 MB less in the analysis process)."""
