@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
+from bench import readme
 from bench.common import Result
-from bench.report import console_lines, read_machine, rewrite
+from bench.report import console_lines, current_commit, read_machine, rewrite
 
 MEASURES = (
     "p1_plugin_overhead",
@@ -63,7 +64,7 @@ def run_one(name: str, quick: bool) -> Result | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when every measure ran and (outside --quick) met its target; 1 on a miss, 2 on an error."""
     args = parse(sys.argv[1:] if argv is None else argv)
-    machine, when = read_machine(), datetime.now(UTC)
+    machine, when, commit = read_machine(), datetime.now(UTC), current_commit()
     print(f"machine: {machine.describe()}; {when:%Y-%m-%d %H:%M} UTC", flush=True)
     names = [m for m in MEASURES if m in args.measures] or list(MEASURES)
     outcomes = {name: run_one(name, args.quick) for name in names}
@@ -71,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [name for name, r in outcomes.items() if r is None]
     missed = ", ".join(r.id for r in results if not r.passed)
     if not args.quick and results:
-        rewrite(results, machine, when)
-        print("BENCHMARKS.md rewritten")
+        rewrite(results, machine, when, commit=commit)
+        readme.refresh()
+        print("BENCHMARKS.md and the README's table of targets rewritten")
     print(f"summary: {len(results)} ran; missed: {missed or 'none'}; errors: {', '.join(failed) or 'none'}")
     if failed:
         return 2

@@ -71,8 +71,8 @@ class Machine:
 
 
 def current_commit(root: Path = ROOT) -> str:
-    """The short commit the working tree is on, `+changes` when tracked files differ from it (BENCHMARKS.md
-    aside: the run rewrites it); `unknown` outside a git checkout."""
+    """The short commit the working tree is on, `+changes` when tracked files differ from it (BENCHMARKS.md and
+    README.md aside: runs rewrite them); `unknown` outside a git checkout."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True,
@@ -83,7 +83,7 @@ def current_commit(root: Path = ROOT) -> str:
         changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    changed = [line for line in changed if not line.endswith(BENCHMARKS_MD.name)]
+    changed = [line for line in changed if not line.endswith((BENCHMARKS_MD.name, "README.md"))]
     return f"{head}+changes" if changed else head
 
 

@@ -28,6 +28,8 @@ import psutil
 import redis
 import sqlalchemy as sa
 
+from bench import readme
+from bench.report import current_commit
 from bench.soak_report import Cycle, Sample, Verdict, cycles_of, judge, write_section
 from vsmmon import names
 from vsmmon.local import runfile
@@ -199,12 +201,14 @@ def wait_until_up(data_dir: Path, up: subprocess.Popen[bytes], http_url: str) ->
 def main() -> int:
     total_s = float(os.environ.get("SOAK_SECONDS", "600"))
     agents = int(os.environ.get("SOAK_AGENTS", "1000"))
+    commit = current_commit()  # the code the run measures, whatever is committed while it runs
     verdict = run(total_s, agents)
     for line in verdict.lines:
         print(line)
     if total_s >= FULL_S:
-        write_section(verdict, agents)
-        print("soak: BENCHMARKS.md (Soak) rewritten")
+        write_section(verdict, agents, commit=commit)
+        readme.refresh()
+        print("soak: BENCHMARKS.md (Soak) and the README's soak table rewritten")
     print(f"soak: {'PASS' if verdict.passed else 'FAIL'}")
     return 0 if verdict.passed else 1
 

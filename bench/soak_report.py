@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from statistics import mean, median
 from typing import Any
 
-from bench.report import BENCHMARKS_MD
+from bench.report import BENCHMARKS_MD, current_commit
 
 RSS_LIMIT_MB = 150.0  # P7
 P95_LIMIT_S = 2.5  # end-to-end, start to aggregated (#23)
@@ -212,9 +212,10 @@ def subsection(agents: int) -> str:
     return f"### {agents:,} agents"
 
 
-def write_section(verdict: Verdict, agents: int, path: Any = BENCHMARKS_MD) -> None:
+def write_section(verdict: Verdict, agents: int, path: Any = BENCHMARKS_MD, commit: str | None = None) -> None:
     """Replace (or add) the run's part of the Soak section (one per fleet size), which stays the last section of
     BENCHMARKS.md; the other sizes' parts are kept."""
+    commit = current_commit() if commit is None else commit
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     head, _, old = text.partition(f"\n{SECTION}\n")
     parts = _parts(old)
@@ -222,7 +223,7 @@ def write_section(verdict: Verdict, agents: int, path: Any = BENCHMARKS_MD) -> N
         [
             subsection(agents),
             "",
-            f"Written by the last full run at this size ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC).",
+            f"Written by the last full run at this size ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}).",
             "",
             *verdict.lines,
             "",
