@@ -136,3 +136,22 @@ def test_a_counter_past_2_to_the_24_reads_back_exactly(client: redis.Redis) -> N
     values = [p.value for p in window.read("w", "tasks_succeeded_total", T0 + 10 * S)]
     assert values == [1_000_000_000.0, 1_000_000_060.0, 2.0**53]
     assert values[1] - values[0] == 60.0
+
+
+@pytest.mark.parametrize("cycles", [3, 7, 12, 19])  # a ring still growing (its first hour), full, wrapped
+def test_values_and_cycles_reads_give_the_points_read_gives(client: redis.Redis, cycles: int) -> None:
+    window = RealtimeWindow(client, interval_s=5, window_s=60)  # 12 slots
+    start = T0 + 5 * 5 * S  # a ring whose first write is not at slot 0: shorter than the window at first
+    for n in range(cycles):
+        if n != 2:  # a missed cycle: a hole in the ring
+            window.write(collection(start + n * 5 * S, base=float(n)))
+    now = start + (cycles - 1) * 5 * S
+    prefetched = window.prefetch([("a1", "m0")])
+    for span_s in (None, 10.0, 30.0):
+        points = window.read("a1", "m0", now, span_s)
+        assert points, span_s
+        expected_cycles = {int(p.ts.timestamp() // 5): p.value for p in points}
+        for reader in (window, prefetched):
+            assert reader.read_values("a1", "m0", now, span_s) == [p.value for p in points]
+            assert reader.read_cycles("a1", "m0", now, span_s) == expected_cycles
+    assert 3.0 not in window.read_values("a1", "m0", now)  # the missed cycle's value (n=2: 2 + 1) is not there

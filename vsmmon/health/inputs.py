@@ -17,7 +17,7 @@ from vsmmon.config import Settings
 from vsmmon.health.agents import AgentInputs
 from vsmmon.health.systems import ControlInputs, QueueFlow
 from vsmmon.models import PUSHED_KINDS, AgentInfo, AgentKind, AgentStatus
-from vsmmon.store.realtime import Point, RealtimeWindow, SeriesReader, batches
+from vsmmon.store.realtime import RealtimeWindow, SeriesReader, batches
 
 WINDOW_S = 300.0
 OSCILLATION_S = 600.0
@@ -39,21 +39,22 @@ class Gathered:
     broker_errors: list[str]
 
 
-def counter_delta(points: Sequence[Point]) -> float | None:
-    """Increase of a counter over the points; a reset (restart) counts from zero."""
-    if len(points) < 2:
+def counter_delta(values: Sequence[float]) -> float | None:
+    """Increase of a counter over its values; a reset (restart) counts from zero."""
+    if len(values) < 2:
         return None
     total = 0.0
-    for a, b in itertools.pairwise(points):
-        total += b.value - a.value if b.value >= a.value else b.value
+    for a, b in itertools.pairwise(values):
+        total += b - a if b >= a else b
     return total
 
 
-def rate_per_s(points: Sequence[Point]) -> float | None:
-    delta = counter_delta(points)
+def rate_per_s(cycles: Mapping[int, float], interval_s: float) -> float | None:
+    """Increase per second of a counter read as {cycle: value} (`SeriesReader.read_cycles`)."""
+    delta = counter_delta(list(cycles.values()))
     if delta is None:
         return None
-    span = (points[-1].ts - points[0].ts).total_seconds()
+    span = (next(reversed(cycles)) - next(iter(cycles))) * interval_s
     return delta / span if span > 0 else None
 
 
@@ -78,8 +79,8 @@ def gather(
         inputs += found
         for a, i in zip(batch, found, strict=True):
             if a.kind is AgentKind.CELERY_WORKER and i.live:
-                pool_series[a.agent_id] = _values(reader.read(a.agent_id, "concurrency", now, OSCILLATION_S))
-                rates[a.agent_id] = _completion_rate(reader, a.agent_id, now)
+                pool_series[a.agent_id] = reader.read_values(a.agent_id, "concurrency", now, OSCILLATION_S)
+                rates[a.agent_id] = _completion_rate(reader, a.agent_id, now, window.interval_s)
     live = {i.agent_id: i for i in inputs if i.live}
     workers = [a for a in operational if a.kind is AgentKind.CELERY_WORKER and a.agent_id in live]
     backlogs = window.prefetch([(q.agent_id, "messages") for q in queue_agents])
@@ -105,14 +106,14 @@ def queue_flows(
     rates: dict[str, float | None] = {}
     for batch in batches(workers, BATCH_AGENTS):
         reader = window.prefetch([(w.agent_id, m) for w in batch for m in COMPLETIONS])
-        rates.update((w.agent_id, _completion_rate(reader, w.agent_id, now)) for w in batch)
+        rates.update((w.agent_id, _completion_rate(reader, w.agent_id, now, window.interval_s)) for w in batch)
     backlogs = window.prefetch([(q.agent_id, "messages") for q in queue_agents])
     return [_queue_flow(q, workers, rates, backlogs, now) for q in queue_agents]
 
 
-def _completion_rate(window: SeriesReader, agent_id: str, now: datetime) -> float | None:
+def _completion_rate(window: SeriesReader, agent_id: str, now: datetime, interval_s: float) -> float | None:
     """Tasks a worker finished per second over the last 5 min (succeeded or failed); None if not known."""
-    done = [rate_per_s(window.read(agent_id, m, now, WINDOW_S)) for m in COMPLETIONS]
+    done = [rate_per_s(window.read_cycles(agent_id, m, now, WINDOW_S), interval_s) for m in COMPLETIONS]
     return None if any(d is None for d in done) else sum(d for d in done if d is not None)
 
 
@@ -120,17 +121,13 @@ def _record(a: AgentInfo) -> AgentRecord:
     return AgentRecord(a.agent_id, a.kind, a.last_seen, a.interval_s, AgentStatus(a.status), a.status_since)
 
 
-def _values(points: Sequence[Point]) -> list[float]:
-    return [p.value for p in points]
-
-
 def _agent_inputs(a: AgentInfo, window: SeriesReader, settings: Settings, now: datetime) -> AgentInputs:
     hard = a.metrics.get("memory_limit_bytes") or settings.memory_hard_bytes
     soft = 0.8 * hard if "memory_limit_bytes" in a.metrics else settings.memory_soft_bytes
-    active = window.read(a.agent_id, "active", now, WINDOW_S)
+    active = window.read_values(a.agent_id, "active", now, WINDOW_S)
     concurrency = a.metrics.get("concurrency")
-    saturation = statistics.fmean(p.value / concurrency for p in active) if active and concurrency else None
-    p95 = _values(window.read(a.agent_id, "task_runtime_p95_s", now))
+    saturation = statistics.fmean(active) / concurrency if active and concurrency else None
+    p95 = window.read_values(a.agent_id, "task_runtime_p95_s", now)
     return AgentInputs(
         agent_id=a.agent_id,
         kind=a.kind,
@@ -138,8 +135,8 @@ def _agent_inputs(a: AgentInfo, window: SeriesReader, settings: Settings, now: d
         metrics=a.metrics,
         memory_soft_bytes=soft,
         memory_hard_bytes=hard,
-        succeeded_in_window=counter_delta(window.read(a.agent_id, "tasks_succeeded_total", now, WINDOW_S)),
-        failed_in_window=counter_delta(window.read(a.agent_id, "tasks_failed_total", now, WINDOW_S)),
+        succeeded_in_window=counter_delta(window.read_values(a.agent_id, "tasks_succeeded_total", now, WINDOW_S)),
+        failed_in_window=counter_delta(window.read_values(a.agent_id, "tasks_failed_total", now, WINDOW_S)),
         saturation_sustained=saturation,
         runtime_p95_baseline_s=statistics.median(p95) if len(p95) >= 3 else None,
         lost_for_s=max(0.0, (now - a.status_since).total_seconds()) if a.status is AgentStatus.OFFLINE else None,
@@ -160,7 +157,7 @@ def _queue_flow(
             known = False
             continue
         out += done / max(1, len(w.queues))
-    backlog = _values(window.read(q.agent_id, "messages", now, OSCILLATION_S))
+    backlog = window.read_values(q.agent_id, "messages", now, OSCILLATION_S)
     growth = (backlog[-1] - backlog[0]) / OSCILLATION_S if len(backlog) >= 2 else 0.0
     saturations = []
     for w in consumers:
