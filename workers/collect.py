@@ -112,7 +112,7 @@ def stage(task: VsmTask, collection: Collection) -> None:
     cid = str(collection.id)
     chain(
         task.app.signature(names.PERSIST_COLLECTION, args=(cid,), immutable=True),
-        task.app.signature(names.AGGREGATE_COLLECTION, args=(cid,), immutable=True),
+        task.app.signature(names.AGGREGATE_COLLECTION, args=(cid, collection.started_at.isoformat()), immutable=True),
     ).apply_async()
 
 

@@ -52,6 +52,7 @@ def register(app: Celery) -> None:
                 return {"collection_id": collection_id, "stored": False, "lost": True}
             return {"collection_id": collection_id, "stored": False}
         stored = ctx.store.save_collection(staged, ctx.clock())
+        ctx.realtime.write(staged)  # here, decoded once: a slot rewritten by a retry holds the same values
         if refused and stored:  # counted once: a retry that finds the collection stored counts nothing
             total = ctx.staging.count_refused(len(refused))
             log.warning("collection %s: %d parts with control characters left out (%d so far): %s",
