@@ -150,6 +150,9 @@ def test_a_collection_that_expired_before_the_database_took_it_is_counted_as_los
     assert int(client.get("vsm:lost_collections_total") or 0) == 1
     client.close()
     assert any("expired from the staging buffer" in r.getMessage() for r in caplog.records)
+    # the chain goes on to aggregate it, with the cycle's start: nothing to count, and no error
+    aggregated = pipeline_app.tasks[names.AGGREGATE_COLLECTION].apply(args=(gone, "2026-12-06T12:00:00+00:00")).get()
+    assert aggregated == {"collection_id": gone, "merged": False}
 
 
 def test_discovery_is_its_own_task_and_the_worker_it_finds_is_asked_by_name_from_the_next_cycle(
