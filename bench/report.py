@@ -23,9 +23,10 @@ one run to the next. Each measure therefore measures its baseline in the same ru
 ratio to it (plus, where the target says so, an absolute floor):
 
 - **Side by side** (P6): the measured side and the baseline run at the same time, so whatever else the
-  machine does weighs on both alike: every publish reaches the dashboard and a bare page at once, and
-  the ratio is that of the two sides' p99 over one repetition of 150 publishes (no A/A run: the figure is
-  judged on its absolute target, the ratio shown for scale).
+  machine does weighs on both alike: every publish reaches the dashboard and two bare pages at once; the
+  ratio is the median over 3 repetitions of 100 publishes of the dashboard's p99 against the first bare
+  page's, and the A/A the second bare page's against the first's (the figure is judged on its absolute
+  target, the ratio shown for scale).
 - **Instruction counts** (P1): a 1 % difference in throughput is below what any wall-clock race
   resolves on this shared machine (the side-by-side race P1 used before had an A/A noise of 0.95-1.12,
   so it was dropped rather than kept as evidence that cannot decide), so both workers run under
