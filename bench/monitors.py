@@ -1,12 +1,15 @@
-"""What P8 runs beside the fleet and how it reads it: CPU time of process trees, Flower, vsmmon's collector loop."""
+"""What P8 runs beside the fleet and how it reads it: CPU time of process trees, Flower, the whole vsmmon
+pipeline (`vsmmon up` on the bench's Redis and a throwaway database) and its PostgreSQL backends."""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import signal
 import socket
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,6 +17,8 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psutil
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from bench.celery_worker import Spawned, spawned
 
@@ -91,29 +96,63 @@ def running_flower(env: dict[str, str]) -> Iterator[Flower]:
         yield flower
 
 
-class CollectorLoop:
-    """A running `python -m bench.collector_loop` and what its cycles reported."""
+class Pipeline:
+    """A running `vsmmon up` (its three workers, beat and HTTP service) and the database it stores into."""
 
-    def __init__(self, process: Spawned) -> None:
+    def __init__(self, process: Spawned, database_url: str, http_url: str) -> None:
         self.process = process
+        self.database = make_url(database_url).database or ""
+        self.engine = sa.create_engine(database_url, pool_size=1)
+        self.http_url = http_url
 
-    def cycles(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.process.output().splitlines() if line.startswith("{")]
+    def backends_cpu_s(self) -> float:
+        """CPU seconds of the PostgreSQL backends serving its database (those alive now: the pipeline's pooled
+        connections; one that closed in between is not counted)."""
+        total = 0.0
+        for proc in psutil.process_iter(["cmdline"]):
+            line = " ".join(proc.info["cmdline"] or ())
+            if line.startswith("postgres: ") and f" {self.database} " in f"{line} ":
+                with suppress(psutil.NoSuchProcess):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        return total
 
-    def wait_first_cycle(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self.cycles():
+    def online(self, hostnames: Sequence[str]) -> int:
+        """How many of `hostnames` the registry has online."""
+        query = sa.text("SELECT count(*) FROM agents WHERE id = ANY(:ids) AND status = 'online'")
+        with self.engine.connect() as conn:
+            return int(conn.execute(query, {"ids": list(hostnames)}).scalar_one())
+
+    def collections(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(aggregated_at) FROM collections")).scalar_one())
+
+    def wait_watching(self, hostnames: Sequence[str]) -> None:
+        """Until the registry has every worker of the fleet online (found by discovery, then collected)."""
+        deadline = time.monotonic() + 2 * READY_TIMEOUT_S
+        while True:
             self.process.check_alive()
+            with suppress(sa.exc.SQLAlchemyError):  # before its migrations ran
+                if self.online(hostnames) == len(hostnames):
+                    return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the collector loop did not cycle:\n{self.process.log_tail()}")
-            time.sleep(0.1)
+                raise TimeoutError(f"vsmmon up did not register the fleet:\n{self.process.log_tail()}")
+            time.sleep(0.5)
 
 
 @contextmanager
-def running_collector_loop(env: dict[str, str], every_s: float, hostnames: Sequence[str]) -> Iterator[CollectorLoop]:
-    """vsmmon's collection cycle every `every_s` over `hostnames`, in a subprocess; stopped on exit."""
-    command = [sys.executable, "-m", "bench.collector_loop", str(every_s), *hostnames]
-    with spawned("collector loop", command, env) as process:
-        loop = CollectorLoop(process)
-        loop.wait_first_cycle()
-        yield loop
+def running_pipeline(env: dict[str, str], database_url: str, every_s: float) -> Iterator[Pipeline]:
+    """`vsmmon up` on `env`'s Redis (VSMMON_BENCH_REDIS_URL) and `database_url`, collecting every `every_s`;
+    stopped (SIGTERM, its parts with it) on exit."""
+    with tempfile.TemporaryDirectory(prefix="vsmmon-p8-") as data:
+        port = free_port()
+        env = {**{k: v for k, v in env.items() if not k.startswith("VSMMON_") or k.startswith("VSMMON_BENCH")},
+               "VSMMON_BROKER_URL": env["VSMMON_BENCH_REDIS_URL"], "VSMMON_DATABASE_URL": database_url,
+               "VSMMON_DATA_DIR": data, "VSMMON_HTTP_PORT": str(port), "VSMMON_API_TOKEN": secrets.token_urlsafe(16),
+               "VSMMON_COLLECT_INTERVAL_S": str(every_s), "VSMMON_LOG_LEVEL": "WARNING"}  # fmt: skip
+        with spawned("vsmmon up", [sys.executable, "-m", "vsmmon", "up"], env) as process:
+            pipeline = Pipeline(process, database_url, f"http://127.0.0.1:{port}")
+            try:
+                yield pipeline
+            finally:
+                pipeline.engine.dispose()

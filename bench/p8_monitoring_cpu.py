@@ -1,9 +1,12 @@
 """P8: CPU seconds spent on monitoring a 6-worker fleet under load, vsmmon against Flower with task events.
 
-Three phases under the same fixed-rate load, each with a fresh fleet: the plugin installed and vsmmon's
-collector loop running; plain workers with nothing watching (the bare cost); plain workers sending task
-events to a running Flower. A monitor's cost is its own process's CPU plus the extra CPU of the workers
-against the bare phase, scaled to the same number of tasks run.
+Three phases under the same fixed-rate load, each with a fresh fleet: the plugin installed and the whole
+vsmmon pipeline watching it (`vsmmon up` on the same Redis and a throwaway PostgreSQL database: its collector,
+analysis and control workers, beat and HTTP service, collecting, storing, aggregating, assessing and analysing
+as deployed); plain workers with nothing watching (the bare cost); plain workers sending task events to a
+running Flower. A monitor's cost is its own processes' CPU (vsmmon's: every process `vsmmon up` runs, and the
+PostgreSQL backends of its database) plus the extra CPU of the workers against the bare phase, scaled to the
+same number of tasks run. Redis's own CPU is left out on both sides.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from celery import Celery
 from bench.celery_worker import Worker, running_fleet, spawned
 from bench.common import Result, Stats, Target
 from bench.fleet_app import create_app
-from bench.monitors import CollectorLoop, Flower, cpu_s, running_collector_loop, running_flower
-from bench.services import flushed_redis, redis_url
+from bench.monitors import Flower, Pipeline, cpu_s, running_flower, running_pipeline
+from bench.services import database_url, flushed_redis, redis_url, throwaway_database
 
 ID = "P8"
 TARGET = Target(max_ratio=0.25)
@@ -33,7 +36,7 @@ COLLECT_EVERY_S = 5.0
 READY_TIMEOUT_S = 90.0
 KEPT_UP = 0.95
 """Share of the published tasks the fleet must run within the window for the load to count as carried."""
-Monitor = CollectorLoop | Flower | None
+Monitor = Pipeline | Flower | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ def run(quick: bool) -> Result:
         what=(
             f"monitoring CPU: CPU seconds over a {shape.window_s:g} s window while {WORKERS} {POOL} workers "
             f"(Redis) run ~{shape.rate:g} no-op tasks/s from a producer at a fixed rate; "
-            f"a monitor's own process plus the workers' extra CPU against the same fleet unwatched "
+            f"a monitor's own processes plus the workers' extra CPU against the same fleet unwatched "
             f"({bare.workers_s:.2f} CPU s for {bare.tasks:,} tasks), scaled to the same task count"
         ),
         unit="CPU s",
@@ -107,8 +110,9 @@ def run(quick: bool) -> Result:
             f"{readings[FLOWER].monitor_s:.2f} + workers' extra {extra[FLOWER]:.2f}"
         ),
         figure_name=(
-            f"vsmmon: plugin installed, collector loop (FleetPoller.ask + collect every {COLLECT_EVERY_S:g} s) "
-            f"{readings[VSMMON].monitor_s:.2f} + workers' extra {extra[VSMMON]:.2f}"
+            f"vsmmon: plugin installed, the whole pipeline (vsmmon up: 3 workers, beat, HTTP; collection every "
+            f"{COLLECT_EVERY_S:g} s; with its PostgreSQL backends) {readings[VSMMON].monitor_s:.2f} + workers' extra "
+            f"{extra[VSMMON]:.2f}"
         ),
         baseline=Stats.of([total[FLOWER]]),
         figure=Stats.of([total[VSMMON]]),
@@ -144,7 +148,9 @@ def measure(rig: Rig, phase: Phase) -> Reading:
         hostnames = [w.hostname for w in fleet]
         monitor: Monitor = None
         if phase is VSMMON:
-            monitor = stack.enter_context(running_collector_loop(env, COLLECT_EVERY_S, hostnames))
+            db = stack.enter_context(throwaway_database(database_url()))
+            monitor = stack.enter_context(running_pipeline(env, db, COLLECT_EVERY_S))
+            monitor.wait_watching(hostnames)
         elif phase is FLOWER:
             monitor = stack.enter_context(running_flower(env))
         load_s = shape.warmup_s + shape.window_s + 5.0
@@ -153,6 +159,7 @@ def measure(rig: Rig, phase: Phase) -> Reading:
         time.sleep(shape.warmup_s)
         producer.check_alive()
         succeeded = monitor.events("task-succeeded") if isinstance(monitor, Flower) else 0.0
+        cycles = monitor.collections() if isinstance(monitor, Pipeline) else 0
         before = read(rig, fleet, monitor, counter)
         time.sleep(shape.window_s)
         after = read(rig, fleet, monitor, counter)
@@ -160,8 +167,8 @@ def measure(rig: Rig, phase: Phase) -> Reading:
         check_load(phase, reading, shape, fleet)
         if isinstance(monitor, Flower):
             return replace(reading, check=check_flower(monitor, succeeded, reading, hostnames))
-        if isinstance(monitor, CollectorLoop):
-            return replace(reading, check=check_collector(monitor, hostnames))
+        if isinstance(monitor, Pipeline):
+            return replace(reading, check=check_pipeline(monitor, cycles, shape, hostnames))
         return reading
 
 
@@ -169,6 +176,8 @@ def read(rig: Rig, fleet: list[Worker], monitor: Monitor, counter: str) -> tuple
     """CPU seconds of the fleet and of the monitor so far, and tasks run so far."""
     workers_s = cpu_s(w.pid for w in fleet)
     monitor_s = cpu_s([monitor.process.pid]) if monitor is not None else 0.0
+    if isinstance(monitor, Pipeline):
+        monitor_s += monitor.backends_cpu_s()
     return workers_s, monitor_s, int(rig.client.get(counter) or 0)
 
 
@@ -195,13 +204,14 @@ def check_flower(flower: Flower, succeeded_before: float, reading: Reading, host
     )
 
 
-def check_collector(loop: CollectorLoop, hostnames: list[str]) -> str:
-    """Fail unless every cycle of the collector loop got an answer from every worker."""
-    cycles = loop.cycles()
-    short = [c for c in cycles if c["answered"] != len(hostnames)]
-    if short:
-        raise RuntimeError(f"collector cycles without every worker's answer: {short!r}")
-    median_ms = sorted(c["ms"] for c in cycles)[len(cycles) // 2]
-    samples = cycles[-1]["samples"]
-    every = f"each answered by all {len(hostnames)} workers"
-    return f"vsmmon: {len(cycles)} collection cycles, {every} ({samples} samples, median {median_ms} ms)"
+def check_pipeline(pipeline: Pipeline, cycles_before: int, shape: Shape, hostnames: list[str]) -> str:
+    """Fail unless the pipeline stored and aggregated a collection every interval of the window and has every
+    worker of the fleet online."""
+    cycles = pipeline.collections() - cycles_before
+    expected = shape.window_s / COLLECT_EVERY_S
+    if cycles < expected - 1:
+        raise RuntimeError(f"vsmmon stored and aggregated {cycles} collections in the window, ~{expected:.0f} due")
+    online = pipeline.online(hostnames)
+    if online != len(hostnames):
+        raise RuntimeError(f"vsmmon's registry has {online} of the fleet's {len(hostnames)} workers online")
+    return f"vsmmon: {cycles} collections stored and aggregated in the window; all {online} workers online"

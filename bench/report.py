@@ -39,9 +39,9 @@ ratio to it (plus, where the target says so, an absolute floor):
 - **Alternating** (P2, P3, P4, C1): baseline and measured repetitions alternate (ABBA order) so that drift
   weighs on both alike; the ratio is that of the two medians. The console output gives an A/A ratio
   (the baseline's odd repetitions against its even ones).
-- **Phases** (P8): the same load is run three times, each time with a fresh fleet: monitored by vsmmon,
-  unmonitored, and followed by Flower; a monitor's cost is its own process's CPU plus the workers'
-  extra CPU against the unmonitored phase.
+- **Phases** (P8): the same load is run three times, each time with a fresh fleet: monitored by the whole
+  vsmmon pipeline (`vsmmon up`), unmonitored, and followed by Flower; a monitor's cost is its own processes'
+  CPU (vsmmon's with its PostgreSQL backends) plus the workers' extra CPU against the unmonitored phase.
 
 Costs (P2, P8, C1) must stay under a ratio, throughputs (P1, P3) above one; P4 (the analysis stage's
 seconds per 5 s cycle) under the issue's absolute 1 s, its ratio to a raw COPY of the same samples shown

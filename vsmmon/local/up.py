@@ -1,5 +1,5 @@
 """`vsmmon up`: everything on one machine, supervised — embedded servers when no URL is set,
-migrations, one worker for every pipeline queue and one for collection, beat and the HTTP service.
+migrations, three workers (the collection's path, the analysis queue, control), beat and the HTTP service.
 """
 
 from __future__ import annotations
