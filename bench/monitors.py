@@ -27,16 +27,15 @@ EVENT_LINE = re.compile(r"^flower_events_total\{(?P<labels>[^}]*)\}\s+(?P<value>
 
 
 def cpu_s(pids: Iterable[int]) -> float:
-    """User + system CPU seconds of each process, its live descendants and its waited-for children."""
+    """User + system CPU seconds of each process and its live descendants, each with its waited-for children's
+    (a pool process a worker replaced and reaped is in that worker's `children_*`, at any depth of the tree)."""
     total = 0.0
     for pid in pids:
         process = psutil.Process(pid)
-        times = process.cpu_times()
-        total += times.user + times.system + times.children_user + times.children_system
-        for child in process.children(recursive=True):
+        for member in (process, *process.children(recursive=True)):
             with suppress(psutil.NoSuchProcess):  # one that exited since: its time is in its parent's children_*
-                child_times = child.cpu_times()
-                total += child_times.user + child_times.system
+                times = member.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
     return total
 
 

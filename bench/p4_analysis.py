@@ -2,7 +2,8 @@
 
 Stage time per cycle = the aggregate task's wall time for that cycle's collection (claim it for the rollups,
 as the chain sends it: with the cycle's start) + writing its real-time window (the persist task does that,
-having the collection decoded; timed here apart) + the close tasks it set off (the first
+having the collection decoded; persist runs untimed, so the same write is timed here once more, a rewrite of
+the slot persist wrote) + the close tasks it set off (the first
 collection of a new 5 min window: compute the window that ended from its samples, fold a closed hour or day),
 spread over the cycles + one twelfth of an analysis run (beat runs `vsmmon.analysis.run` every 60 s = every 12
 cycles: read the fleet's series, trends, forecasts, capacity plans, recommendations, forecast scoring,

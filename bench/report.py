@@ -84,7 +84,7 @@ def current_commit(root: Path = ROOT) -> str:
         changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    changed = [line for line in changed if not line.endswith((BENCHMARKS_MD.name, "README.md"))]
+    changed = [line for line in changed if line[3:] not in ("BENCHMARKS.md", "README.md")]  # porcelain: "XY path"
     return f"{head}+changes" if changed else head
 
 

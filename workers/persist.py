@@ -7,13 +7,14 @@ import math
 from typing import Any
 from uuid import UUID
 
+import redis
 from celery import Celery
 
 from vsmmon import names
 from vsmmon.codec import screen
 from vsmmon.collect.registry import evaluate
 from vsmmon.collect.shards import owner
-from vsmmon.errors import NotFound, TransientError
+from vsmmon.errors import BufferUnavailable, NotFound, TransientError
 from vsmmon.models import AgentStatus
 from vsmmon.workers.context import VsmTask, WorkerContext
 
@@ -52,7 +53,10 @@ def register(app: Celery) -> None:
                 return {"collection_id": collection_id, "stored": False, "lost": True}
             return {"collection_id": collection_id, "stored": False}
         stored = ctx.store.save_collection(staged, ctx.clock())
-        ctx.realtime.write(staged)  # here, decoded once: a slot rewritten by a retry holds the same values
+        try:  # here, decoded once: a slot rewritten by a retry holds the same values
+            ctx.realtime.write(staged)
+        except redis.RedisError as e:  # retried as any Redis fault: the collection is stored, a retry adds nothing
+            raise BufferUnavailable(f"Redis unavailable writing the real-time window: {e}") from e
         if refused and stored:  # counted once: a retry that finds the collection stored counts nothing
             total = ctx.staging.count_refused(len(refused))
             log.warning("collection %s: %d parts with control characters left out (%d so far): %s",

@@ -124,6 +124,8 @@ def test_persist_and_aggregate_run_twice_store_once(
     aggregate = pipeline_app.tasks[names.AGGREGATE_COLLECTION]
     assert persist.apply(args=(cid,)).get() == {"collection_id": cid, "stored": False}
     assert aggregate.apply(args=(cid,)).get() == {"collection_id": cid, "merged": False}
+    again = aggregate.apply(args=(cid, latest.started_at.isoformat())).get()  # as the chain sends it
+    assert (again["collection_id"], again["merged"]) == (cid, False)
     [after] = store.rollups(running_worker.hostname, "rss_bytes", 300)
     assert after == before
     assert store.get_collection(latest.id).sample_count == latest.sample_count
@@ -178,3 +180,30 @@ def test_discovery_is_its_own_task_and_the_worker_it_finds_is_asked_by_name_from
     pipeline_app.send_task(names.COLLECT_RUN)
     third = poll(lambda: aggregated_collections(store, second), deadline_s=30, what="the third collection")
     assert third.agent_count == first.agent_count  # asked by name again, host report and all
+
+
+def test_a_redis_fault_writing_the_window_is_retried_and_the_collection_stored_once(
+    pipeline_app: PipelineApp, store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from vsmmon.models import AgentKind, AgentReport, Collection
+
+    ctx = pipeline_app.context()
+    report = AgentReport("api-1", AgentKind.API, "h", {"requests_total": 5.0})
+    collection = Collection(uuid.uuid4(), datetime.now(UTC), 1.0, (report,))
+    ctx.staging.put(collection)
+    write, calls = ctx.realtime.write, []
+
+    def failing_once(c: Collection) -> int:
+        calls.append(c.id)
+        if len(calls) == 1:
+            raise redis.ConnectionError("connection refused")
+        return write(c)
+
+    monkeypatch.setattr(ctx.realtime, "write", failing_once)
+    pipeline_app.tasks[names.PERSIST_COLLECTION].apply(args=(str(collection.id),))  # eager: its retry runs within
+    assert calls == [collection.id, collection.id]  # retried, not failed for good
+    assert store.get_collection(collection.id).sample_count == 1  # stored once
+    assert [p.value for p in ctx.realtime.read("api-1", "requests_total", collection.started_at)] == [5.0]
+    assert [a.agent_id for a in store.agents()] == ["api-1"]  # the registry too, on the retry
