@@ -200,7 +200,7 @@ class Stage:
             if not summary["merged"]:
                 raise RuntimeError(f"collection {collection.id} was not aggregated: {summary}")
             spent += took
-            if summary["close_due"] is not None:  # the task it sent to the analysis queue, run here
+            if summary["close_sent"]:  # the task it sent to the analysis queue, run here
                 spent += self.timed(self.close_s, functools.partial(self.close, summary["close_due"]))[0]
             if (first_cycle + i) % ANALYSIS_EVERY == ANALYSIS_EVERY - 1:
                 self.clock.at = collection.started_at + timedelta(seconds=2)

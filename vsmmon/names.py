@@ -93,6 +93,7 @@ PREFIX = "vsm:"
 STAGED_KEY = PREFIX + "staged:{id}"  # a collection waiting for the database (the outage buffer)
 WORKERS_KEY = PREFIX + "workers"  # hash: hostname -> last seen, the workers each cycle waits for
 DISCOVERY_KEY = PREFIX + "discovery:{slot}"  # the first cycle of a slot asks everyone
+CLOSE_SENT_KEY = PREFIX + "close:{cutoff}"  # the aggregation that sent the close to this cutoff (epoch s)
 PUSHED_KEY = PREFIX + "pushed"  # list: pushed reports waiting for the next cycle
 LOST_COLLECTIONS_KEY = PREFIX + "lost_collections_total"
 PUSHED_DROPPED_KEY = PREFIX + "pushed_dropped_total"  # pushed reports trimmed past the buffer's cap

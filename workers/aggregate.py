@@ -15,6 +15,9 @@ from vsmmon.codec import screen
 from vsmmon.errors import NotFound, TransientError
 from vsmmon.workers.context import VsmTask
 
+CLOSE_CLAIM_S = 600.0
+"""How long the claim of a close's cutoff lasts (two windows): past it, a late collection sends its close again."""
+
 
 def register(app: Celery) -> None:
     @app.task(
@@ -41,10 +44,14 @@ def register(app: Celery) -> None:
         if merged and staged is not None:
             ctx.realtime.write(staged)
         due = ctx.store.close_due(start)
-        if due is not None:  # off the collection's path: closing a window reads its ~1 M samples
+        # off the collection's path: closing a window reads its ~1 M samples; sent once per cutoff (a close takes
+        # every claimed collection before it, so one that comes later is merged by it or by the next window's)
+        sent = due is not None and ctx.staging.claim_close(due, CLOSE_CLAIM_S)
+        if sent and due is not None:
             close.apply_async((due.isoformat(),))
         ctx.staging.delete(cid)
-        found = {"collection_id": collection_id, "merged": merged, "close_due": due.isoformat() if due else None}
+        found = {"collection_id": collection_id, "merged": merged, "close_due": due.isoformat() if due else None,
+                 "close_sent": sent}  # fmt: skip
         return {**found, "samples": staged.sample_count} if staged is not None else found
 
     @app.task(

@@ -207,3 +207,29 @@ def test_a_redis_fault_writing_the_window_is_retried_and_the_collection_stored_o
     assert store.get_collection(collection.id).sample_count == 1  # stored once
     assert [p.value for p in ctx.realtime.read("api-1", "requests_total", collection.started_at)] == [5.0]
     assert [a.agent_id for a in store.agents()] == ["api-1"]  # the registry too, on the retry
+
+
+def test_a_window_close_is_sent_once_however_many_collections_find_it_due(
+    pipeline_app: PipelineApp, store: PostgresStore
+) -> None:
+    """Until the close has run, every collection aggregated in the new window finds the same cutoff due: at 10,000
+    agents each shard of each cycle queued another close behind the first (18 waiting)."""
+    import uuid
+
+    from vsmmon.models import AgentKind, AgentReport, Collection
+
+    ctx = pipeline_app.context()
+    client = redis.Redis.from_url(pipeline_app.vsm_settings.require("redis_url"))
+    start = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)  # a window's first seconds
+    results = []
+    for k in range(3):  # no worker runs the close meanwhile, as when it is slow
+        report = AgentReport("api-1", AgentKind.API, "h", {"requests_total": float(k)})
+        collection = Collection(uuid.uuid4(), start + timedelta(seconds=5 * k), 1.0, (report,))
+        ctx.staging.put(collection)
+        pipeline_app.tasks[names.PERSIST_COLLECTION].apply(args=(str(collection.id),)).get()
+        aggregate = pipeline_app.tasks[names.AGGREGATE_COLLECTION]
+        results.append(aggregate.apply(args=(str(collection.id), collection.started_at.isoformat())).get())
+    assert [r["close_due"] for r in results] == [start.isoformat()] * 3  # due for each of them
+    assert [r["close_sent"] for r in results] == [True, False, False]  # sent by the first
+    assert client.llen(names.ANALYSIS_QUEUE) == 1  # one close waiting, not three
+    client.close()
