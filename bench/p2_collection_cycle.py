@@ -6,6 +6,7 @@ as its own task (`vsmmon.collect.discover`). Its wall time is measured too and s
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -65,7 +66,7 @@ def run(quick: bool) -> Result:
         seconds: dict[bool, list[float]] = {True: [], False: []}
         for _, measured in alternating(shape.repetitions):
             seconds[measured].append(timed(cycles[measured], hostnames, measured))
-        discover = lambda: poller.ask("vsm_metrics", (), timeout_s=TIMEOUT_S, everyone=True)  # noqa: E731
+        discover = functools.partial(poller.ask, "vsm_metrics", (), timeout_s=TIMEOUT_S, everyone=True)
         discoveries = Stats.of([timed(discover, hostnames, True) * 1000 for _ in range(DISCOVERIES)])
     return Result(
         id=ID,

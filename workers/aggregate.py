@@ -46,8 +46,8 @@ def register(app: Celery) -> None:
         due = ctx.store.close_due(start)
         # off the collection's path: closing a window reads its ~1 M samples; sent once per cutoff (a close takes
         # every claimed collection before it, so one that comes later is merged by it or by the next window's)
-        sent = due is not None and ctx.staging.claim_close(due, CLOSE_CLAIM_S)
-        if sent and due is not None:
+        sent = False
+        if due is not None and (sent := ctx.staging.claim_close(due, CLOSE_CLAIM_S)):
             close.apply_async((due.isoformat(),))
         ctx.staging.delete(cid)
         found = {"collection_id": collection_id, "merged": merged, "close_due": due.isoformat() if due else None,
